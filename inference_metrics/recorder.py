@@ -1,0 +1,316 @@
+"""The Recorder: upstream's recording calls, validated and bounded, over any backend.
+
+The method names and guards are upstream's (``pkg/epp/metrics``):
+
+* request and response sizes: every value is observed, 0 included;
+* input and output tokens: observed only when > 0;
+* latency: recorded only when ``completed`` is strictly after ``received`` (returns False and logs
+  otherwise);
+* the error counter: incremented only when the error code is not empty;
+* pool gauges: set to the value given.
+
+Label values are untrusted (model names come from request bodies). Each group of metrics that
+shares a label set (all ``(model_name, target_model_name)`` metrics, say) holds at most
+``max_series`` distinct label sets; later new ones are folded into one series whose every label is
+:data:`OVERFLOW_LABEL_VALUE`, so no count is lost and memory stays bounded.
+
+Bad input raises ``TypeError``/``ValueError`` naming the argument, before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import threading
+from collections.abc import Sequence
+
+from . import catalog
+from .backends.base import Backend, Instrument, Series
+from .catalog import CATALOG
+from .spec import MetricSpec
+
+__all__ = ["DEFAULT_MAX_LABEL_LENGTH", "DEFAULT_MAX_SERIES", "OVERFLOW_LABEL_VALUE", "Recorder"]
+
+logger = logging.getLogger(__name__)
+
+#: The label value of the series that absorbs label sets beyond ``max_series``.
+OVERFLOW_LABEL_VALUE = "__overflow__"
+DEFAULT_MAX_SERIES = 1000
+DEFAULT_MAX_LABEL_LENGTH = 1024
+
+_INF = math.inf
+_FAST_NUMBER = frozenset((int, float))
+
+# Metrics grouped by their label names, in catalogue order: one cache of bound series per group,
+# so a request's (model, target) is looked up once for all its metrics.
+_GROUP_LABELS: tuple[tuple[str, ...], ...] = tuple(dict.fromkeys(s.labels for s in CATALOG))
+_GROUP_SPECS: tuple[tuple[MetricSpec, ...], ...] = tuple(
+    tuple(s for s in CATALOG if s.labels == labels) for labels in _GROUP_LABELS
+)
+
+
+def _slot(spec: MetricSpec) -> tuple[int, int]:
+    group = _GROUP_LABELS.index(spec.labels)
+    return group, _GROUP_SPECS[group].index(spec)
+
+
+_MODEL_GROUP, _REQUEST_TOTAL = _slot(catalog.REQUEST_TOTAL)
+_, _REQUEST_DURATION = _slot(catalog.REQUEST_DURATION)
+_, _REQUEST_SIZES = _slot(catalog.REQUEST_SIZES)
+_, _RESPONSE_SIZES = _slot(catalog.RESPONSE_SIZES)
+_, _INPUT_TOKENS = _slot(catalog.INPUT_TOKENS)
+_, _OUTPUT_TOKENS = _slot(catalog.OUTPUT_TOKENS)
+_ERROR_GROUP, _REQUEST_ERROR_TOTAL = _slot(catalog.REQUEST_ERROR_TOTAL)
+_POOL_GROUP, _POOL_KV_CACHE = _slot(catalog.POOL_AVERAGE_KV_CACHE_UTILIZATION)
+_, _POOL_QUEUE_SIZE = _slot(catalog.POOL_AVERAGE_QUEUE_SIZE)
+_, _POOL_READY_PODS = _slot(catalog.POOL_READY_PODS)
+_, _POOL_RUNNING_REQUESTS = _slot(catalog.POOL_AVERAGE_RUNNING_REQUESTS)
+_POD_GROUP, _POOL_PER_POD_QUEUE_SIZE = _slot(catalog.POOL_PER_POD_QUEUE_SIZE)
+_INFO_GROUP, _EXTENSION_INFO = _slot(catalog.EXTENSION_INFO)
+
+
+def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> float:
+    """``value`` as a finite float, or a TypeError/ValueError naming ``argument``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number (int or float), got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{argument} must be finite, got {value!r}")
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{argument} must be >= {minimum:g}, got {value!r}")
+    return result
+
+
+class _SeriesGroup:
+    """Bound series for every metric sharing one label-name tuple, at most ``max_series`` sets."""
+
+    __slots__ = (
+        "_instruments",
+        "_lock",
+        "_max_label_length",
+        "_max_series",
+        "_overflow",
+        "cache",
+        "label_names",
+    )
+
+    def __init__(
+        self,
+        label_names: tuple[str, ...],
+        instruments: Sequence[Instrument],
+        max_series: int,
+        max_label_length: int,
+    ) -> None:
+        self.label_names = label_names
+        self._instruments = tuple(instruments)
+        self._max_series = max_series
+        self._max_label_length = max_label_length
+        self._lock = threading.Lock()
+        self._overflow: tuple[Series, ...] | None = None
+        self.cache: dict[object, tuple[Series, ...]] = {}
+
+    def bind(self, key: tuple[object, ...]) -> tuple[Series, ...]:
+        """Slow path: validate a new label set, then bind it (or fold it into the overflow)."""
+        values = tuple(
+            self._check(name, value) for name, value in zip(self.label_names, key, strict=True)
+        )
+        with self._lock:
+            series = self.cache.get(key)
+            if series is not None:
+                return series
+            if len(self.cache) >= self._max_series:
+                if self._overflow is None:
+                    marker = (OVERFLOW_LABEL_VALUE,) * len(self.label_names)
+                    self._overflow = tuple(i.bind(marker) for i in self._instruments)
+                return self._overflow
+            series = tuple(i.bind(values) for i in self._instruments)
+            self.cache[key] = series
+            return series
+
+    def _check(self, name: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+        if len(value) > self._max_label_length:
+            raise ValueError(
+                f"{name} is {len(value)} characters long; at most {self._max_label_length} allowed"
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} is not valid Unicode text: {value!r}") from None
+        return str.__str__(value)  # a plain str, even for str subclasses and str enums
+
+    @property
+    def size(self) -> int:
+        """Distinct label sets bound so far, the overflow series excluded."""
+        return len(self.cache)
+
+    @property
+    def overflowed(self) -> bool:
+        return self._overflow is not None
+
+
+class Recorder:
+    """Records the endpoint picker's metrics into ``backend``.
+
+    ``max_series`` bounds the distinct label sets per group of metrics sharing labels;
+    ``max_label_length`` bounds each label value (characters). One Recorder per backend registry.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_series: int = DEFAULT_MAX_SERIES,
+        max_label_length: int = DEFAULT_MAX_LABEL_LENGTH,
+    ) -> None:
+        if not isinstance(backend, Backend):
+            raise TypeError(f"backend must implement Backend.register(), got {backend!r}")
+        for argument, value in (("max_series", max_series), ("max_label_length", max_label_length)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{argument} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        self.backend = backend
+        self.max_series = max_series
+        instruments = backend.register(tuple(CATALOG))
+        by_name = {i.spec.name: i for i in instruments}
+        self._groups = tuple(
+            _SeriesGroup(labels, [by_name[s.name] for s in specs], max_series, max_label_length)
+            for labels, specs in zip(_GROUP_LABELS, _GROUP_SPECS, strict=True)
+        )
+        self._models = self._groups[_MODEL_GROUP]
+        self._errors = self._groups[_ERROR_GROUP]
+        self._pools = self._groups[_POOL_GROUP]
+        self._pods = self._groups[_POD_GROUP]
+        self._info = self._groups[_INFO_GROUP]
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def _model_series(self, model_name: str, target_model_name: str) -> tuple[Series, ...]:
+        key = (model_name, target_model_name)
+        try:
+            return self._models.cache[key]
+        except (KeyError, TypeError):
+            return self._models.bind(key)
+
+    def _pool_series(self, pool_name: str) -> tuple[Series, ...]:
+        key = (pool_name,)
+        try:
+            return self._pools.cache[key]
+        except (KeyError, TypeError):
+            return self._pools.bind(key)
+
+    def series_count(self, spec: MetricSpec) -> int:
+        """Distinct label sets bound for ``spec``'s group (the overflow series excluded)."""
+        return self._groups[_GROUP_LABELS.index(spec.labels)].size
+
+    # --- requests (upstream parity) ---------------------------------------------------------------
+
+    def record_request_counter(self, model_name: str, target_model_name: str) -> None:
+        """Count one request for ``(model_name, target_model_name)``."""
+        self._model_series(model_name, target_model_name)[_REQUEST_TOTAL].add(1)
+
+    def record_request_error(
+        self, model_name: str, target_model_name: str, error_code: str
+    ) -> None:
+        """Count one failed request; an empty ``error_code`` counts nothing (as upstream)."""
+        if not isinstance(error_code, str):
+            raise TypeError(f"error_code must be a string, got {error_code!r}")
+        if not error_code:
+            return
+        key = (model_name, target_model_name, error_code)
+        try:
+            series = self._errors.cache[key]
+        except (KeyError, TypeError):
+            series = self._errors.bind(key)
+        series[_REQUEST_ERROR_TOTAL].add(1)
+
+    def record_request_latency(
+        self, model_name: str, target_model_name: str, received: float, completed: float
+    ) -> bool:
+        """Observe ``completed - received`` seconds; only when completed is after received."""
+        if not (type(received) in _FAST_NUMBER and 0 <= received < _INF):
+            received = _number("received", received)
+        if not (type(completed) in _FAST_NUMBER and 0 <= completed < _INF):
+            completed = _number("completed", completed)
+        series = self._model_series(model_name, target_model_name)
+        if not completed > received:
+            logger.error(
+                "request latency not recorded: completed (%r) is not after received (%r)",
+                completed,
+                received,
+            )
+            return False
+        series[_REQUEST_DURATION].observe(completed - received)
+        return True
+
+    def record_request_size(self, model_name: str, target_model_name: str, size: float) -> None:
+        """Observe a request body size in bytes (0 included)."""
+        if not (type(size) in _FAST_NUMBER and 0 <= size < _INF):
+            size = _number("size", size)
+        self._model_series(model_name, target_model_name)[_REQUEST_SIZES].observe(size)
+
+    def record_response_size(self, model_name: str, target_model_name: str, size: float) -> None:
+        """Observe a response body size in bytes (0 included)."""
+        if not (type(size) in _FAST_NUMBER and 0 <= size < _INF):
+            size = _number("size", size)
+        self._model_series(model_name, target_model_name)[_RESPONSE_SIZES].observe(size)
+
+    def record_input_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
+        """Observe a prompt token count; 0 is not observed (as upstream)."""
+        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens < _INF):
+            tokens = _number("tokens", tokens)
+        series = self._model_series(model_name, target_model_name)
+        if tokens > 0:
+            series[_INPUT_TOKENS].observe(tokens)
+
+    def record_output_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
+        """Observe a completion token count; 0 is not observed (as upstream)."""
+        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens < _INF):
+            tokens = _number("tokens", tokens)
+        series = self._model_series(model_name, target_model_name)
+        if tokens > 0:
+            series[_OUTPUT_TOKENS].observe(tokens)
+
+    # --- pools -----------------------------------------------------------------------------------
+
+    def record_pool_kv_cache_utilization(self, pool_name: str, value: float) -> None:
+        """Set the pool's average KV-cache utilization (a fraction, usually 0..1)."""
+        number = _number("value", value)
+        self._pool_series(pool_name)[_POOL_KV_CACHE].set(number)
+
+    def record_pool_queue_size(self, pool_name: str, value: float) -> None:
+        """Set the pool's average number of queued requests."""
+        number = _number("value", value)
+        self._pool_series(pool_name)[_POOL_QUEUE_SIZE].set(number)
+
+    def record_pool_ready_pods(self, pool_name: str, value: float) -> None:
+        """Set the number of ready pods in the pool."""
+        number = _number("value", value)
+        self._pool_series(pool_name)[_POOL_READY_PODS].set(number)
+
+    def record_pool_average_running_requests(self, pool_name: str, value: float) -> None:
+        """Set the pool's average number of running requests per model server."""
+        number = _number("value", value)
+        self._pool_series(pool_name)[_POOL_RUNNING_REQUESTS].set(number)
+
+    def record_pool_per_pod_queue_size(self, pool_name: str, pod_name: str, value: float) -> None:
+        """Set one model-server pod's queue size (label ``model_server_pod``)."""
+        number = _number("value", value)
+        key = (pool_name, pod_name)
+        try:
+            series = self._pods.cache[key]
+        except (KeyError, TypeError):
+            series = self._pods.bind(key)
+        series[_POOL_PER_POD_QUEUE_SIZE].set(number)
+
+    def record_extension_info(self, commit: str, build_ref: str) -> None:
+        """Expose ``inference_extension_info{commit, build_ref} 1``."""
+        key = (commit, build_ref)
+        try:
+            series = self._info.cache[key]
+        except (KeyError, TypeError):
+            series = self._info.bind(key)
+        series[_EXTENSION_INFO].set(1)

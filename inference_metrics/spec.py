@@ -1,0 +1,142 @@
+"""Declarative metric specifications.
+
+A :class:`MetricSpec` is the single source of truth for one metric: its exposed name, kind, help
+text, label names, histogram buckets, unit, stability level and deprecation. Everything else (the
+backends, the docs table, the tests) is derived from specs, so a spec validates itself when it is
+made and refuses anything Prometheus would not accept.
+
+HELP text is rendered in one place, :func:`render_help`, the way Kubernetes component-base does it:
+``[ALPHA] <help>``, or ``[ALPHA] (Deprecated since 1.2.0) <help>`` for a deprecated metric.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["Kind", "MetricSpec", "Stability", "render_help"]
+
+_METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+# Suffixes that exposition formats generate for a family's samples; a family name that already
+# ends in one of them would collide with another family's samples.
+_RESERVED_SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_gsum", "_gcount")
+
+
+class Kind(enum.Enum):
+    """The Prometheus metric type."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+class Stability(enum.Enum):
+    """Stability levels of Kubernetes component-base metrics."""
+
+    INTERNAL = "INTERNAL"
+    ALPHA = "ALPHA"
+    BETA = "BETA"
+    STABLE = "STABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric, as exposed.
+
+    ``name`` is the full exposed family name (counters include their ``_total``). ``buckets`` are
+    the finite histogram upper bounds, strictly increasing; ``+Inf`` is implied. ``unit`` is a UCUM
+    unit as OpenTelemetry uses it (``s``, ``By``, ``{token}``, ``1``); it never changes the name.
+    """
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+    unit: str = ""
+    stability: Stability = Stability.ALPHA
+    deprecated_since: str | None = None
+    documentation: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.buckets is not None:
+            object.__setattr__(self, "buckets", tuple(float(b) for b in self.buckets))
+        object.__setattr__(self, "documentation", render_help(self))
+
+
+def render_help(spec: MetricSpec) -> str:
+    """The HELP text exposed for ``spec``: stability prefix, deprecation note, help."""
+    text = spec.help
+    if spec.deprecated_since is not None:
+        text = f"(Deprecated since {spec.deprecated_since}) {text}"
+    return f"[{spec.stability.value}] {text}"
+
+
+def _fail(spec: MetricSpec, message: str) -> ValueError:
+    return ValueError(f"invalid metric spec {spec.name!r}: {message}")
+
+
+def _validate(spec: MetricSpec) -> None:
+    if not isinstance(spec.name, str) or not _METRIC_NAME_RE.match(spec.name):
+        raise ValueError(
+            f"invalid metric spec: name {spec.name!r} does not match {_METRIC_NAME_RE.pattern}"
+        )
+    if not isinstance(spec.kind, Kind):
+        raise _fail(spec, f"kind must be a Kind, got {spec.kind!r}")
+    if not isinstance(spec.stability, Stability):
+        raise _fail(spec, f"stability must be a Stability, got {spec.stability!r}")
+    if not isinstance(spec.help, str) or not spec.help.strip():
+        raise _fail(spec, "help must be a non-empty string")
+    if not isinstance(spec.unit, str):
+        raise _fail(spec, f"unit must be a string, got {spec.unit!r}")
+    if spec.deprecated_since is not None and (
+        not isinstance(spec.deprecated_since, str) or not _VERSION_RE.match(spec.deprecated_since)
+    ):
+        raise _fail(spec, f"deprecated_since must look like 1.2.3, got {spec.deprecated_since!r}")
+
+    for suffix in _RESERVED_SUFFIXES:
+        if spec.name.endswith(suffix):
+            raise _fail(spec, f"name must not end with the reserved suffix {suffix!r}")
+    if spec.kind is Kind.COUNTER:
+        if not spec.name.endswith("_total") or spec.name == "_total":
+            raise _fail(spec, "a counter's name must end with '_total'")
+    elif spec.name.endswith("_total"):
+        raise _fail(spec, f"only counters may end with '_total' (this is a {spec.kind.value})")
+
+    if not isinstance(spec.labels, (tuple, list)):
+        raise _fail(spec, f"labels must be a tuple of strings, got {spec.labels!r}")
+    seen: set[str] = set()
+    for label in spec.labels:
+        if not isinstance(label, str) or not _LABEL_NAME_RE.match(label):
+            raise _fail(spec, f"label name {label!r} does not match {_LABEL_NAME_RE.pattern}")
+        if label.startswith("__"):
+            raise _fail(spec, f"label name {label!r} is reserved (starts with '__')")
+        if label in ("le", "quantile"):
+            raise _fail(spec, f"label name {label!r} is reserved for histograms and summaries")
+        if label in seen:
+            raise _fail(spec, f"label name {label!r} appears twice")
+        seen.add(label)
+
+    if spec.kind is Kind.HISTOGRAM:
+        if spec.buckets is None or len(spec.buckets) == 0:
+            raise _fail(spec, "a histogram needs at least one bucket")
+        previous = -math.inf
+        for bound in spec.buckets:
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                raise _fail(spec, f"bucket bound {bound!r} is not a number")
+            if not math.isfinite(bound):
+                raise _fail(spec, f"bucket bound {bound!r} is not finite (+Inf is implied)")
+            if bound <= previous:
+                raise _fail(
+                    spec, f"buckets must be strictly increasing ({bound!r} after {previous!r})"
+                )
+            previous = bound
+    elif spec.buckets is not None:
+        raise _fail(spec, f"only histograms have buckets (this is a {spec.kind.value})")
