@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import sys
 import threading
-import time
 from collections.abc import Sequence
 
 from . import __version__
 from .backends.prometheus import PrometheusBackend
 from .recorder import Recorder
 from .reference import render_reference
-from .simulate import simulate_pools, simulate_request
+from .simulate import run_traffic
 
 logger = logging.getLogger("inference_metrics.cli")
 
@@ -22,26 +20,6 @@ logger = logging.getLogger("inference_metrics.cli")
 def _cmd_docs(args: argparse.Namespace) -> int:
     sys.stdout.write(render_reference())
     return 0
-
-
-def run_traffic(
-    recorder: Recorder,
-    stop: threading.Event,
-    *,
-    rate: float,
-    seed: int | None = None,
-) -> None:
-    """Record simulated requests at about ``rate`` per second until ``stop`` is set."""
-    rng = random.Random(seed)
-    simulate_pools(recorder, rng)
-    interval = 1.0 / rate
-    last_pools = time.monotonic()
-    while not stop.wait(interval):
-        now = time.monotonic()
-        simulate_request(recorder, rng, now)
-        if now - last_pools >= 5.0:
-            simulate_pools(recorder, rng)
-            last_pools = now
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

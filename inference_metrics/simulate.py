@@ -8,10 +8,12 @@ the end, or an error); ``simulate_pools`` sets the pool gauges.
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 from .recorder import Recorder
 
-__all__ = ["DEFAULT_MODELS", "simulate_pools", "simulate_request"]
+__all__ = ["DEFAULT_MODELS", "run_traffic", "simulate_pools", "simulate_request"]
 
 #: (model_name, target_model_name) pairs the demo uses: a base model and a LoRA rewrite.
 DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
@@ -54,3 +56,25 @@ def simulate_pools(
     recorder.record_pool_average_running_requests(pool_name, round(rng.uniform(1.0, 30.0), 2))
     for pod in ("vllm-0", "vllm-1", "vllm-2"):
         recorder.record_pool_per_pod_queue_size(pool_name, pod, rng.randint(0, 20))
+
+
+def run_traffic(
+    recorder: Recorder,
+    stop: threading.Event,
+    *,
+    rate: float = 20.0,
+    seed: int | None = None,
+) -> None:
+    """Record simulated requests at about ``rate`` per second until ``stop`` is set."""
+    if not rate > 0:
+        raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
+    rng = random.Random(seed)
+    simulate_pools(recorder, rng)
+    interval = 1.0 / rate
+    last_pools = time.monotonic()
+    while not stop.wait(interval):
+        now = time.monotonic()
+        simulate_request(recorder, rng, now)
+        if now - last_pools >= 5.0:
+            simulate_pools(recorder, rng)
+            last_pools = now
