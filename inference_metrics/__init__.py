@@ -1,9 +1,22 @@
 """Kubernetes Gateway API Inference Extension endpoint-picker metrics for Python."""
 
-from .backends import Backend, Instrument, PrometheusBackend, Series, UnsupportedOperation
+from typing import TYPE_CHECKING
+
+from .backends import (
+    Backend,
+    FanoutBackend,
+    Instrument,
+    NoopBackend,
+    PrometheusBackend,
+    Series,
+    UnsupportedOperation,
+)
 from .catalog import CATALOG, SEED_METRICS, Catalog
 from .recorder import OVERFLOW_LABEL_VALUE, Recorder
 from .spec import Kind, MetricSpec, Stability, render_help
+
+if TYPE_CHECKING:
+    from .backends.otel import OpenTelemetryBackend as OpenTelemetryBackend
 
 __version__ = "0.1.0"
 
@@ -13,9 +26,11 @@ __all__ = [
     "SEED_METRICS",
     "Backend",
     "Catalog",
+    "FanoutBackend",
     "Instrument",
     "Kind",
     "MetricSpec",
+    "NoopBackend",
     "PrometheusBackend",
     "Recorder",
     "Series",
@@ -24,3 +39,13 @@ __all__ = [
     "__version__",
     "render_help",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # OpenTelemetryBackend is imported on first use, so this package imports without OpenTelemetry;
+    # it is left out of __all__ so that `import *` never needs it.
+    if name == "OpenTelemetryBackend":
+        from .backends.otel import OpenTelemetryBackend  # ImportError names the 'otel' extra
+
+        return OpenTelemetryBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
