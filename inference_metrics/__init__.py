@@ -12,6 +12,9 @@ from .backends import (
     UnsupportedOperation,
 )
 from .catalog import CATALOG, SEED_METRICS, Catalog
+from .errors import ErrorCode
+from .lifecycle import RequestContext
+from .payloads import Usage
 from .recorder import OVERFLOW_LABEL_VALUE, Recorder
 from .spec import Kind, MetricSpec, Stability, render_help
 
@@ -26,6 +29,7 @@ __all__ = [
     "SEED_METRICS",
     "Backend",
     "Catalog",
+    "ErrorCode",
     "FanoutBackend",
     "Instrument",
     "Kind",
@@ -33,9 +37,11 @@ __all__ = [
     "NoopBackend",
     "PrometheusBackend",
     "Recorder",
+    "RequestContext",
     "Series",
     "Stability",
     "UnsupportedOperation",
+    "Usage",
     "__version__",
     "render_help",
 ]

@@ -24,6 +24,7 @@ import math
 import numbers
 import threading
 from collections.abc import Sequence
+from typing import ClassVar
 
 from . import catalog
 from .backends.base import Backend, Instrument, Series
@@ -68,6 +69,15 @@ _, _POOL_READY_PODS = _slot(catalog.POOL_READY_PODS)
 _, _POOL_RUNNING_REQUESTS = _slot(catalog.POOL_AVERAGE_RUNNING_REQUESTS)
 _POD_GROUP, _POOL_PER_POD_QUEUE_SIZE = _slot(catalog.POOL_PER_POD_QUEUE_SIZE)
 _INFO_GROUP, _EXTENSION_INFO = _slot(catalog.EXTENSION_INFO)
+
+# Event API (see "request events" in Recorder): the streaming metrics share the model group.
+_, _NTPOT = _slot(catalog.NORMALIZED_TIME_PER_OUTPUT_TOKEN)
+_, _REQUEST_TTFT = _slot(catalog.REQUEST_TTFT)
+_, _REQUEST_TPOT = _slot(catalog.REQUEST_TPOT)
+_, _PROMPT_CACHED_TOKENS = _slot(catalog.PROMPT_CACHED_TOKENS)
+_RUNNING_GROUP, _RUNNING_REQUESTS = _slot(catalog.RUNNING_REQUESTS)
+#: The error code a failure without one is counted with (upstream's rule).
+_UNKNOWN_ERROR = "Unknown"
 
 
 def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> float:
@@ -314,3 +324,145 @@ class Recorder:
         except (KeyError, TypeError):
             series = self._info.bind(key)
         series[_EXTENSION_INFO].set(1)
+
+    # --- request events ---------------------------------------------------------------------------
+    # Whole-request calls for lifecycles and handler wrappers (inference_metrics.lifecycle and
+    # .instrument): each validates every argument first, so bad input records nothing, then looks
+    # its label set up once for all the metrics it touches. They do not log (hot path); the
+    # stage rules (what is recorded when) live in the lifecycle, not here.
+
+    _parse_failure_lock: ClassVar[threading.Lock] = threading.Lock()
+    _response_parse_failures: int = 0
+
+    def is_valid_label_value(self, value: object) -> bool:
+        """Whether ``value`` can be a model label value: a string within ``max_label_length``
+        characters that encodes as UTF-8."""
+        try:
+            self._models._check("model_name", value)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    def record_request_started(
+        self, model_name: str, target_model_name: str, request_size: float
+    ) -> None:
+        """A request is forwarded: count it and observe its body size (0 included)."""
+        if not (type(request_size) in _FAST_NUMBER and 0 <= request_size < _INF):
+            request_size = _number("request_size", request_size)
+        series = self._model_series(model_name, target_model_name)
+        series[_REQUEST_TOTAL].add(1)
+        series[_REQUEST_SIZES].observe(request_size)
+
+    def record_request_completed(
+        self,
+        model_name: str,
+        target_model_name: str,
+        *,
+        received: float,
+        completed: float,
+        response_size: float,
+        request_size: float | None = None,
+        input_tokens: float = 0,
+        output_tokens: float = 0,
+        cached_tokens: float = 0,
+        first_token: float | None = None,
+    ) -> bool:
+        """A request completed successfully; records everything about it in one lookup.
+
+        ``received``, ``completed`` and ``first_token`` are timestamps of one monotonic clock
+        (seconds): request received, response ended, first response body chunk.
+        ``request_size``, when given, also counts the request and observes its size (for callers
+        that did not call :meth:`record_request_started`).
+
+        Recorded: response size (0 included); input, output and cached tokens when > 0. When
+        ``completed`` is strictly after ``received`` (else returns False and records no
+        latencies): latency; NTPOT = latency / output tokens when output tokens > 0; with
+        ``first_token`` between them, TTFT = first_token - received and, when output tokens > 1,
+        TPOT = (completed - first_token) / (output tokens - 1).
+        """
+        if not (type(received) in _FAST_NUMBER and 0 <= received < _INF):
+            received = _number("received", received)
+        if not (type(completed) in _FAST_NUMBER and 0 <= completed < _INF):
+            completed = _number("completed", completed)
+        if not (type(response_size) in _FAST_NUMBER and 0 <= response_size < _INF):
+            response_size = _number("response_size", response_size)
+        if request_size is not None and not (
+            type(request_size) in _FAST_NUMBER and 0 <= request_size < _INF
+        ):
+            request_size = _number("request_size", request_size)
+        if not (type(input_tokens) in _FAST_NUMBER and 0 <= input_tokens < _INF):
+            input_tokens = _number("input_tokens", input_tokens)
+        if not (type(output_tokens) in _FAST_NUMBER and 0 <= output_tokens < _INF):
+            output_tokens = _number("output_tokens", output_tokens)
+        if not (type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens < _INF):
+            cached_tokens = _number("cached_tokens", cached_tokens)
+        if first_token is not None and not (
+            type(first_token) in _FAST_NUMBER and 0 <= first_token < _INF
+        ):
+            first_token = _number("first_token", first_token)
+        series = self._model_series(model_name, target_model_name)
+
+        if request_size is not None:
+            series[_REQUEST_TOTAL].add(1)
+            series[_REQUEST_SIZES].observe(request_size)
+        series[_RESPONSE_SIZES].observe(response_size)
+        if input_tokens > 0:
+            series[_INPUT_TOKENS].observe(input_tokens)
+        if output_tokens > 0:
+            series[_OUTPUT_TOKENS].observe(output_tokens)
+        if cached_tokens > 0:
+            series[_PROMPT_CACHED_TOKENS].observe(cached_tokens)
+        if not completed > received:
+            return False
+        latency = completed - received
+        series[_REQUEST_DURATION].observe(latency)
+        if output_tokens > 0:
+            series[_NTPOT].observe(latency / output_tokens)
+        if first_token is not None and received <= first_token <= completed:
+            series[_REQUEST_TTFT].observe(first_token - received)
+            if output_tokens > 1:
+                series[_REQUEST_TPOT].observe((completed - first_token) / (output_tokens - 1))
+        return True
+
+    def record_request_failed(
+        self, model_name: str, target_model_name: str, error_code: str = _UNKNOWN_ERROR
+    ) -> None:
+        """Count one failed request; an empty ``error_code`` counts as ``Unknown``."""
+        if not isinstance(error_code, str):
+            raise TypeError(f"error_code must be a string, got {error_code!r}")
+        key = (model_name, target_model_name, error_code or _UNKNOWN_ERROR)
+        try:
+            series = self._errors.cache[key]
+        except (KeyError, TypeError):
+            series = self._errors.bind(key)
+        series[_REQUEST_ERROR_TOTAL].add(1)
+
+    def record_running_request_started(self, model_name: str) -> None:
+        """One more request running for ``model_name``; an empty name records nothing."""
+        self._running_request_add(model_name, 1)
+
+    def record_running_request_finished(self, model_name: str) -> None:
+        """One request fewer running for ``model_name``; an empty name records nothing."""
+        self._running_request_add(model_name, -1)
+
+    def _running_request_add(self, model_name: str, amount: float) -> None:
+        if model_name == "":
+            return
+        group = self._groups[_RUNNING_GROUP]
+        key = (model_name,)
+        try:
+            series = group.cache[key]
+        except (KeyError, TypeError):
+            series = group.bind(key)
+        series[_RUNNING_REQUESTS].add(amount)
+
+    def record_response_parse_failure(self) -> None:
+        """Count a response body whose usage could not be parsed (see
+        :attr:`response_parse_failures`; not an exposed metric: upstream has none)."""
+        with self._parse_failure_lock:
+            self._response_parse_failures += 1
+
+    @property
+    def response_parse_failures(self) -> int:
+        """Response bodies whose usage could not be parsed since this Recorder was made."""
+        return self._response_parse_failures

@@ -1,0 +1,530 @@
+"""One request's metrics across its stages: the place where upstream's request-flow rules live.
+
+A :class:`RequestContext` follows a request through an Envoy ext_proc stream (or any proxy or
+handler) and records the endpoint picker's metrics at the stages upstream records them:
+
+============================  ==============================================================
+stage                         recorded
+============================  ==============================================================
+``on_request_headers``        nothing (the received timestamp is taken)
+``on_request_body`` (end)     nothing when the body is an OpenAI-style JSON object with a
+                              string ``model``; otherwise the request fails as ``BadRequest``
+                              (error counter with empty model labels) and False is returned
+``route``                     ``request_total``, ``request_sizes``; ``running_requests`` +1
+``on_response_headers``       nothing; a non-2xx ``:status`` makes the request end as
+                              ``ModelServerError``
+``on_response_body``          nothing until the end of stream, then as ``finish``
+``finish`` (success)          latency, response size, input/output/cached tokens, NTPOT;
+                              TTFT and TPOT for streamed (SSE) responses;
+                              ``running_requests`` -1
+``fail`` / a failed ``finish``  the error counter once (labels: model and target when the
+                              request was routed, else empty); ``running_requests`` -1;
+                              no latency, sizes or tokens
+``cancel``                    ``running_requests`` -1 only (the client went away: neither a
+                              success nor an error, as upstream)
+============================  ==============================================================
+
+Every method is safe to call in any order and more than once: the first end (``finish``,
+``fail``, ``cancel``) wins and nothing is recorded twice. No method raises on any payload; a
+response body whose usage cannot be parsed is counted in
+:attr:`Recorder.response_parse_failures <inference_metrics.Recorder.response_parse_failures>`
+and the request still completes. Nothing is logged; bodies are never kept beyond the request.
+
+A context is used by one task or thread at a time (one ext_proc stream, one handler call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+from . import payloads
+from .errors import ErrorCode
+from .payloads import SSEUsageParser, Usage
+from .recorder import Recorder
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "RequestContext", "Usage"]
+
+#: The largest request body (and buffered JSON response body) parsed, in bytes.
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+
+_BYTES = (bytes, bytearray, memoryview)
+_NO_USAGE = Usage()
+
+_Mode = Literal["sse", "json", "other", "skip"] | None
+
+
+def _header_items(headers: object) -> Iterable[tuple[object, object]]:
+    """(name, value) pairs from a mapping, pairs, Envoy ``HeaderValue``s or a ``HeaderMap``."""
+    if isinstance(headers, Mapping):
+        return headers.items()
+    inner = getattr(headers, "headers", None)
+    if inner is not None and not isinstance(headers, (str, bytes)):
+        headers = inner  # an Envoy HeaderMap: its repeated HeaderValue field
+    if not isinstance(headers, Iterable) or isinstance(headers, (str, bytes)):
+        return ()
+    items: list[tuple[object, object]] = []
+    for header in headers:
+        if isinstance(header, (tuple, list)):
+            if len(header) == 2:
+                items.append((header[0], header[1]))
+            continue
+        key = getattr(header, "key", None)
+        raw = getattr(header, "raw_value", None)
+        value = raw if raw else getattr(header, "value", None)
+        items.append((key, value))
+    return items
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return None
+
+
+class RequestContext:
+    """The metrics of one request, recorded into ``recorder`` stage by stage.
+
+    ``clock`` gives the timestamps (seconds, monotonic); inject a fake one in tests.
+    ``max_body_size`` bounds the request body parsed (beyond it the request fails as
+    ``BadRequest``) and a JSON response body buffered for its usage (beyond it the usage is not
+    parsed and a parse failure is counted). ``max_sse_line`` bounds one line of a streamed
+    response (see :class:`~inference_metrics.payloads.SSEUsageParser`).
+
+    Usable as a context manager (``with`` or ``async with``): leaving the block finishes the
+    request; an exception fails it as ``Internal`` (re-raised unchanged); cancellation
+    (``asyncio.CancelledError``, ``GeneratorExit``, ``KeyboardInterrupt``) cancels it.
+    """
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_clock",
+        "_content_type",
+        "_first_chunk",
+        "_max_body",
+        "_max_sse_line",
+        "_mode",
+        "_pending",
+        "_response",
+        "_running",
+        "_sse",
+        "_usage",
+        "error_code",
+        "finished",
+        "model_name",
+        "received",
+        "recorder",
+        "request",
+        "request_size",
+        "response_parse_failed",
+        "response_size",
+        "routed",
+        "streamed",
+        "target_model_name",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_sse_line: int = payloads.DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        if not isinstance(recorder, Recorder):
+            raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {clock!r}")
+        for argument, value in (("max_body_size", max_body_size), ("max_sse_line", max_sse_line)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{argument} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        self.recorder = recorder
+        self._clock = clock
+        self._max_body = max_body_size
+        self._max_sse_line = max_sse_line
+        #: When the request was received (``clock()``): at ``on_request_headers``, or creation.
+        self.received: float = clock()
+        self.model_name: str | None = None
+        self.target_model_name: str | None = None
+        #: The request body's length in bytes.
+        self.request_size = 0
+        #: The parsed request body (a JSON object), once the body was accepted.
+        self.request: dict[str, Any] | None = None
+        #: Response body bytes so far.
+        self.response_size = 0
+        #: Whether :meth:`route` recorded the request (request_total, request_sizes).
+        self.routed = False
+        #: Whether the response is an event stream (TTFT and TPOT are recorded for these).
+        self.streamed = False
+        #: Whether the response's usage could not be parsed (counted once per request).
+        self.response_parse_failed = False
+        #: Whether the request has ended (finished, failed or cancelled).
+        self.finished = False
+        #: The failure code, once the request failed or will end as failed.
+        self.error_code: ErrorCode | str | None = None
+        self._body: list[bytes] | None = []
+        self._body_size = 0
+        self._running = False
+        self._content_type: str | None = None
+        self._mode: _Mode = None
+        self._pending = bytearray()
+        self._response: bytearray | None = None
+        self._sse: SSEUsageParser | None = None
+        self._usage: Usage | None = None
+        self._first_chunk: float | None = None
+
+    # --- request ----------------------------------------------------------------------------------
+
+    def on_request_headers(self, headers: object = None) -> None:
+        """The request's headers arrived: take the received timestamp."""
+        if not self.finished and not self.routed:
+            self.received = self._clock()
+
+    def on_request_body(self, chunk: bytes, *, end_of_stream: bool) -> bool:
+        """Add a request body chunk; at the end, parse the body.
+
+        Returns False when the request failed (the body is not a JSON object with a non-empty
+        string ``model`` that is a valid label value, or is larger than ``max_body_size``): the
+        failure is already recorded as ``BadRequest`` and the caller answers 400
+        (``ErrorCode.BAD_REQUEST.http_status``). Never raises.
+        """
+        if self.finished or self._body is None:
+            return False
+        size = len(chunk) if isinstance(chunk, _BYTES) else 0
+        if size:
+            self._body_size += size
+            if self._body_size > self._max_body:
+                self._body = None
+                self.request_size = self._body_size
+                self.fail(ErrorCode.BAD_REQUEST)
+                return False
+            self._body.append(bytes(chunk))
+        if not end_of_stream:
+            return True
+        body = b"".join(self._body)
+        self._body = None
+        self.request_size = len(body)
+        info = payloads.parse_request(body)
+        if info is None:
+            self.fail(ErrorCode.BAD_REQUEST)
+            return False
+        return self.on_request(info.model, request_size=len(body), request=info.body)
+
+    def on_request(
+        self,
+        model_name: object,
+        *,
+        request_size: int = 0,
+        request: dict[str, Any] | None = None,
+    ) -> bool:
+        """The request's model, for callers that parsed the request themselves.
+
+        Returns False (and records ``BadRequest``) when ``model_name`` is not a non-empty string
+        usable as a label value. Never raises.
+        """
+        if self.finished:
+            return False
+        self._body = None
+        if (
+            not isinstance(model_name, str)
+            or not model_name
+            or not self.recorder.is_valid_label_value(model_name)
+        ):
+            self.fail(ErrorCode.BAD_REQUEST)
+            return False
+        self.model_name = str.__str__(model_name)
+        if isinstance(request_size, int) and not isinstance(request_size, bool):
+            self.request_size = max(request_size, 0)
+        self.request = request
+        return True
+
+    def route(self, target_model_name: str | None = None) -> None:
+        """The request is forwarded to ``target_model_name`` (default: the model itself).
+
+        Records ``request_total`` and ``request_sizes``, and ``running_requests`` +1. Does
+        nothing unless the model is known (an accepted body or :meth:`on_request`) and the
+        request is still open, or when it was routed already. An invalid target name is replaced
+        by the model name. Never raises.
+        """
+        if self.finished or self.routed or self.model_name is None:
+            return
+        model = self.model_name
+        target = model
+        if (
+            isinstance(target_model_name, str)
+            and target_model_name
+            and self.recorder.is_valid_label_value(target_model_name)
+        ):
+            target = str.__str__(target_model_name)
+        self.target_model_name = target
+        self.routed = True
+        self.recorder.record_request_started(model, target, self.request_size)
+        self.recorder.record_running_request_started(model)
+        self._running = True
+
+    # --- response ---------------------------------------------------------------------------------
+
+    def on_response_headers(self, headers: object, *, end_of_stream: bool = False) -> None:
+        """The response's headers arrived.
+
+        ``headers``: a mapping, (name, value) pairs, or Envoy ``HeaderValue`` objects (``key``
+        and ``raw_value``/``value``) or a ``HeaderMap`` holding them. A ``:status`` (or
+        ``status``) outside 2xx makes the request end as ``ModelServerError``. The content type
+        says how the body's usage is parsed. ``end_of_stream``: a response without a body; the
+        request finishes now. Never raises.
+        """
+        if self.finished:
+            return
+        for name, value in _header_items(headers):
+            key = _text(name)
+            if key is None:
+                continue
+            key = key.lower()
+            if key in (":status", "status"):
+                status = _text(value)
+                if status is not None and status.strip().isdigit():
+                    code = int(status.strip())
+                    if not 200 <= code < 300 and self.error_code is None:
+                        self.error_code = ErrorCode.MODEL_SERVER_ERROR
+            elif key == "content-type":
+                self._content_type = _text(value)
+        if self._mode is None:
+            content_type = (self._content_type or "").lower()
+            if "text/event-stream" in content_type:
+                self._start_mode("sse")
+            elif "json" in content_type:
+                self._start_mode("json")
+        if end_of_stream:
+            self.finish()
+
+    def on_response_body(self, chunk: bytes, *, end_of_stream: bool) -> None:
+        """Add a response body chunk; at the end of stream, :meth:`finish`.
+
+        The first non-empty chunk is the TTFT timestamp. Usage is parsed from a JSON body at
+        the end, or from an event stream chunk by chunk (``text/event-stream``, or a body that
+        starts with ``data:``). Never raises.
+        """
+        if self.finished:
+            return
+        size = len(chunk) if isinstance(chunk, _BYTES) else 0
+        if size:
+            if self._first_chunk is None:
+                self._first_chunk = self._clock()
+            self.response_size += size
+            if self.error_code is None:
+                self._parse(bytes(chunk))
+        if end_of_stream:
+            self.finish()
+
+    def on_response_part(self, *, size: int = 0, usage: Usage | None = None) -> None:
+        """One part of a response produced by a handler (an item of a stream, or the whole
+        result): ``size`` bytes, and the usage it reports if any. The first part is the TTFT
+        timestamp. For byte chunks use :meth:`on_response_body`. Never raises."""
+        if self.finished:
+            return
+        if self._first_chunk is None:
+            self._first_chunk = self._clock()
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            self.response_size += size
+        if isinstance(usage, Usage):
+            self._usage = usage
+
+    def set_streamed(self, streamed: bool = True) -> None:
+        """Say whether the response is streamed (TTFT and TPOT are recorded for streams)."""
+        self.streamed = bool(streamed)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The response's usage so far (the last usage object seen), or None."""
+        if self._sse is not None and self._sse.usage is not None:
+            return self._sse.usage
+        return self._usage
+
+    def _start_mode(self, mode: Literal["sse", "json", "other"]) -> None:
+        self._mode = mode
+        if mode == "sse":
+            self.streamed = True
+            self._sse = SSEUsageParser(max_line_bytes=self._max_sse_line)
+        elif mode == "json":
+            self._response = bytearray()
+
+    def _parse(self, chunk: bytes) -> None:
+        mode = self._mode
+        if mode is None:
+            self._pending += chunk
+            kind = payloads.sniff_body(self._pending)
+            if kind is None:
+                return
+            self._start_mode(kind)
+            chunk = bytes(self._pending)
+            self._pending = bytearray()
+            mode = self._mode
+        if mode == "sse":
+            assert self._sse is not None
+            self._sse.feed(chunk)
+        elif mode == "json" and self._response is not None:
+            if len(self._response) + len(chunk) > self._max_body:
+                self._response = None
+                self._parse_failed()
+            else:
+                self._response += chunk
+
+    def _parse_failed(self) -> None:
+        if not self.response_parse_failed:
+            self.response_parse_failed = True
+            self.recorder.record_response_parse_failure()
+
+    def _parse_end(self) -> None:
+        """End of the response body: the last event of a stream, or the buffered JSON body."""
+        if self.error_code is not None:
+            return
+        if self._mode is None and self._pending:
+            self._start_mode("other")  # too short to tell what it is: nothing to parse
+        if self._sse is not None:
+            self._sse.close()
+            if self._sse.failed:
+                self._parse_failed()
+        elif self._response is not None:
+            body, self._response = self._response, None
+            if body.strip():
+                try:
+                    usage = payloads.usage_from_json(body)
+                except ValueError:
+                    self._parse_failed()
+                else:
+                    if usage is not None:
+                        self._usage = usage
+
+    # --- end --------------------------------------------------------------------------------------
+
+    def fail(self, code: ErrorCode | str = ErrorCode.UNKNOWN) -> None:
+        """End the request now as failed with ``code`` (a response status error already set
+        wins: the first failure's code is counted). An empty or unusable code counts as
+        ``Unknown``. The error counter is incremented once. Never raises."""
+        if self.finished:
+            return
+        if self.error_code is None:
+            if isinstance(code, ErrorCode):
+                self.error_code = code
+            elif isinstance(code, str) and code and self.recorder.is_valid_label_value(code):
+                self.error_code = str.__str__(code)
+            else:
+                self.error_code = ErrorCode.UNKNOWN
+        self._end()
+
+    def finish(self) -> None:
+        """End of stream: record the completed request (or, when a failure code was set, the
+        failure). Idempotent; after the first end, nothing more is recorded."""
+        if self.finished:
+            return
+        if self.error_code is not None:
+            self._end()
+            return
+        completed = self._clock()
+        self._parse_end()
+        self.finished = True
+        self._pending = bytearray()
+        self._release()
+        model, target = self.model_name, self.target_model_name
+        if not self.routed or model is None or target is None:
+            return  # never forwarded: no labels to record a completion under
+        usage = self.usage or _NO_USAGE
+        # A clock that returned no usable timestamp: nothing is recorded.
+        with contextlib.suppress(TypeError, ValueError):
+            self.recorder.record_request_completed(
+                model,
+                target,
+                received=self.received,
+                completed=completed,
+                response_size=self.response_size,
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                first_token=self._first_chunk if self.streamed else None,
+            )
+
+    def cancel(self) -> None:
+        """End the request without an outcome (the client went away, the stream was cancelled):
+        only ``running_requests`` goes back down, unless a failure code was already set, which
+        is then counted. Idempotent; does nothing after another end."""
+        if self.finished:
+            return
+        if self.error_code is not None:
+            self._end()
+            return
+        self.finished = True
+        self._discard()
+        self._release()
+
+    def _end(self) -> None:
+        """Record the failure once."""
+        self.finished = True
+        self._discard()
+        self._release()
+        code = self.error_code or ErrorCode.UNKNOWN
+        model, target = self.model_name, self.target_model_name
+        if not self.routed or model is None or target is None:
+            model = target = ""
+        # An error code longer than the recorder's max_label_length is not counted.
+        with contextlib.suppress(ValueError):
+            self.recorder.record_request_failed(model, target, code)
+
+    def _discard(self) -> None:
+        self._body = None
+        self._response = None
+        self._pending = bytearray()
+
+    def _release(self) -> None:
+        if self._running:
+            self._running = False
+            assert self.model_name is not None
+            self.recorder.record_running_request_finished(self.model_name)
+
+    # --- context manager --------------------------------------------------------------------------
+
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, Exception):
+            self.fail(ErrorCode.INTERNAL)
+        else:  # CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit
+            self.cancel()
+
+    def __enter__(self) -> RequestContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
+        self._exit(exc_type)
+        return False
+
+    async def __aenter__(self) -> RequestContext:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
+        self._exit(exc_type)
+        return False
+
+    def __repr__(self) -> str:
+        state = "finished" if self.finished else "routed" if self.routed else "open"
+        return (
+            f"<RequestContext {state} model={self.model_name!r} "
+            f"target={self.target_model_name!r} error_code={self.error_code!r}>"
+        )

@@ -1,0 +1,359 @@
+"""OpenAI-compatible request and response payloads: the model name and the token usage.
+
+Pure functions and one incremental parser; no I/O, nothing imported from this package.
+
+Requests (completions, chat completions, the Responses API, embeddings): a JSON object with a
+string ``model``; ``stream`` and ``stream_options.include_usage`` say whether a streamed response
+will carry usage at all (OpenAI-compatible servers send usage in a streamed chat or completions
+response only when the client asked with ``"stream_options": {"include_usage": true}``).
+
+Responses: usage is the ``usage`` object of a JSON body (``prompt_tokens`` / ``completion_tokens``
+for completions and chat completions, ``input_tokens`` / ``output_tokens`` for the Responses API),
+or, in a ``text/event-stream`` body, the last ``usage`` object carried by a ``data:`` event: a
+chat or completions chunk's ``usage``, or the ``response.usage`` of a Responses API event
+(``response.completed``, also ``response.incomplete``/``response.failed``, which carry usage as
+well). ``data: [DONE]`` ends an OpenAI stream. Cached prompt tokens come from
+``usage.prompt_tokens_details.cached_tokens`` (Responses API: ``input_tokens_details``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "BodyKind",
+    "RequestInfo",
+    "SSEUsageParser",
+    "Usage",
+    "decode_json",
+    "parse_request",
+    "sniff_body",
+    "usage_from_json",
+    "usage_from_object",
+]
+
+#: The longest SSE line (and the largest data of one event) :class:`SSEUsageParser` buffers.
+#: A Responses API ``response.completed`` event repeats the whole output, so this is generous.
+DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
+
+# Token counts beyond this are not counts (and would overflow a float's integer range).
+_MAX_COUNT = 2**53
+
+BodyKind = Literal["json", "sse", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one response; a count the response did not report is 0."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a request body says about itself."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    body: dict[str, Any]
+
+
+def decode_json(data: bytes | bytearray | memoryview | str) -> object:
+    """The JSON value in ``data``; ``ValueError`` when it is not JSON (any nesting depth)."""
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def parse_request(body: bytes | bytearray | memoryview) -> RequestInfo | None:
+    """The request's model and streaming options, or None when ``body`` is not a JSON object
+    with a non-empty string ``model``."""
+    try:
+        obj = decode_json(body)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    model = obj.get("model")
+    if not isinstance(model, str) or not model:
+        return None
+    options = obj.get("stream_options")
+    return RequestInfo(
+        model=model,
+        stream=obj.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        body=obj,
+    )
+
+
+def _count(value: object) -> int | None:
+    """A token count: a non-negative integer (an integral float is accepted), else None."""
+    if type(value) is int:
+        return value if 0 <= value <= _MAX_COUNT else None
+    if type(value) is float and value.is_integer() and 0 <= value <= _MAX_COUNT:
+        return int(value)
+    return None
+
+
+def _first_count(usage: dict[Any, Any], *keys: str) -> int | None:
+    for key in keys:
+        count = _count(usage.get(key))
+        if count is not None:
+            return count
+    return None
+
+
+def usage_from_object(obj: object) -> Usage | None:
+    """The usage carried by a decoded response body or stream event, or None.
+
+    Looks at ``obj["usage"]``, then (Responses API stream events) ``obj["response"]["usage"]``.
+    A usage object counts when it has at least one prompt/input or completion/output count.
+    """
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        response = obj.get("response")
+        if not isinstance(response, dict):
+            return None
+        usage = response.get("usage")
+        if not isinstance(usage, dict):
+            return None
+    prompt = _first_count(usage, "prompt_tokens", "input_tokens")
+    completion = _first_count(usage, "completion_tokens", "output_tokens")
+    if prompt is None and completion is None:
+        return None
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        details = usage.get("input_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+    return Usage(prompt or 0, completion or 0, cached or 0)
+
+
+def usage_from_json(body: bytes | bytearray | memoryview | str) -> Usage | None:
+    """The usage of a JSON response body (None when it has none); ``ValueError`` if not JSON."""
+    return usage_from_object(decode_json(body))
+
+
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+_WHITESPACE = b" \t\r\n"
+_MAX_SNIFF = 4096
+
+
+def sniff_body(head: bytes | bytearray) -> BodyKind | None:
+    """What a response body starting with ``head`` is, when its content type did not say.
+
+    ``"sse"`` when the first non-blank bytes start an event-stream field (``data:``, ``event:``,
+    ``id:``, ``retry:`` or a ``:`` comment), ``"json"`` for ``{`` or ``[``, ``"other"`` otherwise;
+    None while ``head`` is too short to tell.
+    """
+    text = bytes(head).lstrip(_WHITESPACE)
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    if not text:
+        return None if len(head) < _MAX_SNIFF else "other"
+    if text[:1] in (b"{", b"["):
+        return "json"
+    for prefix in _SSE_FIELDS:
+        if text.startswith(prefix):
+            return "sse"
+    if any(prefix.startswith(text) for prefix in _SSE_FIELDS):
+        return None
+    return "other"
+
+
+_LINE_END = re.compile(rb"[\r\n]")
+_USAGE_KEY = b'"usage"'
+_NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
+_CR = 0x0D
+_LF = 0x0A
+_COLON = 0x3A
+
+
+class SSEUsageParser:
+    """Finds the last usage object in a ``text/event-stream`` body, fed in chunks of any size.
+
+    Lines end with CRLF, LF or CR (a CRLF split across chunks counts once); ``data:`` takes its
+    value with or without the space after the colon; consecutive ``data:`` lines of one event are
+    joined with newlines; comments (``:`` lines) and other fields are skipped; an event ends at a
+    blank line. ``[DONE]`` sets :attr:`done`. Only an event whose data mentions a non-null
+    ``"usage"`` is JSON-decoded, so the per-token chunks of a stream cost a substring search.
+
+    Memory is bounded: a line (or one event's data) longer than ``max_line_bytes`` is dropped
+    and counted in :attr:`oversized_lines`. :attr:`invalid_events` counts events that mentioned
+    usage but were not JSON. Never raises on any input.
+    """
+
+    __slots__ = (
+        "_broken",
+        "_buf",
+        "_data",
+        "_data_size",
+        "_discarding",
+        "_first_line",
+        "_max",
+        "_skip_lf",
+        "done",
+        "events",
+        "invalid_events",
+        "oversized_lines",
+        "usage",
+    )
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int):
+            raise TypeError(f"max_line_bytes must be an int, got {max_line_bytes!r}")
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes!r}")
+        self._max = max_line_bytes
+        self._buf = bytearray()
+        self._discarding = False
+        self._skip_lf = False
+        self._first_line = True
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._broken = False
+        #: The last usage object seen, or None.
+        self.usage: Usage | None = None
+        #: Whether ``data: [DONE]`` was seen.
+        self.done = False
+        #: Events dispatched (those with data).
+        self.events = 0
+        #: Events whose data mentioned usage but was not valid JSON.
+        self.invalid_events = 0
+        #: Lines (or events' data) dropped for exceeding ``max_line_bytes``.
+        self.oversized_lines = 0
+
+    @property
+    def failed(self) -> bool:
+        """Whether any part of the stream could not be parsed (invalid or oversized)."""
+        return self.invalid_events > 0 or self.oversized_lines > 0
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Parse the next ``chunk`` of the stream (any split, even inside a UTF-8 sequence)."""
+        if not isinstance(chunk, bytes):
+            chunk = bytes(chunk)
+        n = len(chunk)
+        pos = 0
+        if self._skip_lf and n:
+            self._skip_lf = False
+            if chunk[0] == _LF:
+                pos = 1
+        search = _LINE_END.search
+        while pos < n:
+            match = search(chunk, pos)
+            if match is None:
+                self._append(chunk, pos, n)
+                return
+            end = match.start()
+            if self._buf or self._discarding:
+                self._append(chunk, pos, end)
+                if self._discarding:
+                    self._discarding = False
+                    self._broken = True
+                else:
+                    self._line(bytes(self._buf))
+                    self._buf.clear()
+            elif end - pos > self._max:
+                self.oversized_lines += 1
+                self._broken = True
+            else:
+                self._line(chunk[pos:end])
+            if chunk[end] == _CR:
+                if end + 1 < n:
+                    pos = end + 2 if chunk[end + 1] == _LF else end + 1
+                else:
+                    self._skip_lf = True
+                    pos = n
+            else:
+                pos = end + 1
+
+    def close(self) -> None:
+        """End of stream: parse a last line without a newline and a last event without a blank
+        line (servers that close right after their last ``data:`` line)."""
+        if self._buf and not self._discarding:
+            self._line(bytes(self._buf))
+        self._buf.clear()
+        self._discarding = False
+        self._dispatch()
+
+    def _append(self, chunk: bytes, start: int, end: int) -> None:
+        if self._discarding or start == end:
+            return
+        if len(self._buf) + (end - start) > self._max:
+            self._buf.clear()
+            self._discarding = True
+            self.oversized_lines += 1
+            return
+        self._buf += chunk[start:end]
+
+    def _line(self, line: bytes) -> None:
+        if self._first_line:
+            self._first_line = False
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+        if not line:
+            self._dispatch()
+            return
+        if line[0] == _COLON:
+            return
+        colon = line.find(b":")
+        if colon < 0 or line[:colon] != b"data":
+            return  # event:, id:, retry: and unknown fields say nothing about usage
+        value = line[colon + 1 :]
+        if value[:1] == b" ":
+            value = value[1:]
+        self._data_size += len(value) + 1
+        if self._data_size > self._max:
+            if not self._broken:
+                self.oversized_lines += 1
+            self._broken = True
+            self._data.clear()
+            return
+        if not self._broken:
+            self._data.append(value)
+
+    def _dispatch(self) -> None:
+        data, broken = self._data, self._broken
+        self._data = []
+        self._data_size = 0
+        self._broken = False
+        if not data or broken:
+            return
+        self.events += 1
+        if len(data) == 1:
+            if not self._handle(data[0]):
+                self.invalid_events += 1
+            return
+        if self._handle(b"\n".join(data)):
+            return
+        # Not one JSON document: producers that leave out the blank line between events.
+        if not all([self._handle(part) for part in data]):
+            self.invalid_events += 1
+
+    def _handle(self, data: bytes) -> bool:
+        """Take usage from one event's data; False when it mentioned usage but was not JSON."""
+        if _USAGE_KEY not in data:
+            if data.strip() == b"[DONE]":
+                self.done = True
+            return True
+        if data.count(_USAGE_KEY) == len(_NULL_USAGE.findall(data)):
+            return True  # every "usage" is null: the chunks before the last one
+        try:
+            obj = decode_json(data)
+        except ValueError:
+            return False
+        usage = usage_from_object(obj)
+        if usage is not None:
+            self.usage = usage
+        return True
