@@ -296,12 +296,8 @@ class RequestContext:
                         self.error_code = ErrorCode.MODEL_SERVER_ERROR
             elif key == "content-type":
                 self._content_type = _text(value)
-        if self._mode is None:
-            content_type = (self._content_type or "").lower()
-            if "text/event-stream" in content_type:
-                self._start_mode("sse")
-            elif "json" in content_type:
-                self._start_mode("json")
+        if self._mode is None and "text/event-stream" in (self._content_type or "").lower():
+            self._start_mode("sse")
         if end_of_stream:
             self.finish()
 
@@ -310,7 +306,8 @@ class RequestContext:
 
         The first non-empty chunk is the TTFT timestamp. Usage is parsed from a JSON body at
         the end, or from an event stream chunk by chunk (``text/event-stream``, or a body that
-        starts with ``data:``). Never raises.
+        starts with an event-stream field such as ``data:``); which of the two a body is, is
+        told by its first bytes unless the content type says ``text/event-stream``. Never raises.
         """
         if self.finished:
             return
@@ -363,6 +360,8 @@ class RequestContext:
             kind = payloads.sniff_body(self._pending)
             if kind is None:
                 return
+            if kind == "other" and "json" in (self._content_type or "").lower():
+                kind = "json"  # declared JSON but is not: parsed at the end, counted as failed
             self._start_mode(kind)
             chunk = bytes(self._pending)
             self._pending = bytearray()
