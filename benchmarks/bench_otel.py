@@ -7,7 +7,8 @@ built up front) on identical instruments of its own provider; both providers hav
 ``PrometheusMetricReader`` on a private registry. Target: the Recorder costs at most 1.1x the raw
 SDK. The prometheus-client, fan-out and no-op backends are timed in the same run for context.
 
-Run: ``.venv/bin/python -m benchmarks.bench_otel`` (``--number N`` calls per timing run).
+Run: ``.venv/bin/python -m benchmarks.bench_otel`` (``--number N`` calls per timing run,
+``--rounds R`` interleaved rounds; each case keeps its best run).
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def raw_sdk_request(provider: MeterProvider) -> Callable[[], None]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--number", type=int, default=20_000, help="calls per timing run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
+    parser.add_argument("--number", type=int, default=5_000, help="calls per timing run")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds (best kept)")
     args = parser.parse_args(argv)
 
     cases: dict[str, Callable[[], None]] = {
@@ -118,10 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(args.rounds):  # interleaved, so drift of the machine hits every case alike
         for name, request in cases.items():
-            best[name] = min(best[name], per_call(request, number=args.number))
+            best[name] = min(best[name], per_call(request, number=args.number, repeat=3))
 
     raw = best["raw OpenTelemetry SDK, 6 calls"]
-    print(f"one whole request (6 updates), best of {args.rounds}x5 runs of {args.number} calls")
+    print(f"one whole request (6 updates), best of {args.rounds}x3 runs of {args.number} calls")
     for name, seconds in best.items():
         print(f"  {name:<44} {seconds * 1e6:8.2f} µs  {seconds / raw:5.2f}x raw SDK")
     ratio = best["Recorder(OpenTelemetryBackend)"] / raw
