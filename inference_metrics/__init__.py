@@ -13,6 +13,7 @@ from .backends import (
 )
 from .catalog import CATALOG, SEED_METRICS, Catalog
 from .errors import ErrorCode
+from .instrument import instrument_handler, start_request
 from .lifecycle import RequestContext
 from .payloads import Usage
 from .recorder import OVERFLOW_LABEL_VALUE, Recorder
@@ -43,7 +44,9 @@ __all__ = [
     "UnsupportedOperation",
     "Usage",
     "__version__",
+    "instrument_handler",
     "render_help",
+    "start_request",
 ]
 
 

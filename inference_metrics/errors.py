@@ -32,6 +32,18 @@ class ErrorCode(enum.StrEnum):
         """The HTTP status of an immediate response that ends a request with this code."""
         return _HTTP_STATUS.get(self, 500)
 
+    @classmethod
+    def from_http_status(cls, status: int) -> ErrorCode | None:
+        """The code of a request answered with HTTP ``status``: None for 1xx-3xx; the code
+        whose :attr:`http_status` it is (429 is ``ResourceExhausted``), else ``BadRequest`` for
+        another 4xx and ``Internal`` for another 5xx (or anything else)."""
+        if 100 <= status < 400:
+            return None
+        code = _FROM_HTTP_STATUS.get(status)
+        if code is not None:
+            return code
+        return cls.BAD_REQUEST if 400 <= status < 500 else cls.INTERNAL
+
 
 _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_REQUEST: 400,
@@ -42,4 +54,13 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INFERENCE_POOL_RESOURCE_EXHAUSTED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
+}
+_FROM_HTTP_STATUS: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    429: ErrorCode.RESOURCE_EXHAUSTED,
+    500: ErrorCode.INTERNAL,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
 }

@@ -51,6 +51,7 @@ __all__ = ["DEFAULT_MAX_BODY_SIZE", "RequestContext", "Usage"]
 #: The largest request body (and buffered JSON response body) parsed, in bytes.
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
+Bytes = bytes | bytearray | memoryview
 _BYTES = (bytes, bytearray, memoryview)
 _NO_USAGE = Usage()
 
@@ -188,7 +189,7 @@ class RequestContext:
         if not self.finished and not self.routed:
             self.received = self._clock()
 
-    def on_request_body(self, chunk: bytes, *, end_of_stream: bool) -> bool:
+    def on_request_body(self, chunk: Bytes, *, end_of_stream: bool) -> bool:
         """Add a request body chunk; at the end, parse the body.
 
         Returns False when the request failed (the body is not a JSON object with a non-empty
@@ -301,7 +302,7 @@ class RequestContext:
         if end_of_stream:
             self.finish()
 
-    def on_response_body(self, chunk: bytes, *, end_of_stream: bool) -> None:
+    def on_response_body(self, chunk: Bytes, *, end_of_stream: bool) -> None:
         """Add a response body chunk; at the end of stream, :meth:`finish`.
 
         The first non-empty chunk is the TTFT timestamp. Usage is parsed from a JSON body at

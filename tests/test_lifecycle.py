@@ -435,3 +435,22 @@ async def test_async_context_manager_finishes_on_exit(setup: Setup) -> None:
 )
 def test_error_code_http_status(code: ErrorCode, status: int) -> None:
     assert code.http_status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (200, None),
+        (302, None),
+        (400, ErrorCode.BAD_REQUEST),
+        (401, ErrorCode.UNAUTHORIZED),
+        (404, ErrorCode.NOT_FOUND),
+        (422, ErrorCode.BAD_REQUEST),
+        (429, ErrorCode.RESOURCE_EXHAUSTED),
+        (500, ErrorCode.INTERNAL),
+        (502, ErrorCode.INTERNAL),
+        (503, ErrorCode.SERVICE_UNAVAILABLE),
+    ],
+)
+def test_error_code_from_http_status(status: int, code: ErrorCode | None) -> None:
+    assert ErrorCode.from_http_status(status) == code

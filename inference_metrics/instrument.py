@@ -1,0 +1,453 @@
+"""Request handlers measured by a decorator: sync, async, generator and async-generator handlers.
+
+``@instrument_handler(recorder)`` wraps a handler so that each call is one request, recorded
+through a :class:`~inference_metrics.lifecycle.RequestContext` with the same rules as an ext_proc
+stream (docs/streaming.md has the table):
+
+* at the call: the model (and target) from the call's arguments; the request is counted
+  (``request_total``, ``request_sizes``, ``running_requests`` +1). No usable model: the request
+  is counted as ``BadRequest`` with empty labels and the handler runs unmeasured;
+* a function or coroutine ends when it returns: usage and size come from the result;
+* a generator or async generator ends when it is exhausted: every item is a part of the response
+  (the first one is the TTFT timestamp; ``bytes``/``str`` items go through the incremental SSE
+  usage parser); closing it early (``close()``, ``aclose()``, ``break`` in ``async for``, garbage
+  collection) ends the request as cancelled, exactly once;
+* an exception is counted with its error code (``errors``; default ``Internal``) and re-raised
+  unchanged; ``asyncio.CancelledError`` (and any other non-``Exception``, such as
+  ``KeyboardInterrupt``) cancels the request: neither a success nor an error, only
+  ``running_requests`` goes back down, as upstream treats a client that went away.
+
+Extraction never changes what the handler does: an extractor that raises is ignored (and counted in
+``Recorder.response_parse_failures`` when it extracts usage or size).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
+
+from . import payloads
+from .errors import ErrorCode
+from .lifecycle import RequestContext
+from .payloads import Usage
+from .recorder import Recorder
+
+__all__ = ["ErrorMapping", "default_size", "default_usage", "instrument_handler", "start_request"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Maps an exception to its error code: a mapping from exception types (the most specific base
+#: class of the exception found in it wins) or a callable returning a code or None (default).
+ErrorMapping = (
+    Mapping[type[BaseException], ErrorCode | str]
+    | Callable[[BaseException], ErrorCode | str | None]
+)
+_ArgGetter = Callable[[tuple[Any, ...], dict[str, Any]], object]
+
+
+def start_request(
+    recorder: Recorder,
+    model_name: object,
+    target_model_name: str | None = None,
+    *,
+    request_size: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> RequestContext:
+    """A routed :class:`RequestContext` for a handler that knows its model, as a context manager:
+
+    .. code-block:: python
+
+        with start_request(recorder, body["model"], request_size=len(raw)) as ctx:
+            result = generate(body)
+            ctx.on_response_part(size=len(result.text), usage=Usage(10, 20))
+
+    An unusable ``model_name`` counts the request as ``BadRequest`` (the context is then finished
+    and records nothing more).
+    """
+    ctx = RequestContext(recorder, clock=clock)
+    if ctx.on_request(model_name, request_size=request_size):
+        ctx.route(target_model_name)
+    return ctx
+
+
+# --- extraction -------------------------------------------------------------------------------
+
+
+def _model_of(value: object) -> object:
+    """A model name from an argument: a string, or a request body's ``model`` key/attribute."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return value.get("model")
+    return getattr(value, "model", None)
+
+
+def default_usage(result: object) -> Usage | None:
+    """Usage from a handler's result or stream item, when it carries any.
+
+    Understands a :class:`Usage`; a mapping (an OpenAI-style response or chunk); JSON ``bytes``
+    or ``str``; an object with a ``usage`` attribute (OpenAI client types: an object or mapping
+    with ``prompt_tokens``/``completion_tokens`` or ``input_tokens``/``output_tokens``); a web
+    framework response with a JSON ``body`` (``bytes``).
+    """
+    if isinstance(result, Usage):
+        return result
+    if isinstance(result, Mapping):
+        return payloads.usage_from_object(result)
+    if isinstance(result, (bytes, bytearray, str)):
+        try:
+            return payloads.usage_from_json(result)
+        except ValueError:
+            return None
+    usage = getattr(result, "usage", None)
+    if usage is not None:
+        if isinstance(usage, Usage):
+            return usage
+        if not isinstance(usage, Mapping):
+            details = getattr(usage, "prompt_tokens_details", None) or getattr(
+                usage, "input_tokens_details", None
+            )
+            usage = {
+                key: getattr(usage, key, None)
+                for key in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+            } | {"prompt_tokens_details": {"cached_tokens": getattr(details, "cached_tokens", 0)}}
+        return payloads.usage_from_object({"usage": usage})
+    body = getattr(result, "body", None)
+    if isinstance(body, bytes):
+        return default_usage(body)
+    return None
+
+
+def default_size(result: object) -> int:
+    """A result's size in bytes when it is one: ``bytes``, ``str`` (UTF-8), a mapping (its compact
+    JSON encoding), or a web framework response's ``body`` (``bytes``); else 0."""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return len(result)
+    if isinstance(result, str):
+        return len(result.encode("utf-8", "surrogatepass"))
+    if isinstance(result, Mapping):
+        try:
+            return len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
+        except (TypeError, ValueError):
+            return 0
+    body = getattr(result, "body", None)
+    return len(body) if isinstance(body, bytes) else 0
+
+
+def _status_code(result: object) -> ErrorCode | None:
+    """The failure a web framework response carries in its ``status``/``status_code``."""
+    status = getattr(result, "status", None)
+    if not isinstance(status, int):
+        status = getattr(result, "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return ErrorCode.from_http_status(status)
+    return None
+
+
+def _argument_getter(func: Callable[..., object], name: str, role: str) -> _ArgGetter:
+    """How to read parameter ``name`` from a call's (args, kwargs), decided once."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    by_name = {p.name: (i, p) for i, p in enumerate(parameters)}
+    if name not in by_name:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters) or not parameters:
+            return lambda args, kwargs: kwargs.get(name)
+        raise TypeError(
+            f"{role}={name!r}: {getattr(func, '__qualname__', func)!r} has no parameter {name!r}; "
+            f"pass the parameter's name or a callable"
+        )
+    index, parameter = by_name[name]
+    default = None if parameter.default is inspect.Parameter.empty else parameter.default
+    positional = parameter.kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+    keyword = parameter.kind is not inspect.Parameter.POSITIONAL_ONLY
+
+    def get(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+        if keyword and name in kwargs:
+            return kwargs[name]
+        if positional and index < len(args):
+            return args[index]
+        return default
+
+    return get
+
+
+def _getter(
+    func: Callable[..., object], source: str | Callable[..., object] | None, role: str
+) -> _ArgGetter | None:
+    if source is None:
+        return None
+    if isinstance(source, str):
+        return _argument_getter(func, source, role)
+    if callable(source):
+        extract = source
+        return lambda args, kwargs: extract(*args, **kwargs)
+    raise TypeError(f"{role} must be a parameter name or a callable, got {source!r}")
+
+
+def _error_code(errors: ErrorMapping | None, exc: BaseException) -> ErrorCode | str | None:
+    if errors is None:
+        return None
+    if isinstance(errors, Mapping):
+        for cls in type(exc).__mro__:
+            code = errors.get(cls)
+            if code is not None:
+                return code
+        return None
+    try:
+        return errors(exc)
+    except Exception:
+        return None
+
+
+# --- the decorator ----------------------------------------------------------------------------
+
+
+class _Measure:
+    """What one decorated handler needs per call; shared by every call."""
+
+    __slots__ = (
+        "_clock",
+        "_errors",
+        "_model",
+        "_recorder",
+        "_request_size",
+        "_size",
+        "_target",
+        "_usage",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        model: _ArgGetter,
+        target: _ArgGetter | None,
+        request_size: _ArgGetter | None,
+        usage: Callable[[Any], Usage | None] | None,
+        size: Callable[[Any], int] | None,
+        errors: ErrorMapping | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._recorder = recorder
+        self._model = model
+        self._target = target
+        self._request_size = request_size
+        self._usage = usage
+        self._size = size
+        self._errors = errors
+        self._clock = clock
+
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RequestContext:
+        ctx = RequestContext(self._recorder, clock=self._clock)
+        try:
+            model = _model_of(self._model(args, kwargs))
+            target = _model_of(self._target(args, kwargs)) if self._target else None
+            size = self._request_size(args, kwargs) if self._request_size else 0
+        except Exception:
+            model, target, size = None, None, 0
+        if not isinstance(size, int) or isinstance(size, bool):
+            size = 0
+        if ctx.on_request(model, request_size=size):
+            ctx.route(target if isinstance(target, str) else None)
+        return ctx
+
+    def part(self, ctx: RequestContext, item: object) -> None:
+        """One streamed item, or a whole result."""
+        if ctx.finished:
+            return
+        if self._usage is None and self._size is None:
+            if isinstance(item, (bytes, bytearray, memoryview)):
+                ctx.on_response_body(item, end_of_stream=False)
+                return
+            if isinstance(item, str):
+                ctx.on_response_body(item.encode("utf-8", "surrogatepass"), end_of_stream=False)
+                return
+        try:
+            usage = (self._usage or default_usage)(item)
+            size = (self._size or default_size)(item)
+        except Exception:
+            ctx.recorder.record_response_parse_failure()
+            ctx.on_response_part()
+            return
+        ctx.on_response_part(size=size if isinstance(size, int) else 0, usage=usage)
+
+    def result(self, ctx: RequestContext, result: object) -> None:
+        """A function's or coroutine's return value: its status, usage and size; the end."""
+        if ctx.finished:
+            return
+        code = _status_code(result)
+        if code is not None:
+            ctx.fail(code)
+            return
+        self.part(ctx, result)
+        ctx.finish()
+
+    def error(self, ctx: RequestContext, exc: BaseException) -> None:
+        code = _error_code(self._errors, exc)
+        if code is not None:
+            ctx.fail(code)
+        elif isinstance(exc, Exception):
+            ctx.fail(ErrorCode.INTERNAL)
+        else:  # asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit
+            ctx.cancel()
+
+
+class _Guard:
+    """Cancels a streamed request when its generator's frame is dropped without finalisation
+    (an async generator collected after its event loop is gone); a no-op once it ended."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+
+    def __del__(self) -> None:
+        self.ctx.cancel()
+
+
+def instrument_handler(
+    recorder: Recorder,
+    *,
+    model: str | Callable[..., object] = "model",
+    target: str | Callable[..., object] | None = None,
+    request_size: str | Callable[..., int] | None = None,
+    usage: Callable[[Any], Usage | None] | None = None,
+    size: Callable[[Any], int] | None = None,
+    errors: ErrorMapping | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a request handler so that each call records one request into ``recorder``.
+
+    ``model``, ``target``, ``request_size``: the name of the handler's parameter that holds it,
+    or a callable given the call's arguments. A model parameter may hold the name or the request
+    body (a mapping or object with a ``model`` key/attribute). ``target`` defaults to the model;
+    ``request_size`` to 0 bytes.
+
+    ``usage`` and ``size``: callables given the result (or each streamed item) returning its
+    :class:`Usage` (or None) and its size in bytes; defaults :func:`default_usage` and
+    :func:`default_size`. Without either, ``bytes``/``str`` items and results are parsed as the
+    response body (incremental SSE parsing for streams).
+
+    ``errors``: the error code of an exception (a mapping of exception types or a callable);
+    unmapped exceptions count as ``Internal``. A result with an HTTP ``status``/``status_code``
+    of 400 or more counts as that status's error code (:meth:`ErrorCode.from_http_status`).
+
+    The decorated handler keeps its signature (``ParamSpec``); generators are wrapped in
+    generators that forward iteration and closing (values passed to ``send()`` are not
+    forwarded to the handler).
+    """
+    if not isinstance(recorder, Recorder):
+        raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
+    for argument, extractor in (("usage", usage), ("size", size), ("clock", clock)):
+        if extractor is not None and not callable(extractor):
+            raise TypeError(f"{argument} must be callable, got {extractor!r}")
+    if errors is not None and not (isinstance(errors, Mapping) or callable(errors)):
+        raise TypeError(f"errors must be a mapping or a callable, got {errors!r}")
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        model_getter = _getter(func, model, "model")
+        assert model_getter is not None
+        measure = _Measure(
+            recorder,
+            model_getter,
+            _getter(func, target, "target"),
+            _getter(func, request_size, "request_size"),
+            usage,
+            size,
+            errors,
+            clock,
+        )
+        if inspect.isasyncgenfunction(func):
+            return cast(Callable[P, R], _wrap_async_generator(func, measure))
+        if inspect.isgeneratorfunction(func):
+            return cast(Callable[P, R], _wrap_generator(func, measure))
+        if inspect.iscoroutinefunction(func):
+            return cast(Callable[P, R], _wrap_coroutine(func, measure))
+        return _wrap_function(func, measure)
+
+    return decorate
+
+
+def _wrap_function(func: Callable[P, R], measure: _Measure) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = measure.begin(args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            measure.error(ctx, exc)
+            raise
+        measure.result(ctx, result)
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = measure.begin(args, kwargs)
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            measure.error(ctx, exc)
+            raise
+        measure.result(ctx, result)
+        return result
+
+    return wrapper
+
+
+def _wrap_generator(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+        ctx = measure.begin(args, kwargs)
+        ctx.set_streamed()
+        guard = _Guard(ctx)  # noqa: F841  (held by this frame until it goes away)
+        inner: Generator[Any, None, Any] | None = None
+        try:
+            inner = func(*args, **kwargs)
+            for item in inner:
+                measure.part(ctx, item)
+                yield item
+        except BaseException as exc:
+            measure.error(ctx, exc)
+            raise
+        finally:
+            if inner is not None:
+                inner.close()
+        ctx.finish()
+
+    return wrapper
+
+
+def _wrap_async_generator(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        ctx = measure.begin(args, kwargs)
+        ctx.set_streamed()
+        guard = _Guard(ctx)  # noqa: F841  (held by this frame until it goes away)
+        inner: AsyncGenerator[Any, None] | None = None
+        try:
+            inner = func(*args, **kwargs)
+            async for item in inner:
+                measure.part(ctx, item)
+                yield item
+        except BaseException as exc:
+            measure.error(ctx, exc)
+            raise
+        finally:
+            if inner is not None:
+                await inner.aclose()
+        ctx.finish()
+
+    return wrapper
