@@ -125,14 +125,49 @@ error_codes = st.sampled_from(["", "Internal", "BadRequest", "ModelServerError",
 class Call:
     method: str  # a Recorder method, or "scrape"
     args: tuple[object, ...]
+    kwargs: tuple[tuple[str, object], ...] = ()
 
 
 def call(method: str, *arguments: st.SearchStrategy[object]) -> st.SearchStrategy[Call]:
     return st.tuples(*arguments).map(lambda args: Call(method, args))
 
 
+# Timestamps for whole-request events: arbitrary (often out of order), or sorted so that
+# received <= first token <= completed and the TTFT/TPOT histograms see values too.
+timestamps = st.one_of(amounts, st.floats(min_value=0, max_value=1e4, allow_nan=False))
+ordered_times = st.lists(
+    st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=3, max_size=3
+).map(sorted)
+
+
+@st.composite
+def request_completed(draw: st.DrawFn) -> Call:
+    received: object
+    completed: object
+    first_token: object
+    if draw(st.booleans()):
+        received, first_token, completed = draw(ordered_times)
+    else:
+        received, completed = draw(timestamps), draw(timestamps)
+        first_token = draw(st.one_of(st.none(), timestamps))
+    kwargs: dict[str, object] = {
+        "received": received,
+        "completed": completed,
+        "response_size": draw(amounts),
+    }
+    for name in ("request_size", "input_tokens", "output_tokens", "cached_tokens"):
+        if draw(st.booleans()):
+            kwargs[name] = draw(amounts)
+    if first_token is not None or draw(st.booleans()):
+        kwargs["first_token"] = first_token
+    return Call(
+        "record_request_completed", (draw(labels), draw(labels)), tuple(sorted(kwargs.items()))
+    )
+
+
 MODEL_AND_TARGET = (labels, labels)
 CALLS: dict[str, st.SearchStrategy[Call]] = {
+    # upstream's per-metric calls
     "record_request_counter": call("record_request_counter", *MODEL_AND_TARGET),
     "record_request_error": call("record_request_error", *MODEL_AND_TARGET, error_codes),
     "record_request_latency": call("record_request_latency", *MODEL_AND_TARGET, amounts, amounts),
@@ -150,17 +185,26 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         "record_pool_per_pod_queue_size", labels, labels, amounts
     ),
     "record_extension_info": call("record_extension_info", labels, labels),
+    # whole-request events (running requests exercise a gauge's add: +1 and -1)
+    "record_request_started": call("record_request_started", *MODEL_AND_TARGET, amounts),
+    "record_request_completed": request_completed(),
+    "record_request_failed": call("record_request_failed", *MODEL_AND_TARGET, error_codes),
+    "record_running_request_started": call("record_running_request_started", labels),
+    "record_running_request_finished": call("record_running_request_finished", labels),
+    "record_response_parse_failure": st.just(Call("record_response_parse_failure", ())),
 }
+# Public Recorder methods that record nothing, so parity has nothing to check for them.
+NOT_RECORDING = {"series_count", "is_valid_label_value"}
 calls = st.one_of(
     *CALLS.values(),
     st.just(Call("scrape", ())),
 )
 
 
-def outcome(method: Callable[..., object], args: tuple[object, ...]) -> object:
+def outcome(method: Callable[..., object], step: Call) -> object:
     """What a call returned, or the type of what it raised."""
     try:
-        return method(*args)
+        return method(*step.args, **dict(step.kwargs))
     except (TypeError, ValueError) as exc:
         return type(exc)
 
@@ -173,18 +217,18 @@ def test_every_public_recording_method_is_exercised() -> None:
     public = {
         name
         for name, member in inspect.getmembers(Recorder, inspect.isfunction)
-        if not name.startswith("_") and name not in {"series_count"}
+        if not name.startswith("_") and name not in NOT_RECORDING
     }
     assert public == set(CALLS)
 
 
 @settings(
-    max_examples=300,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    sequence=st.lists(calls, max_size=40),
+    sequence=st.lists(calls, max_size=60),
     max_series=st.sampled_from([2, 1000]),
 )
 def test_otel_exposes_what_prometheus_exposes(sequence: list[Call], max_series: int) -> None:
@@ -195,8 +239,8 @@ def test_otel_exposes_what_prometheus_exposes(sequence: list[Call], max_series: 
                     exposition(pair.prometheus_registry), exposition(pair.otel_registry)
                 )
                 continue
-            expected = outcome(getattr(pair.prometheus, step.method), step.args)
-            actual = outcome(getattr(pair.otel, step.method), step.args)
+            expected = outcome(getattr(pair.prometheus, step.method), step)
+            actual = outcome(getattr(pair.otel, step.method), step)
             assert actual == expected, step
 
 
