@@ -1,0 +1,53 @@
+"""The guarded exposition server: ``/metrics`` behind bearer-token, Kubernetes or mTLS auth.
+
+::
+
+    from inference_metrics.server import MetricsServer, TokenFileAuthenticator
+
+    server = MetricsServer(auth=TokenFileAuthenticator("/etc/metrics/tokens"), port=9090)
+    server.start()
+
+See ``docs/exposition-server.md``. Only the standard library and prometheus_client are imported
+here; a self-signed certificate (``ServerTLS.self_signed``) needs the ``tls`` extra.
+"""
+
+from .app import DEFAULT_PORT, MetricsServer, ServerLimits
+from .auth import (
+    Authenticator,
+    AuthRequest,
+    AuthResult,
+    ClientCertificateAuthenticator,
+    NoAuth,
+    TokenFileAuthenticator,
+    bearer_token,
+)
+from .http11 import Headers
+from .kubernetes import (
+    KubernetesAuthenticator,
+    KubernetesConfig,
+    KubernetesConfigError,
+    ReviewError,
+    ReviewStats,
+)
+from .tls import ServerTLS, TLSConfigError
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AuthRequest",
+    "AuthResult",
+    "Authenticator",
+    "ClientCertificateAuthenticator",
+    "Headers",
+    "KubernetesAuthenticator",
+    "KubernetesConfig",
+    "KubernetesConfigError",
+    "MetricsServer",
+    "NoAuth",
+    "ReviewError",
+    "ReviewStats",
+    "ServerLimits",
+    "ServerTLS",
+    "TLSConfigError",
+    "TokenFileAuthenticator",
+    "bearer_token",
+]
