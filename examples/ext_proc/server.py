@@ -1,0 +1,424 @@
+"""An example endpoint picker: an Envoy ext_proc server that records the EPP's metrics.
+
+    python examples/ext_proc/server.py --grpc-port 9002 --metrics-port 9090
+    envoy -c examples/ext_proc/envoy.yaml
+
+Serves the ext_proc gRPC service on ``--host:--grpc-port`` and ``/metrics`` (Prometheus text
+format, unauthenticated: an example) on ``--host:--metrics-port``. Envoy opens one gRPC stream
+per HTTP request; each stream follows its request with one
+:class:`~inference_metrics.RequestContext`:
+
+* request headers: the received timestamp;
+* request body: the model is read from the JSON body; a body that is not a JSON object with a
+  ``"model"`` gets an immediate 400 (counted as ``BadRequest``). The target model is the model
+  itself unless ``--model-rewrite MODEL=TARGET`` says otherwise; a rewrite replaces the body's
+  ``"model"`` (and, in BUFFERED mode, ``content-length``), as a real picker does. Then the
+  request is counted (``inference_model_request_total``, ``..._request_sizes``, running +1);
+* response headers: a non-2xx ``:status`` makes the request end as ``ModelServerError``;
+* response body: sizes, usage (JSON body or SSE stream), time to first chunk; at the end of
+  stream the request's latency, sizes and tokens are recorded.
+
+Body modes: request body BUFFERED (or FULL_DUPLEX_STREAMED: the body is held until it is
+complete, then sent on whole; or STREAMED: the body goes on as it comes, so it is never
+rewritten); response body BUFFERED, STREAMED or FULL_DUPLEX_STREAMED (the
+mode is read from the ``protocol_config`` Envoy sends on each stream's first message; in
+FULL_DUPLEX_STREAMED every chunk is echoed back as a ``streamed_response``, which Envoy requires).
+
+The handler never raises into Envoy: an exception is counted as ``Internal``; before the request
+was forwarded it is answered with a 500, afterwards the response passes through untouched.
+Nothing logged carries a body or a header value.
+
+Needs the ``extproc`` extra: ``pip install 'inference-metrics[extproc]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
+from prometheus_client import CollectorRegistry, start_http_server
+
+from inference_metrics import ErrorCode, PrometheusBackend, Recorder, RequestContext
+
+logger = logging.getLogger("examples.ext_proc")
+
+_Mode = processing_mode_pb2.ProcessingMode
+STREAMED: int = _Mode.STREAMED
+BUFFERED: int = _Mode.BUFFERED
+BUFFERED_PARTIAL: int = _Mode.BUFFERED_PARTIAL
+FULL_DUPLEX_STREAMED: int = _Mode.FULL_DUPLEX_STREAMED
+_OVERWRITE: int = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+#: Largest body chunk sent back in one streamed_response (Envoy recommends at most 64 KiB).
+STREAMED_CHUNK_BYTES = 64 * 1024
+
+#: Chooses the target model of an accepted request (``ctx.model_name`` and ``ctx.request`` are
+#: set); None keeps the model itself.
+Picker = Callable[[RequestContext], str | None]
+
+
+def rewrite_picker(rewrites: Mapping[str, str]) -> Picker:
+    """A picker that sends ``model`` to ``rewrites[model]`` and every other model to itself."""
+    table = dict(rewrites)
+
+    def pick(ctx: RequestContext) -> str | None:
+        return table.get(ctx.model_name or "")
+
+    return pick
+
+
+# --- ProcessingResponse builders -----------------------------------------------------------------
+
+
+def _continue() -> pb.CommonResponse:
+    return pb.CommonResponse(status=pb.CommonResponse.CONTINUE)
+
+
+def _headers_response(phase: str) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(**{phase: pb.HeadersResponse(response=_continue())})
+
+
+def _trailers_response(phase: str) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
+
+
+def _body_response(phase: str, common: pb.CommonResponse | None = None) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(**{phase: pb.BodyResponse(response=common or _continue())})
+
+
+def _streamed_body(phase: str, body: bytes, *, end_of_stream: bool) -> pb.ProcessingResponse:
+    """A FULL_DUPLEX_STREAMED body reply: the chunk Envoy passes on."""
+    mutation = pb.BodyMutation(
+        streamed_response=pb.StreamedBodyResponse(body=body, end_of_stream=end_of_stream)
+    )
+    return _body_response(phase, pb.CommonResponse(body_mutation=mutation))
+
+
+def _streamed_bodies(phase: str, body: bytes) -> list[pb.ProcessingResponse]:
+    """A whole body as FULL_DUPLEX_STREAMED replies of at most STREAMED_CHUNK_BYTES each."""
+    pieces = [body[i : i + STREAMED_CHUNK_BYTES] for i in range(0, len(body), STREAMED_CHUNK_BYTES)]
+    pieces = pieces or [b""]
+    return [
+        _streamed_body(phase, piece, end_of_stream=i == len(pieces) - 1)
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def _bad_request() -> pb.ProcessingResponse:
+    return _immediate(ErrorCode.BAD_REQUEST, 'the body must be a JSON object with a "model"')
+
+
+def _immediate(code: ErrorCode, message: str) -> pb.ProcessingResponse:
+    """End the request now with ``code``'s HTTP status and an OpenAI-style JSON error body."""
+    status = code.http_status
+    body = json.dumps({"error": {"message": message, "type": str(code), "code": status}})
+    headers = pb.HeaderMutation(
+        set_headers=[
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key="content-type", raw_value=b"application/json"),
+                append_action=_OVERWRITE,
+            )
+        ]
+    )
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=status),
+            headers=headers,
+            body=body.encode(),
+            details=f"endpoint_picker_{code}",
+        )
+    )
+
+
+# --- one HTTP request ----------------------------------------------------------------------------
+
+
+class RequestStream:
+    """One ext_proc stream (one HTTP request): ProcessingRequests in, ProcessingResponses out.
+
+    :meth:`handle` never raises. ``closed`` turns True once an immediate response was sent (Envoy
+    ignores anything after it, so the stream can end).
+    """
+
+    def __init__(self, recorder: Recorder, pick: Picker) -> None:
+        self.ctx = RequestContext(recorder)
+        self._pick = pick
+        self.request_body_mode = BUFFERED
+        self.response_body_mode = STREAMED
+        self._first = True
+        self._held: list[bytes] = []  # request body chunks held back (FULL_DUPLEX_STREAMED)
+        self._request_done = False  # request body complete (accepted, or answered)
+        self.response_started = False
+        self.failed_internally = False
+        self.closed = False
+
+    def handle(self, message: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        if self._first:
+            self._first = False
+            if message.HasField("protocol_config"):
+                self.request_body_mode = message.protocol_config.request_body_mode
+                self.response_body_mode = message.protocol_config.response_body_mode
+        kind = message.WhichOneof("request")
+        if kind is None:
+            return []
+        if self.failed_internally:
+            responses = self._passthrough(kind, message)
+        else:
+            try:
+                responses = self._dispatch(kind, message)
+            except Exception as exc:
+                responses = self._internal_error(kind, message, exc)
+        if message.observability_mode:
+            return []  # Envoy ignores replies in observability mode
+        if any(r.HasField("immediate_response") for r in responses):
+            self.closed = True
+        return responses
+
+    def end(self, *, cancelled: bool) -> None:
+        """The gRPC stream ended. A request whose response had started and whose stream ended
+        cleanly is finished (e.g. a response without a processed body); anything else that is
+        still open went away unfinished: cancelled (no error, as upstream)."""
+        if self.response_started and not cancelled:
+            self.ctx.finish()
+        else:
+            self.ctx.cancel()
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def _dispatch(self, kind: str, message: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        ctx = self.ctx
+        if kind == "request_headers":
+            headers = message.request_headers
+            ctx.on_request_headers(headers.headers)
+            if headers.end_of_stream:  # no body, so no model: the picker cannot route it
+                ctx.on_request_body(b"", end_of_stream=True)
+                return [_bad_request()]
+            return [_headers_response(kind)]
+        if kind == "request_body":
+            body = message.request_body
+            mode = self.request_body_mode
+            if mode == FULL_DUPLEX_STREAMED:
+                self._held.append(body.body)  # sent on once the body is complete
+            if mode in (BUFFERED, BUFFERED_PARTIAL) or body.end_of_stream:
+                return self._complete_request_body(body.body)
+            if not ctx.on_request_body(body.body, end_of_stream=False):  # too large
+                return [_bad_request()]
+            # FULL_DUPLEX_STREAMED: answered once complete; STREAMED: the chunk goes on as is
+            return [] if mode == FULL_DUPLEX_STREAMED else [_body_response(kind)]
+        if kind == "request_trailers":
+            # Trailers end a body whose last chunk had no end_of_stream.
+            responses = (
+                [] if self._request_done else self._complete_request_body(b"", body_message=False)
+            )
+            if any(r.HasField("immediate_response") for r in responses):
+                return responses
+            return [*responses, _trailers_response(kind)]
+        if kind == "response_headers":
+            self.response_started = True
+            headers = message.response_headers
+            ctx.on_response_headers(headers.headers, end_of_stream=headers.end_of_stream)
+            return [_headers_response(kind)]
+        if kind == "response_body":
+            self.response_started = True
+            body = message.response_body
+            ctx.on_response_body(body.body, end_of_stream=body.end_of_stream)
+            return self._passthrough(kind, message)
+        if kind == "response_trailers":
+            self.response_started = True
+            ctx.finish()  # trailers end the response: no body chunk had end_of_stream
+            return [_trailers_response(kind)]
+        return []
+
+    def _complete_request_body(
+        self, last: bytes, *, body_message: bool = True
+    ) -> list[pb.ProcessingResponse]:
+        """The whole request body is here: accept it (or answer 400), pick, route, forward.
+
+        ``body_message``: called for a request_body message (else for trailers, whose caller
+        adds the trailers reply). Returns the body replies.
+        """
+        self._request_done = True
+        ctx = self.ctx
+        mode = self.request_body_mode
+        held, self._held = self._held, []
+        if not ctx.on_request_body(last, end_of_stream=True):
+            return [_bad_request()]
+        # A body that already went on (STREAMED mode) cannot be rewritten.
+        can_rewrite = mode == FULL_DUPLEX_STREAMED or (body_message and mode != STREAMED)
+        target = self._pick(ctx) if can_rewrite else None
+        ctx.route(target)
+        rewritten = ctx.target_model_name is not None and ctx.target_model_name != ctx.model_name
+        body = b""
+        if rewritten:
+            request = dict(ctx.request or {})
+            request["model"] = ctx.target_model_name
+            body = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+
+        phase = "request_body"
+        if mode == FULL_DUPLEX_STREAMED:
+            # Envoy removed content-length at the headers in this mode: any length may follow.
+            return _streamed_bodies(phase, body if rewritten else b"".join(held))
+        if not body_message:
+            return []
+        if not rewritten:
+            return [_body_response(phase)]
+        # BUFFERED: the headers are still held, so the new length goes with the new body.
+        length = base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key="content-length", raw_value=str(len(body)).encode()),
+            append_action=_OVERWRITE,
+        )
+        common = pb.CommonResponse(
+            header_mutation=pb.HeaderMutation(set_headers=[length]),
+            body_mutation=pb.BodyMutation(body=body),
+        )
+        return [_body_response(phase, common)]
+
+    def _passthrough(self, kind: str, message: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        """Let the message through unchanged."""
+        if kind in ("request_headers", "response_headers"):
+            return [_headers_response(kind)]
+        if kind in ("request_trailers", "response_trailers"):
+            return [_trailers_response(kind)]
+        body = message.request_body if kind == "request_body" else message.response_body
+        mode = self.request_body_mode if kind == "request_body" else self.response_body_mode
+        if mode == FULL_DUPLEX_STREAMED:
+            return [_streamed_body(kind, body.body, end_of_stream=body.end_of_stream)]
+        return [_body_response(kind)]
+
+    def _internal_error(
+        self, kind: str, message: pb.ProcessingRequest, exc: Exception
+    ) -> list[pb.ProcessingResponse]:
+        """Count the request as Internal; answer 500 before it was forwarded, else pass through."""
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] or None
+        where = f"{frame[0].filename}:{frame[0].lineno}" if frame else "?"
+        # The exception's type and place only: its message might quote the request.
+        logger.error("ext_proc handler failed with %s at %s", type(exc).__name__, where)
+        self.failed_internally = True
+        self.ctx.fail(ErrorCode.INTERNAL)
+        if kind.startswith("request_"):
+            return [_immediate(ErrorCode.INTERNAL, "the endpoint picker failed")]
+        return self._passthrough(kind, message)
+
+
+class ExtProcServicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    """The ext_proc service: one :class:`RequestStream` per gRPC stream."""
+
+    def __init__(self, recorder: Recorder, *, pick: Picker | None = None) -> None:
+        self.recorder = recorder
+        self.pick: Picker = pick or rewrite_picker({})
+
+    async def Process(  # the gRPC method's name
+        self,
+        request_iterator: AsyncIterator[pb.ProcessingRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.ProcessingResponse]:
+        stream = RequestStream(self.recorder, self.pick)
+        cancelled = True
+        try:
+            async for message in request_iterator:
+                for response in stream.handle(message):
+                    yield response
+                if stream.closed:
+                    break
+            cancelled = False
+        finally:
+            stream.end(cancelled=cancelled)
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_rewrites(values: Iterable[str]) -> dict[str, str]:
+    """``MODEL=TARGET`` strings as a dict; ValueError names a malformed one."""
+    rewrites: dict[str, str] = {}
+    for value in values:
+        source, sep, target = value.partition("=")
+        if not sep or not source or not target:
+            raise ValueError(f"--model-rewrite takes MODEL=TARGET, got {value!r}")
+        rewrites[source] = target
+    return rewrites
+
+
+async def serve(
+    *, host: str, grpc_port: int, metrics_port: int, rewrites: Mapping[str, str]
+) -> None:
+    """Serve ext_proc and /metrics until SIGINT or SIGTERM."""
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry))
+    httpd, thread = start_http_server(metrics_port, addr=host, registry=registry)
+    server = grpc.aio.server()
+    pb_grpc.add_ExternalProcessorServicer_to_server(
+        ExtProcServicer(recorder, pick=rewrite_picker(rewrites)), server
+    )
+    try:
+        bound = server.add_insecure_port(_address(host, grpc_port))
+        await server.start()
+        logger.info(
+            "ext_proc on %s, metrics on http://%s/metrics",
+            _address(host, bound),
+            _address(host, httpd.server_port),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await server.stop(grace=2)
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--grpc-port", type=int, default=9002, help="ext_proc port (9002)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (9090)")
+    parser.add_argument(
+        "--model-rewrite",
+        action="append",
+        default=[],
+        metavar="MODEL=TARGET",
+        help="send requests for MODEL to TARGET (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    args = parser.parse_args(argv)
+    try:
+        rewrites = parse_rewrites(args.model_rewrite)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve(
+                host=args.host,
+                grpc_port=args.grpc_port,
+                metrics_port=args.metrics_port,
+                rewrites=rewrites,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
