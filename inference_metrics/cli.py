@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
 import logging
+import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .backends.prometheus import PrometheusBackend
 from .recorder import Recorder
 from .reference import render_reference
 from .simulate import run_traffic
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from .server import Authenticator, MetricsServer, ServerTLS
 
 logger = logging.getLogger("inference_metrics.cli")
 
@@ -22,10 +34,183 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
+# ----------------------------------------------------------------------------- serve and demo
 
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse contradictory or incomplete flags (argparse exits with status 2)."""
+    if args.auth is None:
+        if not _is_loopback(args.host):
+            parser.error(
+                f"--auth is required when listening on {args.host!r} (not a loopback address): "
+                "choose --auth token, --auth kubernetes, or --auth none explicitly"
+            )
+        args.auth = "none"
+    if args.auth == "token" and not args.token_file:
+        parser.error("--auth token needs --token-file PATH (one token per line)")
+    if args.token_file and args.auth != "token":
+        parser.error("--token-file is only used with --auth token")
+    kube_flags = [
+        flag
+        for flag, value in (
+            ("--kube-api-server", args.kube_api_server),
+            ("--kube-ca-file", args.kube_ca_file),
+            ("--kube-token-file", args.kube_token_file),
+            ("--kube-audience", args.kube_audience),
+        )
+        if value
+    ]
+    if kube_flags and args.auth != "kubernetes":
+        parser.error(f"{', '.join(kube_flags)} only apply with --auth kubernetes")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_self_signed and args.tls_cert:
+        parser.error("--tls-self-signed and --tls-cert/--tls-key are alternatives: choose one")
+    if args.tls_hostname and not args.tls_self_signed:
+        parser.error("--tls-hostname only applies with --tls-self-signed")
+    if args.client_ca_file and not (args.tls_cert or args.tls_self_signed):
+        parser.error("--client-ca-file needs TLS (--tls-cert/--tls-key or --tls-self-signed)")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be in 0..65535, got {args.port}")
+    if not args.review_timeout > 0:
+        parser.error(f"--review-timeout must be > 0 seconds, got {args.review_timeout:g}")
+    for flag in ("token_cache_ttl", "allow_cache_ttl", "deny_cache_ttl"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 0 seconds")
+
+
+def _build_auth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Authenticator:
+    from .server import (
+        ClientCertificateAuthenticator,
+        KubernetesAuthenticator,
+        KubernetesConfigError,
+        NoAuth,
+        TokenFileAuthenticator,
+    )
+
+    auth: Authenticator
+    if args.auth == "token":
+        try:
+            auth = TokenFileAuthenticator(args.token_file)
+        except OSError as exc:
+            parser.error(f"--token-file {args.token_file}: {exc.strerror or exc}")
+        except ValueError as exc:
+            parser.error(str(exc))
+    elif args.auth == "kubernetes":
+        try:
+            auth = KubernetesAuthenticator.in_cluster(
+                api_server=args.kube_api_server,
+                ca_file=args.kube_ca_file,
+                token_file=args.kube_token_file,
+                audiences=tuple(args.kube_audience or ()),
+                timeout=args.review_timeout,
+                token_ttl=args.token_cache_ttl,
+                allow_ttl=args.allow_cache_ttl,
+                deny_ttl=args.deny_cache_ttl,
+            )
+        except KubernetesConfigError as exc:
+            parser.error(f"--auth kubernetes: {exc}")
+    else:
+        auth = NoAuth()
+    if args.client_ca_file:
+        auth = ClientCertificateAuthenticator(then=None if args.auth == "none" else auth)
+    return auth
+
+
+def _build_tls(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerTLS | None:
+    from .server import ServerTLS, TLSConfigError
+
+    try:
+        if args.tls_self_signed:
+            hostnames = args.tls_hostname or ["localhost", "127.0.0.1", "::1"]
+            return ServerTLS.self_signed(hostnames, client_ca_file=args.client_ca_file)
+        if args.tls_cert:
+            return ServerTLS(args.tls_cert, args.tls_key, client_ca_file=args.client_ca_file)
+    except TLSConfigError as exc:
+        parser.error(str(exc))
+    except ImportError as exc:
+        parser.error(f"--tls-self-signed: {exc}")
+    return None
+
+
+def _describe_auth(args: argparse.Namespace) -> str:
+    text = {
+        "none": "no authentication",
+        "token": f"bearer tokens from {args.token_file}",
+        "kubernetes": "Kubernetes TokenReview + SubjectAccessReview",
+    }[args.auth]
+    if args.client_ca_file:
+        text = f"client certificates from {args.client_ca_file}" + (
+            f" and {text}" if args.auth != "none" else ""
+        )
+    return text
+
+
+def _build_server(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, registry: Collector
+) -> MetricsServer:
+    from .server import MetricsServer
+
+    _check_flags(args, parser)
+    auth = _build_auth(args, parser)
+    tls = _build_tls(args, parser)
+    return MetricsServer(auth=auth, registry=registry, host=args.host, port=args.port, tls=tls)
+
+
+async def _run_until_signalled(server: MetricsServer) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(signum, server.request_stop)
+    await server.serve()
+
+
+def _serve(args: argparse.Namespace, server: MetricsServer, what: str) -> int:
+    async def main() -> None:
+        await server.astart()
+        message = f"inference-metrics {args.command}: serving {what} on {server.url}/metrics"
+        message += f" ({_describe_auth(args)}); Ctrl-C to stop"
+        if server.tls is not None and server.tls.certificate_pem is not None:
+            der = ssl.PEM_cert_to_DER_cert(server.tls.certificate_pem.decode("ascii"))
+            message += f"\nself-signed certificate SHA-256: {hashlib.sha256(der).hexdigest()}"
+        print(message, flush=True)
+        await _run_until_signalled(server)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        print(
+            f"inference-metrics {args.command}: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from prometheus_client.registry import REGISTRY
+
+    server = _build_server(args, args.parser, REGISTRY)
+    return _serve(args, server, "this process's default registry")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    if not args.rate > 0:
+        args.parser.error(f"--rate must be > 0 requests per second, got {args.rate:g}")
     registry = CollectorRegistry()
+    server = _build_server(args, args.parser, registry)
     recorder = Recorder(PrometheusBackend(registry))
     stop = threading.Event()
     traffic = threading.Thread(
@@ -36,21 +221,68 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         daemon=True,
     )
     traffic.start()
-    server, thread = start_http_server(args.port, addr=args.host, registry=registry)
-    print(
-        f"inference-metrics demo: serving simulated traffic on http://{args.host}:{args.port}/metrics"
-        " (Ctrl-C to stop)",
-        flush=True,
-    )
     try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
-        pass
+        return _serve(args, server, "simulated traffic")
     finally:
         stop.set()
-        server.shutdown()
-    return 0
+        traffic.join(5.0)
+
+
+def _add_server_options(parser: argparse.ArgumentParser, *, default_host: str) -> None:
+    parser.add_argument(
+        "--host", default=default_host, help=f"address to listen on ({default_host})"
+    )
+    parser.add_argument("--port", type=int, default=9090, help="port to listen on (9090)")
+    parser.add_argument(
+        "--auth",
+        choices=("none", "token", "kubernetes"),
+        default=None,
+        help="who may read /metrics: anyone, a bearer token from --token-file, or a Kubernetes "
+        "identity allowed 'get' on the non-resource URL /metrics (default: none on a loopback "
+        "address; required otherwise)",
+    )
+    parser.add_argument(
+        "--token-file", metavar="PATH", help="bearer tokens, one per line (re-read on change)"
+    )
+    kube = parser.add_argument_group("--auth kubernetes (defaults: the pod's service account)")
+    kube.add_argument("--kube-api-server", metavar="URL", help="API server URL (in-cluster)")
+    kube.add_argument("--kube-ca-file", metavar="PATH", help="CA bundle of the API server")
+    kube.add_argument("--kube-token-file", metavar="PATH", help="this server's own bearer token")
+    kube.add_argument(
+        "--kube-audience",
+        metavar="AUDIENCE",
+        action="append",
+        help="audience a token must be valid for (repeatable; default: the API server's)",
+    )
+    kube.add_argument(
+        "--review-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="bound on one authentication decision; 503 beyond it (5)",
+    )
+    kube.add_argument("--token-cache-ttl", type=float, default=60.0, metavar="SECONDS")
+    kube.add_argument("--allow-cache-ttl", type=float, default=300.0, metavar="SECONDS")
+    kube.add_argument("--deny-cache-ttl", type=float, default=30.0, metavar="SECONDS")
+    tls = parser.add_argument_group("TLS (default: plain HTTP)")
+    tls.add_argument("--tls-cert", metavar="PATH", help="PEM certificate chain (reloaded)")
+    tls.add_argument("--tls-key", metavar="PATH", help="PEM private key (reloaded)")
+    tls.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="generate a self-signed certificate at start-up (needs the 'tls' extra)",
+    )
+    tls.add_argument(
+        "--tls-hostname",
+        action="append",
+        metavar="NAME",
+        help="name or IP for the self-signed certificate (repeatable; localhost, 127.0.0.1, ::1)",
+    )
+    tls.add_argument(
+        "--client-ca-file",
+        metavar="PATH",
+        help="require client certificates signed by this CA for /metrics (mTLS)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="inference-metrics",
         description=(
             "The Gateway API Inference Extension endpoint picker's metrics for Python: "
-            "print the metrics reference, or serve /metrics with simulated traffic."
+            "print the metrics reference, or serve a guarded /metrics."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -67,12 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="print the metrics reference (Markdown)")
     docs.set_defaults(func=_cmd_docs)
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve this process's default prometheus_client registry on a guarded /metrics",
+    )
+    _add_server_options(serve, default_host="0.0.0.0")
+    serve.set_defaults(func=_cmd_serve, parser=serve)
+
     demo = commands.add_parser("demo", help="serve /metrics with simulated inference traffic")
-    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    demo.add_argument("--port", type=int, default=9090, help="port to listen on (9090)")
+    _add_server_options(demo, default_host="127.0.0.1")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated requests per second")
     demo.add_argument("--seed", type=int, default=None, help="random seed (reproducible traffic)")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_demo, parser=demo)
     return parser
 
 
