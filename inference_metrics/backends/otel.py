@@ -238,7 +238,9 @@ class OpenTelemetryBackend:
     The instruments belong to the meter ``meter_name`` (instrumentation scope) with this package's
     version. Which readers and exporters see them is the provider's configuration: a
     ``PrometheusMetricReader`` for a ``/metrics`` endpoint, a ``PeriodicExportingMetricReader``
-    with an OTLP exporter to push, or both.
+    with an OTLP exporter to push, or both. With the default, set the global provider
+    (``opentelemetry.metrics.set_meter_provider``) first: until then the API's proxy provider
+    drops every measurement.
     """
 
     def __init__(
