@@ -172,9 +172,10 @@ def sniff_body(head: bytes | bytearray) -> BodyKind | None:
     return "other"
 
 
-_LINE_END = re.compile(rb"[\r\n]")
 _USAGE_KEY = b'"usage"'
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
+_NULL_USAGE_COMPACT = b'"usage":null'
+_NULL_USAGE_SPACED = b'"usage": null'
 _CR = 0x0D
 _LF = 0x0A
 _COLON = 0x3A
@@ -243,40 +244,37 @@ class SSEUsageParser:
         """Parse the next ``chunk`` of the stream (any split, even inside a UTF-8 sequence)."""
         if not isinstance(chunk, bytes):
             chunk = bytes(chunk)
-        n = len(chunk)
-        pos = 0
-        if self._skip_lf and n:
+        if not chunk:
+            return
+        if self._skip_lf:
             self._skip_lf = False
             if chunk[0] == _LF:
-                pos = 1
-        search = _LINE_END.search
-        while pos < n:
-            match = search(chunk, pos)
-            if match is None:
-                self._append(chunk, pos, n)
-                return
-            end = match.start()
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            # CRLF and CR end lines too; a CR that ends the chunk may be the first half of a CRLF.
+            self._skip_lf = chunk[-1] == _CR
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        rest = lines.pop()  # after the last newline: the start of a line still to come
+        if lines:
             if self._buf or self._discarding:
-                self._append(chunk, pos, end)
+                # The first line completes the one buffered from earlier chunks.
+                first = lines.pop(0)
+                self._append(first, 0, len(first))
                 if self._discarding:
                     self._discarding = False
                     self._broken = True
                 else:
                     self._line(bytes(self._buf))
-                    self._buf.clear()
-            elif end - pos > self._max:
-                self.oversized_lines += 1
-                self._broken = True
-            else:
-                self._line(chunk[pos:end])
-            if chunk[end] == _CR:
-                if end + 1 < n:
-                    pos = end + 2 if chunk[end + 1] == _LF else end + 1
+                self._buf.clear()
+            limit = self._max
+            for line in lines:
+                if len(line) > limit:
+                    self.oversized_lines += 1
+                    self._broken = True
                 else:
-                    self._skip_lf = True
-                    pos = n
-            else:
-                pos = end + 1
+                    self._line(line)
+        self._append(rest, 0, len(rest))
 
     def close(self) -> None:
         """End of stream: parse a last line without a newline and a last event without a blank
@@ -307,12 +305,12 @@ class SSEUsageParser:
             return
         if line[0] == _COLON:
             return
-        colon = line.find(b":")
-        if colon < 0 or line[:colon] != b"data":
+        if line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
+        elif line == b"data":
+            value = b""  # a field without a colon has an empty value
+        else:
             return  # event:, id:, retry: and unknown fields say nothing about usage
-        value = line[colon + 1 :]
-        if value[:1] == b" ":
-            value = value[1:]
         self._data_size += len(value) + 1
         if self._data_size > self._max:
             if not self._broken:
@@ -347,8 +345,12 @@ class SSEUsageParser:
             if data.strip() == b"[DONE]":
                 self.done = True
             return True
-        if data.count(_USAGE_KEY) == len(_NULL_USAGE.findall(data)):
-            return True  # every "usage" is null: the chunks before the last one
+        # Every "usage" null (the chunks before the last one): nothing to decode.
+        mentions = data.count(_USAGE_KEY)
+        if mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data):
+            return True
+        if mentions > 1 and mentions == len(_NULL_USAGE.findall(data)):
+            return True
         try:
             obj = decode_json(data)
         except ValueError:

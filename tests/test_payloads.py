@@ -172,6 +172,24 @@ def test_sse_line_endings(newline: bytes) -> None:
     assert parse(stream).usage == Usage(0, 3, 0)
 
 
+def test_sse_crlf_split_across_chunks_ends_one_line() -> None:
+    # b"\r" | b"\n" must not count as two line ends (that would end the event early).
+    parser = parse(b'data: {"usage":\r', b'\ndata: {"prompt_tokens": 2}}\r', b"\n\r\n")
+    assert parser.usage == Usage(2, 0, 0)
+
+
+def test_sse_utf8_sequence_split_across_chunks() -> None:
+    stream = 'data: {"choices": [{"delta": {"content": "é€"}}], "usage": {"prompt_tokens": 1}}\n\n'
+    raw = stream.encode()
+    cut_at = raw.index("€".encode()) + 1
+    assert parse(raw[:cut_at], raw[cut_at:]).usage == Usage(1, 0, 0)
+
+
+def test_sse_data_field_without_colon_is_an_empty_line_of_data() -> None:
+    stream = b'data: {"usage":\ndata\ndata: {"prompt_tokens": 8}}\n\n'
+    assert parse(stream).usage == Usage(8, 0, 0)
+
+
 def test_sse_multi_line_data_is_joined() -> None:
     stream = b'data: {"usage":\ndata: {"prompt_tokens": 2,\ndata: "completion_tokens": 5}}\n\n'
     assert parse(stream).usage == Usage(2, 5, 0)
