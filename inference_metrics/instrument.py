@@ -98,29 +98,37 @@ def default_usage(result: object) -> Usage | None:
     if isinstance(result, Usage):
         return result
     if isinstance(result, Mapping):
-        return payloads.usage_from_object(result)
+        return payloads.usage_from_object(result if isinstance(result, dict) else dict(result))
     if isinstance(result, (bytes, bytearray, str)):
         try:
             return payloads.usage_from_json(result)
         except ValueError:
             return None
     usage = getattr(result, "usage", None)
+    if isinstance(usage, Usage):
+        return usage
+    if isinstance(usage, Mapping):
+        return payloads.usage_from_object({"usage": dict(usage)})
     if usage is not None:
-        if isinstance(usage, Usage):
-            return usage
-        if not isinstance(usage, Mapping):
-            details = getattr(usage, "prompt_tokens_details", None) or getattr(
-                usage, "input_tokens_details", None
-            )
-            usage = {
-                key: getattr(usage, key, None)
-                for key in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
-            } | {"prompt_tokens_details": {"cached_tokens": getattr(details, "cached_tokens", 0)}}
-        return payloads.usage_from_object({"usage": usage})
+        return payloads.usage_from_object({"usage": _usage_attributes(usage)})
     body = getattr(result, "body", None)
     if isinstance(body, bytes):
         return default_usage(body)
     return None
+
+
+_USAGE_ATTRIBUTES = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+
+
+def _usage_attributes(usage: object) -> dict[str, object]:
+    """An object's usage attributes (OpenAI client types) as the JSON mapping they mirror."""
+    mapping: dict[str, object] = {key: getattr(usage, key, None) for key in _USAGE_ATTRIBUTES}
+    for details in ("prompt_tokens_details", "input_tokens_details"):
+        cached = getattr(getattr(usage, details, None), "cached_tokens", None)
+        if cached is not None:
+            mapping[details] = {"cached_tokens": cached}
+            break
+    return mapping
 
 
 def default_size(result: object) -> int:

@@ -3,26 +3,27 @@
 A :class:`RequestContext` follows a request through an Envoy ext_proc stream (or any proxy or
 handler) and records the endpoint picker's metrics at the stages upstream records them:
 
-============================  ==============================================================
-stage                         recorded
-============================  ==============================================================
-``on_request_headers``        nothing (the received timestamp is taken)
-``on_request_body`` (end)     nothing when the body is an OpenAI-style JSON object with a
-                              string ``model``; otherwise the request fails as ``BadRequest``
-                              (error counter with empty model labels) and False is returned
-``route``                     ``request_total``, ``request_sizes``; ``running_requests`` +1
-``on_response_headers``       nothing; a non-2xx ``:status`` makes the request end as
-                              ``ModelServerError``
-``on_response_body``          nothing until the end of stream, then as ``finish``
-``finish`` (success)          latency, response size, input/output/cached tokens, NTPOT;
-                              TTFT and TPOT for streamed (SSE) responses;
-                              ``running_requests`` -1
-``fail`` / a failed ``finish``  the error counter once (labels: model and target when the
-                              request was routed, else empty); ``running_requests`` -1;
-                              no latency, sizes or tokens
-``cancel``                    ``running_requests`` -1 only (the client went away: neither a
-                              success nor an error, as upstream)
-============================  ==============================================================
+================================  ==========================================================
+stage                             recorded
+================================  ==========================================================
+``on_request_headers``            nothing (the received timestamp is taken)
+``on_request_body`` (end)         nothing when the body is an OpenAI-style JSON object with
+                                  a string ``model``; otherwise the request fails as
+                                  ``BadRequest`` (empty model labels), False is returned
+``route``                         ``request_total``, ``request_sizes``;
+                                  ``running_requests`` +1
+``on_response_headers``           nothing; a non-2xx ``:status`` makes the request end as
+                                  ``ModelServerError``
+``on_response_body``              nothing until the end of stream, then as ``finish``
+``finish`` (success)              latency, response size, input/output/cached tokens,
+                                  NTPOT; TTFT and TPOT for streamed (SSE) responses;
+                                  ``running_requests`` -1
+``fail``, a failed ``finish``     the error counter once (labels: model and target when the
+                                  request was routed, else empty); ``running_requests`` -1;
+                                  no latency, sizes or tokens
+``cancel``                        ``running_requests`` -1 only (the client went away:
+                                  neither a success nor an error, as upstream)
+================================  ==========================================================
 
 Every method is safe to call in any order and more than once: the first end (``finish``,
 ``fail``, ``cancel``) wins and nothing is recorded twice. No method raises on any payload; a
