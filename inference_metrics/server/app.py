@@ -5,8 +5,8 @@ Endpoints (exact paths, after percent-decoding; the query is ignored):
 
 * ``GET|HEAD /metrics``: the registry's exposition (text 0.0.4, or OpenMetrics when the client's
   ``Accept`` asks for it; gzip when ``Accept-Encoding`` allows), once the authenticator allows.
-* ``GET|HEAD /healthz``: 200 while the server runs. ``GET|HEAD /readyz``: 200, or 503 once it is
-  shutting down. Neither is authenticated.
+* ``GET|HEAD /healthz``: 200 while the server runs. ``GET|HEAD /readyz``: 200, or 503 while the
+  ``readiness`` callable given to the server returns false. Neither is authenticated.
 * Any other path: 404. Another method on a known path: 405 with ``Allow: GET, HEAD``. Both are
   answered before authentication.
 
@@ -142,6 +142,7 @@ class MetricsServer:
     OpenTelemetry ``PrometheusMetricReader``'s metrics). ``host``: ``"0.0.0.0"`` (all IPv4
     interfaces), ``"::"``, ``None`` (all interfaces) or an address. ``port``: 9090, or 0 for any
     free port (read it back from :attr:`port`). ``tls``: a :class:`ServerTLS` to serve HTTPS.
+    ``readiness``: called (on the event loop; keep it quick) for each ``/readyz``; false is a 503.
     """
 
     def __init__(
@@ -153,6 +154,7 @@ class MetricsServer:
         port: int = DEFAULT_PORT,
         tls: ServerTLS | None = None,
         limits: ServerLimits | None = None,
+        readiness: Callable[[], bool] | None = None,
     ) -> None:
         if not isinstance(auth, Authenticator):
             raise TypeError(f"auth must be an Authenticator (async authorize()), got {auth!r}")
@@ -163,6 +165,7 @@ class MetricsServer:
         self.host = host
         self.tls = tls
         self.limits = limits if limits is not None else ServerLimits()
+        self.readiness = readiness
         self._requested_port = port
         self._port: int | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -472,7 +475,7 @@ class MetricsServer:
         if path == "/healthz":
             return _Response(200, b"ok\n", [("Content-Type", _TEXT)])
         if path == "/readyz":
-            if self._closing:
+            if self._closing or not self._ready():
                 return _plain(503)
             return _Response(200, b"ok\n", [("Content-Type", _TEXT)])
 
@@ -502,6 +505,15 @@ class MetricsServer:
             logger.exception("building the exposition failed")
             return _plain(500, auth=decision)
         return _Response(200, body, headers, auth=decision)
+
+    def _ready(self) -> bool:
+        if self.readiness is None:
+            return True
+        try:
+            return bool(self.readiness())
+        except Exception:
+            logger.exception("readiness check failed")
+            return False
 
     async def _authorize(self, request: AuthRequest) -> AuthResult:
         try:
