@@ -259,11 +259,14 @@ class OpenAIUpstream:
         response.enable_chunked_encoding()
         await response.prepare(request)
         sent = 0
-        for piece in pieces:
-            await response.write(piece)
-            sent += len(piece)
-            await asyncio.sleep(0.001)  # let the proxy see separate chunks
-        await response.write_eof()
+        try:
+            for piece in pieces:
+                await response.write(piece)
+                sent += len(piece)
+                await asyncio.sleep(0.001)  # let the proxy see separate chunks
+            await response.write_eof()
+        except ConnectionResetError:  # the client (or the proxy) went away: nothing to keep
+            return response
         self._keep(
             Exchange(
                 case,

@@ -3,8 +3,9 @@
     python examples/ext_proc/server.py --grpc-port 9002 --metrics-port 9090
     envoy -c examples/ext_proc/envoy.yaml
 
-Serves the ext_proc gRPC service on ``--host:--grpc-port`` and ``/metrics`` (Prometheus text
-format, unauthenticated: an example) on ``--host:--metrics-port``. Envoy opens one gRPC stream
+Serves the ext_proc gRPC service on ``--host:--grpc-port`` and ``/metrics`` (plus ``/healthz``,
+``/readyz``) on ``--host:--metrics-port`` with :class:`inference_metrics.server.MetricsServer`:
+unauthenticated unless ``--metrics-token-file`` lists bearer tokens. Envoy opens one gRPC stream
 per HTTP request; each stream follows its request with one
 :class:`~inference_metrics.RequestContext`:
 
@@ -49,13 +50,20 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from inference_metrics import ErrorCode, PrometheusBackend, Recorder, RequestContext
+from inference_metrics.server import (
+    Authenticator,
+    MetricsServer,
+    NoAuth,
+    TokenFileAuthenticator,
+)
 
 logger = logging.getLogger("examples.ext_proc")
 
 _Mode = processing_mode_pb2.ProcessingMode
+NONE: int = _Mode.NONE
 STREAMED: int = _Mode.STREAMED
 BUFFERED: int = _Mode.BUFFERED
 BUFFERED_PARTIAL: int = _Mode.BUFFERED_PARTIAL
@@ -188,10 +196,11 @@ class RequestStream:
         return responses
 
     def end(self, *, cancelled: bool) -> None:
-        """The gRPC stream ended. A request whose response had started and whose stream ended
-        cleanly is finished (e.g. a response without a processed body); anything else that is
-        still open went away unfinished: cancelled (no error, as upstream)."""
-        if self.response_started and not cancelled:
+        """The gRPC stream ended. When Envoy sends no response body (response_body_mode NONE),
+        a clean end after the response headers is the request's end. Anything else still open
+        went away unfinished (the client left; Envoy may then end the stream cleanly or cancel
+        it): cancelled, neither a success nor an error, as upstream."""
+        if not cancelled and self.response_started and self.response_body_mode == NONE:
             self.ctx.finish()
         else:
             self.ctx.cancel()
@@ -357,34 +366,33 @@ def parse_rewrites(values: Iterable[str]) -> dict[str, str]:
 
 
 async def serve(
-    *, host: str, grpc_port: int, metrics_port: int, rewrites: Mapping[str, str]
+    *,
+    host: str,
+    grpc_port: int,
+    metrics_port: int,
+    rewrites: Mapping[str, str],
+    auth: Authenticator | None = None,
 ) -> None:
-    """Serve ext_proc and /metrics until SIGINT or SIGTERM."""
+    """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM."""
     registry = CollectorRegistry()
     recorder = Recorder(PrometheusBackend(registry))
-    httpd, thread = start_http_server(metrics_port, addr=host, registry=registry)
+    metrics = MetricsServer(auth=auth or NoAuth(), registry=registry, host=host, port=metrics_port)
     server = grpc.aio.server()
     pb_grpc.add_ExternalProcessorServicer_to_server(
         ExtProcServicer(recorder, pick=rewrite_picker(rewrites)), server
     )
-    try:
-        bound = server.add_insecure_port(_address(host, grpc_port))
+    bound = server.add_insecure_port(_address(host, grpc_port))
+    async with metrics:
         await server.start()
-        logger.info(
-            "ext_proc on %s, metrics on http://%s/metrics",
-            _address(host, bound),
-            _address(host, httpd.server_port),
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        await server.stop(grace=2)
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+        try:
+            logger.info("ext_proc on %s, metrics on %s/metrics", _address(host, bound), metrics.url)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        finally:
+            await server.stop(grace=2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -398,6 +406,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="MODEL=TARGET",
         help="send requests for MODEL to TARGET (repeatable)",
+    )
+    parser.add_argument(
+        "--metrics-token-file",
+        metavar="PATH",
+        help="require a bearer token listed in PATH (one a line) on /metrics (default: none)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
     args = parser.parse_args(argv)
@@ -415,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grpc_port=args.grpc_port,
                 metrics_port=args.metrics_port,
                 rewrites=rewrites,
+                auth=TokenFileAuthenticator(args.metrics_token_file)
+                if args.metrics_token_file
+                else None,
             )
         )
     return 0
