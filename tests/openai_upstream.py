@@ -306,8 +306,17 @@ class UpstreamThread:
     def stop(self, timeout: float = 10.0) -> None:
         if not self._thread.is_alive():
             return
+
+        async def stop_all() -> None:
+            await self.upstream.stop()
+            # Connection handlers aiohttp leaves behind (peers that vanished mid-request).
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
         try:
-            asyncio.run_coroutine_threadsafe(self.upstream.stop(), self._loop).result(timeout)
+            asyncio.run_coroutine_threadsafe(stop_all(), self._loop).result(timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)

@@ -217,6 +217,8 @@ class RequestStream:
                 return [_bad_request()]
             return [_headers_response(kind)]
         if kind == "request_body":
+            if self._request_done:  # nothing more to read (a BUFFERED_PARTIAL remainder)
+                return self._passthrough(kind, message)
             body = message.request_body
             mode = self.request_body_mode
             if mode == FULL_DUPLEX_STREAMED:
