@@ -145,7 +145,8 @@ class TLSMaterial:
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.cert_file = directory / "tls.crt"
         self.key_file = directory / "tls.key"
-        self.issue_server_cert()
+        #: The current server certificate (DER).
+        self.leaf_der = self.issue_server_cert()
 
     def issue_server_cert(self) -> bytes:
         """(Re)write the server certificate and key; returns the new leaf certificate (DER)."""
@@ -154,7 +155,8 @@ class TLSMaterial:
         with open(self.cert_file, "wb") as out:
             for blob in leaf.cert_chain_pems:
                 out.write(blob.bytes())
-        return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode("ascii"))
+        self.leaf_der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode("ascii"))
+        return self.leaf_der
 
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
