@@ -130,6 +130,14 @@ def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` (FIN or RST) rather than leaving it open (timeout)."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
