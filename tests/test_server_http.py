@@ -12,6 +12,7 @@ import gzip
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +29,7 @@ from inference_metrics.server import (
     NoAuth,
     ServerLimits,
 )
+from inference_metrics.server.app import _url
 from inference_metrics.server.http11 import HTTPError, parse_request_head
 
 from .expo import parse_text
@@ -555,3 +557,39 @@ async def test_cancelling_serve_stops_the_server() -> None:
         await serving
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+def test_http_1_0_keep_alive_is_echoed(server: MetricsServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            assert b"Connection: keep-alive" in _read_response(sock)
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="header_timeout"):
+        ServerLimits(header_timeout=0)
+    with pytest.raises(ValueError, match="max_connections"):
+        ServerLimits(max_connections=-1)
+
+
+@pytest.mark.parametrize(
+    ("host", "tls", "url"),
+    [
+        ("127.0.0.1", False, "http://127.0.0.1:9090"),
+        ("0.0.0.0", False, "http://127.0.0.1:9090"),
+        (None, True, "https://127.0.0.1:9090"),
+        ("", False, "http://127.0.0.1:9090"),
+        ("::", False, "http://[::1]:9090"),
+        ("fd00::1", True, "https://[fd00::1]:9090"),
+        ("localhost", False, "http://localhost:9090"),
+    ],
+)
+def test_url_names_a_reachable_address(host: str | None, tls: bool, url: str) -> None:
+    assert _url(host, 9090, tls=tls) == url
+
+
+def test_url_of_a_running_server(server: MetricsServer) -> None:
+    with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as response:
+        assert response.status == 200
+    assert server.url == f"http://127.0.0.1:{server.port}"

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import gzip
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -83,6 +84,11 @@ class ServerLimits:
     scrape_workers: int = 2
     #: On shutdown, requests in progress get this long to finish.
     shutdown_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise ValueError(f"ServerLimits.{name} must be > 0, got {value!r}")
 
 
 @dataclass
@@ -188,10 +194,7 @@ class MetricsServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port`` (loopback for a wildcard host)."""
-        host = self.host if self.host not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
-        if host is not None and ":" in host:
-            host = f"[{host}]"
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return _url(self.host, self.port, tls=self.tls is not None)
 
     @property
     def running(self) -> bool:
@@ -225,7 +228,9 @@ class MetricsServer:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        sockets = self._server.sockets
+        # With host None and port 0 each address family gets its own port: report the IPv4 one,
+        # which url names.
+        sockets = sorted(self._server.sockets, key=lambda s: s.family != socket.AF_INET)
         self._port = sockets[0].getsockname()[1] if sockets else self._requested_port
         logger.info("serving %s%s", self.url, METRICS_PATH)
 
@@ -409,6 +414,8 @@ class MetricsServer:
                 return
             response = await self._respond(request, peer, certificate)
             keep = request.keep_alive and not response.close and not self._closing
+            if keep and request.version == (1, 0):
+                response.headers.append(("Connection", "keep-alive"))
             await self._write(writer, response, head=request.method == "HEAD", keep=keep)
             _access_log(peer, request, response)
             connection.busy = False
@@ -564,6 +571,14 @@ class _Protocol(asyncio.StreamReaderProtocol):
         if self._pause and isinstance(transport, asyncio.ReadTransport):
             transport.pause_reading()
         super().connection_made(transport)
+
+
+def _url(host: str | None, port: int, *, tls: bool) -> str:
+    host = host or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def _peer(peername: object) -> str:
