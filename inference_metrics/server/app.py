@@ -373,13 +373,26 @@ class MetricsServer:
         except Exception:
             logger.exception("metrics server connection failed")
         finally:
-            del self._connections[task]
-            if self._closing or connection.busy:
-                # Shutting down, or interrupted mid-request: no TLS close_notify exchange to wait
-                # for (it could take the client's time).
+            try:
+                await self._close(writer, abort=self._closing or connection.busy)
+            finally:
+                del self._connections[task]
+
+    async def _close(self, writer: asyncio.StreamWriter, *, abort: bool) -> None:
+        """Close a connection; the TLS close_notify exchange gets a moment, then it is cut."""
+        if not abort:
+            writer.close()
+            try:
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+                return
+            except asyncio.CancelledError:
                 writer.transport.abort()
-            else:
-                writer.close()
+                raise
+            except Exception as exc:  # timed out, a failed TLS shutdown, a reset
+                logger.debug("connection closed uncleanly: %s", type(exc).__name__)
+        # Shutting down, interrupted mid-request, or the client did not answer close_notify.
+        writer.transport.abort()
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection

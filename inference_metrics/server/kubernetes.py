@@ -26,7 +26,6 @@ mounted service-account token and CA, the token re-read as the kubelet rotates i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -388,9 +387,9 @@ class ReviewClient:
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
             raise ReviewError(f"API server connection failed: {_describe(e)}") from None
         finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            # Everything needed was read (or the call failed): close at once rather than wait
+            # for the API server's TLS close_notify, so no socket outlives the call.
+            writer.transport.abort()
         if status not in (200, 201):
             raise ReviewError(f"API server answered HTTP {status}{_status_message(payload_out)}")
         try:
