@@ -413,6 +413,7 @@ class MetricsServer:
             except HTTPError as error:
                 connection.busy = True
                 await self._write(writer, _plain(error.status, close=True), head=False, keep=False)
+                connection.busy = False
                 return
             if head is None:
                 return
@@ -424,6 +425,7 @@ class MetricsServer:
             except HTTPError as error:
                 logger.debug("bad request from %s: %s", peer, error.reason)
                 await self._write(writer, _plain(error.status, close=True), head=False, keep=False)
+                connection.busy = False
                 return
             response = await self._respond(request, peer, certificate)
             keep = request.keep_alive and not response.close and not self._closing
