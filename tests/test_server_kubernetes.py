@@ -516,3 +516,14 @@ def test_no_token_reaches_the_logs(
     assert "review failed" in caplog.text or "timed out" in caplog.text
     for secret in SECRETS:
         assert secret not in caplog.text
+
+
+def test_a_malformed_own_token_is_503_and_never_sent(
+    stand_in: KubeStandIn, material: TLSMaterial, tmp_path: Path
+) -> None:
+    injected = tmp_path / "sa-token"
+    injected.write_text(f"{SERVER_TOKEN}\r\nX-Injected: 1\n")
+    auth = KubernetesAuthenticator(KubernetesConfig(stand_in.url, material.ca_file, injected))
+    with running_server(auth) as server:
+        assert get(server, headers=bearer(READER_TOKEN)).status == 503
+    assert stand_in.received == []

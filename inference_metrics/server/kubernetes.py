@@ -312,6 +312,8 @@ class ReviewClient:
         token = data.decode("ascii", "replace").strip()
         if not token:
             raise ReviewError("the service-account token file is empty")
+        if not all(0x21 <= ord(char) <= 0x7E for char in token):
+            raise ReviewError("the service-account token file holds more than one visible token")
         return token
 
     async def token_review(self, token: str, audiences: Sequence[str] = ()) -> TokenReview:
