@@ -10,9 +10,9 @@ upstream's alert rules. Then:
 * the 4 alerting rules of ``tools/alerts/alert.yaml`` (v1.0.2) pass ``promtool check rules``, load
   and evaluate with health "ok", and their expressions without the threshold return data.
 
-The reference files live outside the repository (``$INFERENCE_METRICS_REFERENCE``, default
-``/work/shared/reference/dashboards``, described in its README.md); their git blob ids are checked
-so a changed copy cannot pass unnoticed. The module is skipped when they or Prometheus are missing.
+The upstream files are byte-for-byte copies in ``tests/data/upstream/`` (their origin is in its
+README.md; ``$INFERENCE_METRICS_REFERENCE`` points elsewhere); their git blob ids are checked so a
+changed copy cannot pass unnoticed. The module is skipped only when Prometheus is missing.
 
 Grafana's ``$__rate_interval`` is replaced by ``[15s]`` (see ``RATE_INTERVAL``).
 """
@@ -48,7 +48,9 @@ from .prometheus_harness import (
     free_port,
 )
 
-REFERENCE = Path(os.environ.get("INFERENCE_METRICS_REFERENCE", "/work/shared/reference/dashboards"))
+REFERENCE = Path(
+    os.environ.get("INFERENCE_METRICS_REFERENCE", Path(__file__).parent / "data" / "upstream")
+)
 DASHBOARD_V03 = "gie-inference-gateway-v0.3.0.json"
 DASHBOARD_V10 = "gie-inference-gateway-v1.0.2.json"
 ALERTS = "gie-alerts-v1.0.2.yaml"
@@ -62,10 +64,6 @@ BLOBS = {
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(find_prometheus() is None, reason="needs the prometheus binary"),
-    pytest.mark.skipif(
-        not all((REFERENCE / name).is_file() for name in BLOBS),
-        reason=f"needs the upstream dashboards and alert rules in {REFERENCE}",
-    ),
 ]
 
 #: What replaces Grafana's ``$__rate_interval``. Grafana computes max(4 x scrape interval,
