@@ -20,7 +20,7 @@ __all__ = ["Kind", "MetricSpec", "Stability", "render_help"]
 
 _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
 # Suffixes that exposition formats generate for a family's samples; a family name that already
 # ends in one of them would collide with another family's samples.
@@ -84,7 +84,7 @@ def _fail(spec: MetricSpec, message: str) -> ValueError:
 
 
 def _validate(spec: MetricSpec) -> None:
-    if not isinstance(spec.name, str) or not _METRIC_NAME_RE.match(spec.name):
+    if not isinstance(spec.name, str) or not _METRIC_NAME_RE.fullmatch(spec.name):
         raise ValueError(
             f"invalid metric spec: name {spec.name!r} does not match {_METRIC_NAME_RE.pattern}"
         )
@@ -97,7 +97,8 @@ def _validate(spec: MetricSpec) -> None:
     if not isinstance(spec.unit, str):
         raise _fail(spec, f"unit must be a string, got {spec.unit!r}")
     if spec.deprecated_since is not None and (
-        not isinstance(spec.deprecated_since, str) or not _VERSION_RE.match(spec.deprecated_since)
+        not isinstance(spec.deprecated_since, str)
+        or not _VERSION_RE.fullmatch(spec.deprecated_since)
     ):
         raise _fail(spec, f"deprecated_since must look like 1.2.3, got {spec.deprecated_since!r}")
 
@@ -114,7 +115,7 @@ def _validate(spec: MetricSpec) -> None:
         raise _fail(spec, f"labels must be a tuple of strings, got {spec.labels!r}")
     seen: set[str] = set()
     for label in spec.labels:
-        if not isinstance(label, str) or not _LABEL_NAME_RE.match(label):
+        if not isinstance(label, str) or not _LABEL_NAME_RE.fullmatch(label):
             raise _fail(spec, f"label name {label!r} does not match {_LABEL_NAME_RE.pattern}")
         if label.startswith("__"):
             raise _fail(spec, f"label name {label!r} is reserved (starts with '__')")
