@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import sys
 import threading
 from collections.abc import Sequence
 from typing import ClassVar
+
+from prometheus_client.registry import CollectorRegistry
 
 from . import catalog
 from .backends.base import Backend, Instrument, Series
@@ -40,7 +43,9 @@ OVERFLOW_LABEL_VALUE = "__overflow__"
 DEFAULT_MAX_SERIES = 1000
 DEFAULT_MAX_LABEL_LENGTH = 1024
 
-_INF = math.inf
+# The fast paths take ints and floats up to here without converting them; beyond it (inf, or an
+# int too large for a float) they fall back to _number, which refuses it.
+_MAX = sys.float_info.max
 _FAST_NUMBER = frozenset((int, float))
 
 # Metrics grouped by their label names, in catalogue order: one cache of bound series per group,
@@ -84,7 +89,10 @@ def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> flo
     """``value`` as a finite float, or a TypeError/ValueError naming ``argument``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{argument} must be a number (int or float), got {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int or Fraction beyond any float
+        raise ValueError(f"{argument} must be finite, got a number too large for a float") from None
     if not math.isfinite(result):
         raise ValueError(f"{argument} must be finite, got {value!r}")
     if minimum is not None and result < minimum:
@@ -175,6 +183,13 @@ class Recorder:
         max_series: int = DEFAULT_MAX_SERIES,
         max_label_length: int = DEFAULT_MAX_LABEL_LENGTH,
     ) -> None:
+        if isinstance(backend, CollectorRegistry):
+            # It has a register() too: it would accept the specs as a "collector" and then fail
+            # every later scrape of that registry.
+            raise TypeError(
+                "backend must be a Backend, not a prometheus_client CollectorRegistry: "
+                "use Recorder(PrometheusBackend(registry))"
+            )
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must implement Backend.register(), got {backend!r}")
         for argument, value in (("max_series", max_series), ("max_label_length", max_label_length)):
@@ -241,9 +256,9 @@ class Recorder:
         self, model_name: str, target_model_name: str, received: float, completed: float
     ) -> bool:
         """Observe ``completed - received`` seconds; only when completed is after received."""
-        if not (type(received) in _FAST_NUMBER and 0 <= received < _INF):
+        if not (type(received) in _FAST_NUMBER and 0 <= received <= _MAX):
             received = _number("received", received)
-        if not (type(completed) in _FAST_NUMBER and 0 <= completed < _INF):
+        if not (type(completed) in _FAST_NUMBER and 0 <= completed <= _MAX):
             completed = _number("completed", completed)
         series = self._model_series(model_name, target_model_name)
         if not completed > received:
@@ -258,19 +273,19 @@ class Recorder:
 
     def record_request_size(self, model_name: str, target_model_name: str, size: float) -> None:
         """Observe a request body size in bytes (0 included)."""
-        if not (type(size) in _FAST_NUMBER and 0 <= size < _INF):
+        if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
             size = _number("size", size)
         self._model_series(model_name, target_model_name)[_REQUEST_SIZES].observe(size)
 
     def record_response_size(self, model_name: str, target_model_name: str, size: float) -> None:
         """Observe a response body size in bytes (0 included)."""
-        if not (type(size) in _FAST_NUMBER and 0 <= size < _INF):
+        if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
             size = _number("size", size)
         self._model_series(model_name, target_model_name)[_RESPONSE_SIZES].observe(size)
 
     def record_input_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
         """Observe a prompt token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens < _INF):
+        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens <= _MAX):
             tokens = _number("tokens", tokens)
         series = self._model_series(model_name, target_model_name)
         if tokens > 0:
@@ -278,7 +293,7 @@ class Recorder:
 
     def record_output_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
         """Observe a completion token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens < _INF):
+        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens <= _MAX):
             tokens = _number("tokens", tokens)
         series = self._model_series(model_name, target_model_name)
         if tokens > 0:
@@ -347,7 +362,7 @@ class Recorder:
         self, model_name: str, target_model_name: str, request_size: float
     ) -> None:
         """A request is forwarded: count it and observe its body size (0 included)."""
-        if not (type(request_size) in _FAST_NUMBER and 0 <= request_size < _INF):
+        if not (type(request_size) in _FAST_NUMBER and 0 <= request_size <= _MAX):
             request_size = _number("request_size", request_size)
         series = self._model_series(model_name, target_model_name)
         series[_REQUEST_TOTAL].add(1)
@@ -380,24 +395,24 @@ class Recorder:
         ``first_token`` between them, TTFT = first_token - received and, when output tokens > 1,
         TPOT = (completed - first_token) / (output tokens - 1).
         """
-        if not (type(received) in _FAST_NUMBER and 0 <= received < _INF):
+        if not (type(received) in _FAST_NUMBER and 0 <= received <= _MAX):
             received = _number("received", received)
-        if not (type(completed) in _FAST_NUMBER and 0 <= completed < _INF):
+        if not (type(completed) in _FAST_NUMBER and 0 <= completed <= _MAX):
             completed = _number("completed", completed)
-        if not (type(response_size) in _FAST_NUMBER and 0 <= response_size < _INF):
+        if not (type(response_size) in _FAST_NUMBER and 0 <= response_size <= _MAX):
             response_size = _number("response_size", response_size)
         if request_size is not None and not (
-            type(request_size) in _FAST_NUMBER and 0 <= request_size < _INF
+            type(request_size) in _FAST_NUMBER and 0 <= request_size <= _MAX
         ):
             request_size = _number("request_size", request_size)
-        if not (type(input_tokens) in _FAST_NUMBER and 0 <= input_tokens < _INF):
+        if not (type(input_tokens) in _FAST_NUMBER and 0 <= input_tokens <= _MAX):
             input_tokens = _number("input_tokens", input_tokens)
-        if not (type(output_tokens) in _FAST_NUMBER and 0 <= output_tokens < _INF):
+        if not (type(output_tokens) in _FAST_NUMBER and 0 <= output_tokens <= _MAX):
             output_tokens = _number("output_tokens", output_tokens)
-        if not (type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens < _INF):
+        if not (type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens <= _MAX):
             cached_tokens = _number("cached_tokens", cached_tokens)
         if first_token is not None and not (
-            type(first_token) in _FAST_NUMBER and 0 <= first_token < _INF
+            type(first_token) in _FAST_NUMBER and 0 <= first_token <= _MAX
         ):
             first_token = _number("first_token", first_token)
         series = self._model_series(model_name, target_model_name)
