@@ -31,11 +31,18 @@ from inference_metrics import (
 )
 from inference_metrics.backends.otel import otel_unit
 
-from .common import per_call
-
-MODEL, TARGET = "llama-3-8b", "llama-3-8b-lora-a"
-RECEIVED, COMPLETED = 1000.0, 1001.25
-REQUEST_SIZE, RESPONSE_SIZE, INPUT_TOKENS, OUTPUT_TOKENS = 1200, 2480, 30, 300
+from .common import (
+    COMPLETED,
+    INPUT_TOKENS,
+    MODEL,
+    OUTPUT_TOKENS,
+    RECEIVED,
+    REQUEST_SIZE,
+    RESPONSE_SIZE,
+    TARGET,
+    per_call,
+    recorder_request,
+)
 
 
 def _provider() -> MeterProvider:
@@ -43,18 +50,6 @@ def _provider() -> MeterProvider:
         disable_target_info=True, scope_info_enabled=False, registry=CollectorRegistry()
     )
     return MeterProvider(metric_readers=[reader])
-
-
-def recorder_request(recorder: Recorder) -> Callable[[], None]:
-    def request() -> None:
-        recorder.record_request_counter(MODEL, TARGET)
-        recorder.record_request_size(MODEL, TARGET, REQUEST_SIZE)
-        recorder.record_request_latency(MODEL, TARGET, RECEIVED, COMPLETED)
-        recorder.record_response_size(MODEL, TARGET, RESPONSE_SIZE)
-        recorder.record_input_tokens(MODEL, TARGET, INPUT_TOKENS)
-        recorder.record_output_tokens(MODEL, TARGET, OUTPUT_TOKENS)
-
-    return request
 
 
 def raw_sdk_request(provider: MeterProvider) -> Callable[[], None]:

@@ -29,11 +29,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder, catalog
 
-from .common import per_call
-
-MODEL, TARGET = "llama-3-8b", "llama-3-8b-lora-a"
-RECEIVED, COMPLETED = 1000.0, 1001.25
-REQUEST_SIZE, RESPONSE_SIZE, INPUT_TOKENS, OUTPUT_TOKENS = 1200, 2480, 30, 300
+from .common import (
+    COMPLETED,
+    INPUT_TOKENS,
+    MODEL,
+    OUTPUT_TOKENS,
+    RECEIVED,
+    REQUEST_SIZE,
+    RESPONSE_SIZE,
+    TARGET,
+    per_call,
+    recorder_request,
+)
 
 _MODEL_LABELS = ["model_name", "target_model_name"]
 
@@ -104,18 +111,6 @@ class HandWritten:
             self.input_tokens.labels(model, target).observe(input_tokens)
         if output_tokens > 0:
             self.output_tokens.labels(model, target).observe(output_tokens)
-
-
-def recorder_request(recorder: Recorder) -> Callable[[], None]:
-    def request() -> None:
-        recorder.record_request_counter(MODEL, TARGET)
-        recorder.record_request_size(MODEL, TARGET, REQUEST_SIZE)
-        recorder.record_request_latency(MODEL, TARGET, RECEIVED, COMPLETED)
-        recorder.record_response_size(MODEL, TARGET, RESPONSE_SIZE)
-        recorder.record_input_tokens(MODEL, TARGET, INPUT_TOKENS)
-        recorder.record_output_tokens(MODEL, TARGET, OUTPUT_TOKENS)
-
-    return request
 
 
 def recorder_event(recorder: Recorder) -> Callable[[], None]:

@@ -1,10 +1,31 @@
-"""Timing helpers shared by the benchmarks: best-of-N per-call cost, in seconds."""
+"""What the benchmarks share: the request they time, and best-of-N per-call cost in seconds."""
 
 from __future__ import annotations
 
 import gc
 import time
 from collections.abc import Callable
+
+from inference_metrics import Recorder
+
+# One whole request: the same values on every side of every comparison.
+MODEL, TARGET = "llama-3-8b", "llama-3-8b-lora-a"
+RECEIVED, COMPLETED = 1000.0, 1001.25
+REQUEST_SIZE, RESPONSE_SIZE, INPUT_TOKENS, OUTPUT_TOKENS = 1200, 2480, 30, 300
+
+
+def recorder_request(recorder: Recorder) -> Callable[[], None]:
+    """One whole request as the six parity calls on ``recorder``."""
+
+    def request() -> None:
+        recorder.record_request_counter(MODEL, TARGET)
+        recorder.record_request_size(MODEL, TARGET, REQUEST_SIZE)
+        recorder.record_request_latency(MODEL, TARGET, RECEIVED, COMPLETED)
+        recorder.record_response_size(MODEL, TARGET, RESPONSE_SIZE)
+        recorder.record_input_tokens(MODEL, TARGET, INPUT_TOKENS)
+        recorder.record_output_tokens(MODEL, TARGET, OUTPUT_TOKENS)
+
+    return request
 
 
 def per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float:
