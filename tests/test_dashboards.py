@@ -46,6 +46,7 @@ from .prometheus_harness import (
     ScrapeJob,
     find_prometheus,
     free_port,
+    stop_process,
 )
 
 REFERENCE = Path(
@@ -200,17 +201,6 @@ def http_status(url: str, token: str | None = None, timeout: float = 2.0) -> int
     except urllib.error.HTTPError as error:
         error.close()
         return int(error.code)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 @pytest.fixture(scope="module")
