@@ -100,6 +100,10 @@ def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> flo
     return result
 
 
+#: The Recorder argument carrying a label, where the names differ (errors name the argument).
+_ARGUMENT_FOR_LABEL = {"name": "pool_name", "model_server_pod": "pod_name"}
+
+
 class _SeriesGroup:
     """Bound series for every metric sharing one label-name tuple, at most ``max_series`` sets."""
 
@@ -109,6 +113,7 @@ class _SeriesGroup:
         "_max_label_length",
         "_max_series",
         "_overflow",
+        "argument_names",
         "cache",
         "label_names",
     )
@@ -121,6 +126,7 @@ class _SeriesGroup:
         max_label_length: int,
     ) -> None:
         self.label_names = label_names
+        self.argument_names = tuple(_ARGUMENT_FOR_LABEL.get(n, n) for n in label_names)
         self._instruments = tuple(instruments)
         self._max_series = max_series
         self._max_label_length = max_label_length
@@ -131,7 +137,7 @@ class _SeriesGroup:
     def bind(self, key: tuple[object, ...]) -> tuple[Series, ...]:
         """Slow path: validate a new label set, then bind it (or fold it into the overflow)."""
         values = tuple(
-            self._check(name, value) for name, value in zip(self.label_names, key, strict=True)
+            self._check(name, value) for name, value in zip(self.argument_names, key, strict=True)
         )
         with self._lock:
             series = self.cache.get(key)

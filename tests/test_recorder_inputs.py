@@ -201,11 +201,13 @@ LABEL_CALLS: list[tuple[str, Call]] = [
     ("target_model_name", lambda r, v: r.record_request_error("m", v, "Internal")),
     ("error_code", lambda r, v: r.record_request_error("m", "t", v)),
     ("error_code", lambda r, v: r.record_request_failed("m", "t", v)),
-    # Pool label values are named after their label, "name" (the argument is pool_name).
-    ("(pool_)?name", lambda r, v: r.record_pool_kv_cache_utilization(v, 0.5)),
-    ("(pool_)?name", lambda r, v: r.record_pool_queue_size(v, 1)),
-    ("(pool_)?name", lambda r, v: r.record_pool_per_pod_queue_size(v, "pod", 1)),
-    ("(pod_name|model_server_pod)", lambda r, v: r.record_pool_per_pod_queue_size("p", v, 1)),
+    # Errors name the argument (pool_name, pod_name), not its label (name, model_server_pod).
+    ("pool_name", lambda r, v: r.record_pool_kv_cache_utilization(v, 0.5)),
+    ("pool_name", lambda r, v: r.record_pool_queue_size(v, 1)),
+    ("pool_name", lambda r, v: r.record_pool_ready_pods(v, 1)),
+    ("pool_name", lambda r, v: r.record_pool_average_running_requests(v, 1)),
+    ("pool_name", lambda r, v: r.record_pool_per_pod_queue_size(v, "pod", 1)),
+    ("pod_name", lambda r, v: r.record_pool_per_pod_queue_size("p", v, 1)),
     ("commit", lambda r, v: r.record_extension_info(v, "v1")),
     ("build_ref", lambda r, v: r.record_extension_info("abc", v)),
     ("model_name", lambda r, v: r.record_running_request_started(v)),
