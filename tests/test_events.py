@@ -17,16 +17,6 @@ from .test_otel_parity import assert_same_exposition, exposition, recorder_pair
 M = {"model_name": "m", "target_model_name": "t"}
 
 
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def recorder(registry: CollectorRegistry) -> Recorder:
-    return Recorder(PrometheusBackend(registry))
-
-
 def value(families: dict[str, Family], name: str, sample: str = "_sum", **labels: str) -> float:
     return families[name].value(name + sample, **(labels or M))
 

@@ -88,11 +88,6 @@ def every_metric(recorder: Recorder, *, requests: int = 200, seed: int = 7) -> N
     recorder.record_running_request_started("llama-3-8b")
 
 
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
 # --- registries --------------------------------------------------------------------------------
 
 

@@ -33,11 +33,6 @@ POD_SPEC = CATALOG["inference_pool_per_pod_queue_size"]
 
 
 @pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
 def recorder(registry: CollectorRegistry) -> Recorder:
     recorder = Recorder(PrometheusBackend(registry))
     # Something in every seed family, so "nothing changed" is checked against a full exposition.

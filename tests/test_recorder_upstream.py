@@ -23,16 +23,6 @@ from .expo import Family, parse_text
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def recorder(registry: CollectorRegistry) -> Recorder:
-    return Recorder(PrometheusBackend(registry))
-
-
 def exposition(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode("utf-8")
 
