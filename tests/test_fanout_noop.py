@@ -12,7 +12,6 @@ from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import (
     CATALOG,
-    Backend,
     FanoutBackend,
     Kind,
     MetricSpec,
@@ -20,9 +19,10 @@ from inference_metrics import (
     OpenTelemetryBackend,
     PrometheusBackend,
     Recorder,
-    UnsupportedOperation,
 )
+from inference_metrics.backends import UnsupportedOperation
 from inference_metrics.backends.base import Instrument
+from inference_metrics.backends.noop import NoopInstrument
 
 from .expo import parse_registry
 
@@ -55,18 +55,18 @@ def registry_is_empty(registry: CollectorRegistry) -> bool:
     return generate_latest(registry) == b""
 
 
-class Refusing:
+class Refusing(NoopBackend):
     """A backend that refuses every registration, as one holding a clashing name would."""
 
-    def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
+    def register(self, specs: Sequence[MetricSpec]) -> Sequence[NoopInstrument]:
         raise ValueError("refused")
 
 
-class Accepting:
-    """A backend that accepts (handing out no-op instruments) and can neither undo nor close."""
+class FailingUndo(NoopBackend):
+    """A backend that accepts (handing out no-op instruments) but fails to undo."""
 
-    def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
-        return NoopBackend().register(specs)
+    def unregister(self, instruments: Sequence[Instrument]) -> None:
+        raise RuntimeError("cannot undo")
 
 
 # --- fan-out: recording -------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_fanout_of_one_backend_hands_out_that_backends_series() -> None:
     (fanned,) = FanoutBackend(backend).register([CATALOG["inference_model_request_total"]])
     series = fanned.bind(("m", "t"))
     series.add(1)
-    assert type(series).__module__ == "inference_metrics.backends.prometheus"
+    assert series is fanned.instruments[0].bind(("m", "t"))  # no wrapper around it
     assert parse_registry(registry)["inference_model_request_total"].value(
         "inference_model_request_total", model_name="m", target_model_name="t"
     ) == (1.0)
@@ -131,7 +131,7 @@ def test_fanouts_nest() -> None:
 def test_fanout_needs_backends() -> None:
     with pytest.raises(ValueError, match="at least one backend"):
         FanoutBackend()
-    with pytest.raises(TypeError, match=r"Backend\.register"):
+    with pytest.raises(TypeError, match=r"Backend \(register, unregister, close\)"):
         FanoutBackend(PrometheusBackend(CollectorRegistry()), object())  # type: ignore[arg-type]
 
 
@@ -169,44 +169,42 @@ def test_a_second_refusing_prometheus_backend_closes_the_first() -> None:
     some_traffic(Recorder(PrometheusBackend(free)))  # the free registry holds nothing of it
 
 
-def test_a_backend_that_cannot_undo_is_named_on_the_error() -> None:
+def test_a_backend_whose_undo_fails_is_named_on_the_error() -> None:
+    failing = FailingUndo()
     with pytest.raises(ValueError, match="refused") as caught:
-        FanoutBackend(Accepting(), Refusing()).register(tuple(CATALOG))
-    assert any("could not undo" in note for note in caught.value.__notes__)
-
-
-def test_backends_that_can_undo_register_before_those_that_cannot() -> None:
-    undoable = NoopBackend()
-    registered: list[str] = []
-
-    class Recording:
-        def __init__(self, name: str, backend: Backend) -> None:
-            self.name, self.backend = name, backend
-
-        def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
-            registered.append(self.name)
-            return self.backend.register(specs)
-
-    class RecordingUndoable(Recording):
-        def unregister(self, instruments: Sequence[Instrument]) -> None:
-            registered.append(f"undo {self.name}")
-
-    fanout = FanoutBackend(
-        Recording("first, cannot undo", Accepting()),
-        RecordingUndoable("second", undoable),
-        Refusing(),
-        RecordingUndoable("fourth", undoable),
+        FanoutBackend(failing, Refusing()).register(tuple(CATALOG))
+    assert any(
+        "could not undo" in note and "cannot undo" in note for note in caught.value.__notes__
     )
+
+
+def test_backends_register_in_order_and_are_undone_in_reverse() -> None:
+    events: list[str] = []
+
+    class Recording(NoopBackend):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def register(self, specs: Sequence[MetricSpec]) -> Sequence[NoopInstrument]:
+            events.append(self.name)
+            return super().register(specs)
+
+        def unregister(self, instruments: Sequence[Instrument]) -> None:
+            events.append(f"undo {self.name}")
+
+    fanout = FanoutBackend(Recording("first"), Recording("second"), Refusing(), Recording("fourth"))
     with pytest.raises(ValueError, match="refused"):
         fanout.register(tuple(CATALOG))
-    # The two that can undo first (given order), then the rest; undone in reverse on refusal.
-    assert registered == [
-        "second",
-        "fourth",
-        "first, cannot undo",
-        "undo fourth",
-        "undo second",
-    ]
+    assert events == ["first", "second", "undo second", "undo first"]
+
+
+def test_a_backend_without_unregister_and_close_is_refused() -> None:
+    class RegisterOnly:
+        def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
+            return NoopBackend().register(specs)
+
+    with pytest.raises(TypeError, match=r"Backend \(register, unregister, close\)"):
+        FanoutBackend(RegisterOnly())  # type: ignore[arg-type]
 
 
 def test_fanout_unregister_and_close_reach_the_backends(

@@ -23,8 +23,8 @@ from inference_metrics import (
     OpenTelemetryBackend,
     PrometheusBackend,
     Recorder,
-    UnsupportedOperation,
 )
+from inference_metrics.backends import UnsupportedOperation
 from inference_metrics.backends.otel import otel_unit
 
 from .expo import parse_registry, parse_text

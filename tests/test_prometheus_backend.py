@@ -27,8 +27,8 @@ from inference_metrics import (
     MetricSpec,
     PrometheusBackend,
     Recorder,
-    UnsupportedOperation,
 )
+from inference_metrics.backends import UnsupportedOperation
 from inference_metrics.simulate import simulate_pools, simulate_request
 
 from . import upstream_facts as up

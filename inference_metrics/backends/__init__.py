@@ -1,8 +1,16 @@
-"""Backends: where recorded metrics go."""
+"""Backends: where recorded metrics go, and the contract a backend implements (:mod:`.base`)."""
 
 from typing import TYPE_CHECKING
 
-from .base import Backend, Instrument, Series, UnsupportedOperation
+from .base import (
+    Backend,
+    Instrument,
+    Series,
+    SeriesBase,
+    UnsupportedOperation,
+    check_label_values,
+    check_specs,
+)
 from .fanout import FanoutBackend
 from .noop import NoopBackend
 from .prometheus import PrometheusBackend
@@ -19,7 +27,10 @@ __all__ = [
     "NoopBackend",
     "PrometheusBackend",
     "Series",
+    "SeriesBase",
     "UnsupportedOperation",
+    "check_label_values",
+    "check_specs",
 ]
 
 

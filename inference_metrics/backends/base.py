@@ -7,6 +7,13 @@ Recorder); amounts arrive already validated (finite numbers). A series appears i
 its first update, never at bind time, so binding a label set for every metric of a group is free of
 visible side effects (upstream's Go client also shows a series only once it was touched).
 
+:meth:`Instrument.remove` forgets one label set: the series leaves the exposition (an OpenTelemetry
+export included) and a later bind of the same values starts from zero. :meth:`Backend.unregister`
+undoes one :meth:`Backend.register`, :meth:`Backend.close` every one.
+
+The checks every backend needs (duplicate names in one register call, one label value per label
+name) are :func:`check_specs` and :func:`check_label_values`, here, once.
+
 Backends know nothing of models or requests.
 """
 
@@ -17,7 +24,15 @@ from typing import Protocol, runtime_checkable
 
 from ..spec import MetricSpec
 
-__all__ = ["Backend", "Instrument", "Series", "UnsupportedOperation"]
+__all__ = [
+    "Backend",
+    "Instrument",
+    "Series",
+    "SeriesBase",
+    "UnsupportedOperation",
+    "check_label_values",
+    "check_specs",
+]
 
 
 class UnsupportedOperation(TypeError):
@@ -48,14 +63,47 @@ class Instrument(Protocol):
         """The series for ``label_values`` (one per label name, in the spec's order)."""
         ...
 
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        """Forget the series of ``label_values``: it is no longer exposed or exported, and a later
+        :meth:`bind` starts a new one from zero. Unknown label values: nothing happens."""
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):
     """Somewhere metrics go."""
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
-        """Create one instrument per spec, in order. Raises ``ValueError`` on a name clash."""
+        """Create one instrument per spec, in order. Raises ``ValueError`` on a name clash
+        (:func:`check_specs`); nothing is registered then."""
         ...
+
+    def unregister(self, instruments: Sequence[Instrument]) -> None:
+        """Undo the :meth:`register` that returned ``instruments``: their names are free again and
+        they are no longer exposed."""
+        ...
+
+    def close(self) -> None:
+        """Undo every :meth:`register` of this backend (idempotent)."""
+        ...
+
+
+def check_specs(specs: Sequence[MetricSpec]) -> tuple[MetricSpec, ...]:
+    """``specs`` as a tuple, or ``TypeError``/``ValueError`` for a non-spec or a repeated name."""
+    specs = tuple(specs)
+    for spec in specs:
+        if not isinstance(spec, MetricSpec):
+            raise TypeError(f"specs must be MetricSpec instances, got {spec!r}")
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the same metric appears twice in {names}")
+    return specs
+
+
+def check_label_values(spec: MetricSpec, label_values: tuple[str, ...]) -> None:
+    """``ValueError`` unless ``label_values`` holds one value per label name of ``spec``."""
+    if len(label_values) != len(spec.labels):
+        raise ValueError(f"{spec.name} has labels {spec.labels}, got {len(label_values)} values")
 
 
 class SeriesBase:

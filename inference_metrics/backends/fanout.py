@@ -1,26 +1,20 @@
 """Fan-out backend: every update goes to several backends (a migration runs two side by side).
 
 :meth:`FanoutBackend.register` is all or nothing: if one backend refuses the specs (a name clash,
-say), the backends that already accepted them are rolled back before the error propagates, so no
-backend is left holding half a registration.
+say), the backends that already accepted them are rolled back (``unregister``, part of the
+:class:`~.base.Backend` contract) before the error propagates, so no backend is left holding half
+a registration. A rollback that itself fails is noted on the propagating exception.
 
-Rolling back uses a backend's ``unregister(instruments)`` when it has one (the OpenTelemetry, no-op
-and fan-out backends do). A backend without it cannot undo one register call, so such backends are
-registered last, in the order given: when one of them refuses, only backends that can undo have
-registered before it, unless the fan-out holds two or more backends without ``unregister``. In
-that case an earlier one that already accepted is closed instead (``close()``; for
-``PrometheusBackend`` that removes every collector it put in its registry), and a note on the
-raised exception names any backend that could be neither unregistered nor closed.
-
-Updates go to the backends in the order given; a series binds one series per backend, once.
+Updates go to the backends in the order given; a series binds one series per backend, once, and
+:meth:`FanoutInstrument.remove` removes the label set from every backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..spec import MetricSpec
-from .base import Backend, Instrument, Series, SeriesBase
+from .base import Backend, Instrument, Series, SeriesBase, check_specs
 
 __all__ = ["FanoutBackend", "FanoutInstrument"]
 
@@ -60,10 +54,9 @@ class FanoutInstrument:
             return self.instruments[0].bind(label_values)
         return _FanoutSeries([instrument.bind(label_values) for instrument in self.instruments])
 
-
-def _unregister_of(backend: Backend) -> Callable[[Sequence[Instrument]], None] | None:
-    unregister = getattr(backend, "unregister", None)
-    return unregister if callable(unregister) else None
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        for instrument in self.instruments:
+            instrument.remove(label_values)
 
 
 class FanoutBackend:
@@ -74,72 +67,51 @@ class FanoutBackend:
             raise ValueError("FanoutBackend needs at least one backend")
         for backend in backends:
             if not isinstance(backend, Backend):
-                raise TypeError(f"backends must implement Backend.register(), got {backend!r}")
+                raise TypeError(
+                    "backends must implement Backend (register, unregister, close), "
+                    f"got {backend!r}"
+                )
         self.backends: tuple[Backend, ...] = backends
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[FanoutInstrument]:
         """Register ``specs`` with every backend, or with none (see the module docstring)."""
-        specs = tuple(specs)
-        backends = self.backends
-        # Backends that can undo a register go first (stable sort: otherwise in the given order).
-        order = sorted(range(len(backends)), key=lambda i: _unregister_of(backends[i]) is None)
-        accepted: dict[int, Sequence[Instrument]] = {}
+        specs = check_specs(specs)
+        accepted: list[tuple[Backend, Sequence[Instrument]]] = []
         try:
-            for i in order:
-                instruments = backends[i].register(specs)
-                accepted[i] = instruments
+            for backend in self.backends:
+                instruments = backend.register(specs)
+                accepted.append((backend, instruments))
                 if len(instruments) != len(specs):
                     raise ValueError(
-                        f"{backends[i]!r} returned {len(instruments)} instruments for "
+                        f"{backend!r} returned {len(instruments)} instruments for "
                         f"{len(specs)} specs"
                     )
         except BaseException as exc:
-            for i in reversed(list(accepted)):
-                _undo(backends[i], accepted[i], exc)
+            for backend, instruments in reversed(accepted):
+                try:
+                    backend.unregister(instruments)
+                except Exception as undo_error:
+                    exc.add_note(
+                        f"FanoutBackend could not undo the registration in {backend!r}: "
+                        f"{undo_error}"
+                    )
             raise
         return [
-            FanoutInstrument(spec, tuple(accepted[i][k] for i in range(len(backends))))
+            FanoutInstrument(spec, tuple(instruments[k] for _, instruments in accepted))
             for k, spec in enumerate(specs)
         ]
 
     def unregister(self, instruments: Sequence[Instrument]) -> None:
-        """Undo a :meth:`register` in every backend (see the module docstring)."""
+        """Undo a :meth:`register` in every backend."""
         per_backend: list[list[Instrument]] = [[] for _ in self.backends]
         for instrument in instruments:
             if isinstance(instrument, FanoutInstrument):
                 for i, child in enumerate(instrument.instruments):
                     per_backend[i].append(child)
         for backend, children in zip(self.backends, per_backend, strict=True):
-            unregister = _unregister_of(backend)
-            if unregister is not None:
-                unregister(children)
-            else:
-                _close(backend)
+            backend.unregister(children)
 
     def close(self) -> None:
-        """Close every backend that can be closed."""
+        """Close every backend."""
         for backend in self.backends:
-            _close(backend)
-
-
-def _close(backend: Backend) -> bool:
-    close = getattr(backend, "close", None)
-    if not callable(close):
-        return False
-    close()
-    return True
-
-
-def _undo(backend: Backend, instruments: Sequence[Instrument], exc: BaseException) -> None:
-    """Roll back one accepted register while ``exc`` propagates; note on ``exc`` what failed."""
-    try:
-        unregister = _unregister_of(backend)
-        if unregister is not None:
-            unregister(instruments)
-        elif not _close(backend):
-            exc.add_note(
-                f"FanoutBackend could not undo the registration in {backend!r}: it has neither "
-                "unregister() nor close()"
-            )
-    except Exception as undo_error:
-        exc.add_note(f"FanoutBackend could not undo the registration in {backend!r}: {undo_error}")
+            backend.close()

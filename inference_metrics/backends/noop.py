@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..spec import Kind, MetricSpec
-from .base import Instrument, Series, SeriesBase
+from .base import Instrument, Series, SeriesBase, check_label_values, check_specs
 
 __all__ = ["NoopBackend", "NoopInstrument"]
 
@@ -57,21 +57,18 @@ class NoopInstrument:
         self._series = _SERIES[spec.kind]
 
     def bind(self, label_values: tuple[str, ...]) -> Series:
-        if len(label_values) != len(self.spec.labels):
-            raise ValueError(
-                f"{self.spec.name} has labels {self.spec.labels}, got {len(label_values)} values"
-            )
+        check_label_values(self.spec, label_values)
         return self._series
+
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        check_label_values(self.spec, label_values)
 
 
 class NoopBackend:
     """Records nothing and exposes nothing; for metrics turned off by configuration."""
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[NoopInstrument]:
-        names = [spec.name for spec in specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"the same metric appears twice in {names}")
-        return [NoopInstrument(spec) for spec in specs]
+        return [NoopInstrument(spec) for spec in check_specs(specs)]
 
     def unregister(self, instruments: Sequence[Instrument]) -> None:
         """Nothing to undo."""

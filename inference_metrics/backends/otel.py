@@ -32,24 +32,24 @@ How each spec becomes an instrument
   are floats whose ``format()`` is prometheus_client's ``floatToGoString``: the exporter writes
   ``le`` as ``f"{bound}"``, so ``le`` prints exactly as the prometheus-client backend prints it
   (``1.0``, ``1.048576e+06``). Elsewhere (``repr``, arithmetic, OTLP) they are ordinary floats.
-* **Gauges** are synchronous gauges (``create_gauge``). ``set`` sets; ``add`` (running requests go
-  +1/-1) keeps the series' value under a per-series lock and sets the sum while still holding the
-  lock, so concurrent adds never publish an older value last. An UpDownCounter would also expose
-  as a Prometheus gauge, but it cannot ``set`` without the same bookkeeping, it travels over OTLP
-  as a non-monotonic sum (a delta under delta temporality) instead of the gauge the catalogue
-  declares, and one catalogue kind would need two instrument kinds. One synchronous gauge per
-  gauge spec keeps OTLP and Prometheus telling the same story.
+* **Gauges** are observable gauges (``create_observable_gauge``) whose callback reports the value
+  each series holds. ``set`` sets and ``add`` adds (running requests go +1/-1) under the series'
+  lock; the SDK reads the values at each collection. A synchronous gauge would export every
+  attribute set it has ever seen until the process ends; an observable one exports what its
+  callback reports, so a removed series (a pool or pod gone, :meth:`OpenTelemetryInstrument.remove`)
+  stops being exported. Both travel over OTLP as the gauge the catalogue declares (an
+  UpDownCounter would travel as a non-monotonic sum) and expose as a Prometheus gauge.
 
 The hot path
 ------------
 
 :meth:`OpenTelemetryInstrument.bind` builds the attributes dict once per label set; a series' update
 is one call of the SDK's own bound method with that dict: ``counter.add(amount, attributes)``,
-``histogram.record(value, attributes)``, ``gauge.set(value, attributes)``. The SDK copies and hashes
-the attributes on every call anyway (``Measurement`` cleans them, the view match copies them and
-hashes the copy), so copying them here as well would only add cost; the dict is never mutated after
-bind, so handing the same one to the SDK every time is safe. Empty string values are valid
-attribute values and survive to the exposition (``model_name=""``).
+``histogram.record(value, attributes)`` (a gauge's ``set`` is an assignment under its lock). The
+SDK copies and hashes the attributes on every call anyway (``Measurement`` cleans them, the view
+match copies them and hashes the copy), so copying them here as well would only add cost; the
+dict is never mutated after bind, so handing the same one to the SDK every time is safe. Empty
+string values are valid attribute values and survive to the exposition (``model_name=""``).
 
 One backend per meter provider: :meth:`OpenTelemetryBackend.register` refuses names that another
 backend already registered on the same provider (the SDK would hand both backends the same
@@ -63,13 +63,19 @@ import importlib.metadata
 import re
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 try:
     from opentelemetry import metrics as otel_metrics
-    from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
-    from opentelemetry.metrics import _Gauge as Gauge  # the API's synchronous gauge (1.23+)
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        Counter,
+        Histogram,
+        Meter,
+        MeterProvider,
+        Observation,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
     raise ImportError(
         "OpenTelemetryBackend needs the OpenTelemetry API and SDK (1.23 or later): install the "
@@ -80,7 +86,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
-from .base import Instrument, Series, SeriesBase
+from .base import (
+    Instrument,
+    Series,
+    SeriesBase,
+    UnsupportedOperation,
+    check_label_values,
+    check_specs,
+)
 
 __all__ = ["OpenTelemetryBackend", "OpenTelemetryInstrument", "otel_unit"]
 
@@ -153,54 +166,79 @@ class _HistogramSeries(SeriesBase):
 
 
 class _GaugeSeries(SeriesBase):
-    """A synchronous gauge's series; ``add`` is set(value + amount) under this series' lock."""
+    """A gauge's series: the value lives here, under this series' lock, and the instrument's
+    callback reports it at every collection (see :class:`OpenTelemetryInstrument`)."""
 
-    __slots__ = ("_attributes", "_lock", "_set", "_value")
+    __slots__ = ("_lock", "attributes", "touched", "value")
 
-    def __init__(self, gauge: Gauge, attributes: dict[str, str]) -> None:
-        self._set = gauge.set
-        self._attributes = attributes
+    def __init__(self, attributes: dict[str, str]) -> None:
+        self.attributes = attributes
         self._lock = threading.Lock()
-        self._value = 0.0
+        self.value = 0.0
+        self.touched = False
 
     def set(self, value: float) -> None:
         with self._lock:
-            self._value = value
-            self._set(value, self._attributes)
+            self.value = value
+            self.touched = True
 
     def add(self, amount: float) -> None:
         with self._lock:
-            value = self._value + amount
-            self._value = value
-            self._set(value, self._attributes)
+            self.value += amount
+            self.touched = True
 
 
 _AnySeries = _CounterSeries | _GaugeSeries | _HistogramSeries
 
 
 class OpenTelemetryInstrument:
-    """One spec's SDK instrument and its bound series, one per label set."""
+    """One spec's SDK instrument and its bound series, one per label set.
+
+    A gauge is an observable gauge whose callback (:meth:`observe_gauges`) reports the value of
+    every touched series at each collection, so a removed series stops being exported at the next
+    collection: the SDK forgets an asynchronous instrument's attribute set that its callback no
+    longer reports. Counters and histograms are synchronous instruments, which the SDK keeps
+    exporting for every attribute set it has seen; their :meth:`remove` raises
+    :class:`UnsupportedOperation` instead of pretending.
+    """
 
     __slots__ = ("_instrument", "_lock", "_series", "spec")
 
-    def __init__(self, spec: MetricSpec, instrument: Counter | Gauge | Histogram) -> None:
+    def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
-        self._instrument = instrument
+        self._instrument: Counter | Histogram | None = None
         self._lock = threading.Lock()
         self._series: dict[tuple[str, ...], _AnySeries] = {}
 
     def bind(self, label_values: tuple[str, ...]) -> Series:
-        labels = self.spec.labels
-        if len(label_values) != len(labels):
-            raise ValueError(
-                f"{self.spec.name} has labels {labels}, got {len(label_values)} values"
-            )
+        check_label_values(self.spec, label_values)
         with self._lock:
             series = self._series.get(label_values)
             if series is None:
-                series = self._new_series(dict(zip(labels, label_values, strict=True)))
+                attributes = dict(zip(self.spec.labels, label_values, strict=True))
+                series = self._new_series(attributes)
                 self._series[label_values] = series
             return series
+
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        check_label_values(self.spec, label_values)
+        if self.spec.kind is not Kind.GAUGE:
+            raise UnsupportedOperation(
+                f"{self.spec.name}: the OpenTelemetry SDK keeps exporting every attribute set a "
+                f"synchronous {self.spec.kind.value} has seen, so a series cannot be removed"
+            )
+        with self._lock:
+            self._series.pop(label_values, None)
+
+    def observe_gauges(self, options: CallbackOptions) -> Iterable[Observation]:
+        """The observable gauge's callback: every touched series' value."""
+        with self._lock:
+            series = list(self._series.values())
+        return [
+            Observation(s.value, s.attributes)
+            for s in series
+            if isinstance(s, _GaugeSeries) and s.touched
+        ]
 
     def _new_series(self, attributes: dict[str, str]) -> _AnySeries:
         instrument, kind = self._instrument, self.spec.kind
@@ -208,7 +246,7 @@ class OpenTelemetryInstrument:
             return _CounterSeries(cast(Counter, instrument), attributes)
         if kind is Kind.HISTOGRAM:
             return _HistogramSeries(cast(Histogram, instrument), attributes)
-        return _GaugeSeries(cast(Gauge, instrument), attributes)
+        return _GaugeSeries(attributes)
 
 
 # Names registered per meter provider, so a second backend on the same provider is refused (see the
@@ -265,9 +303,8 @@ class OpenTelemetryBackend:
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[OpenTelemetryInstrument]:
         """One instrument per spec, in order; nothing is created if any name is refused."""
+        specs = check_specs(specs)
         names = [spec.name for spec in specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"the same metric appears twice in {names}")
         for spec in specs:
             _check_name(spec)
         with _claims_lock:
@@ -279,7 +316,7 @@ class OpenTelemetryBackend:
                     "are already registered on it by another OpenTelemetryBackend. Use one "
                     "Recorder per meter provider, or pass a new MeterProvider"
                 )
-            instruments = [OpenTelemetryInstrument(spec, self._create(spec)) for spec in specs]
+            instruments = [self._create(spec) for spec in specs]
             if claimed is not None:
                 claimed.update(names)
             self._names.update(names)
@@ -307,19 +344,29 @@ class OpenTelemetryBackend:
                 claimed.difference_update(self._names)
             self._names.clear()
 
-    def _create(self, spec: MetricSpec) -> Counter | Gauge | Histogram:
+    def _create(self, spec: MetricSpec) -> OpenTelemetryInstrument:
         meter, unit, description = self.meter, otel_unit(spec), spec.documentation
+        instrument = OpenTelemetryInstrument(spec)
         if spec.kind is Kind.COUNTER:
-            return meter.create_counter(spec.name, unit=unit, description=description)
-        if spec.kind is Kind.GAUGE:
-            return meter.create_gauge(spec.name, unit=unit, description=description)
-        assert spec.buckets is not None  # a valid histogram spec always has buckets
-        return meter.create_histogram(
-            spec.name,
-            unit=unit,
-            description=description,
-            explicit_bucket_boundaries_advisory=[_GoFloat(bound) for bound in spec.buckets],
-        )
+            instrument._instrument = meter.create_counter(
+                spec.name, unit=unit, description=description
+            )
+        elif spec.kind is Kind.GAUGE:
+            meter.create_observable_gauge(
+                spec.name,
+                callbacks=[instrument.observe_gauges],
+                unit=unit,
+                description=description,
+            )
+        else:
+            assert spec.buckets is not None  # a valid histogram spec always has buckets
+            instrument._instrument = meter.create_histogram(
+                spec.name,
+                unit=unit,
+                description=description,
+                explicit_bucket_boundaries_advisory=[_GoFloat(bound) for bound in spec.buckets],
+            )
+        return instrument
 
 
 def _check_name(spec: MetricSpec) -> None:

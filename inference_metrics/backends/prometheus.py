@@ -1,127 +1,62 @@
-"""prometheus-client backend: our own collector in a ``CollectorRegistry``.
+"""prometheus-client backend: our own store, exposed through a collector in a ``CollectorRegistry``.
 
-Values live in plain Python objects (one lock per metric, taken once per update and once per
-scrape), not in prometheus_client metric objects, for three reasons:
+Values live in the store of :mod:`.store` (one slotted object per series, numbers in flat lists,
+no lock on the record path), not in prometheus_client metric objects, for three reasons:
 
 * no ``*_created`` series, without touching prometheus_client's process-wide switch;
 * a series appears at its first update, and a family with no series is not exposed at all, as in
   upstream's Go exposition;
-* an update is one ``bisect`` and two additions, not ``labels()`` with its lock and ``str()`` calls.
+* an update is one list append, not ``labels()`` with its lock and ``str()`` calls.
 
-The exposition is prometheus_client's own (``generate_latest`` or any of its servers), so the text
-and OpenMetrics formats, escaping and ``le`` formatting are exactly prometheus_client's.
+Two ways out, with the same bytes:
+
+* :func:`inference_metrics.exposition.render` (what ``MetricsServer`` serves) writes our families
+  with our own writer (:mod:`.writer`), reusing each unchanged series' lines from the last scrape,
+  and lets prometheus_client render only the registry's other collectors;
+* ``generate_latest(registry)`` and every prometheus_client server call the collector's
+  :meth:`~_Collector.collect`, which builds prometheus_client families as any collector does.
+
+Under several worker processes each process has its own store; this backend exposes only the
+process it runs in (see docs/backends.md).
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
-from .base import Series, SeriesBase
+from .base import Instrument, Series, check_specs
+from .store import HistogramSeries, MetricStore
+from .writer import FamilyWriter, go_float
 
-__all__ = ["PrometheusBackend"]
-
-
-class _CounterSeries(SeriesBase):
-    __slots__ = ("_lock", "touched", "value")
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self.value = 0.0
-        self.touched = False
-
-    def add(self, amount: float) -> None:
-        with self._lock:
-            self.value += amount
-            self.touched = True
-
-
-class _GaugeSeries(SeriesBase):
-    __slots__ = ("_lock", "touched", "value")
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self.value = 0.0
-        self.touched = False
-
-    def add(self, amount: float) -> None:
-        with self._lock:
-            self.value += amount
-            self.touched = True
-
-    def set(self, value: float) -> None:
-        with self._lock:
-            self.value = value
-            self.touched = True
-
-
-class _HistogramSeries(SeriesBase):
-    __slots__ = ("_bounds", "_lock", "counts", "sum")
-
-    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
-        self._lock = lock
-        self._bounds = bounds
-        # Non-cumulative: counts[i] holds observations in (bounds[i-1], bounds[i]]; the last
-        # slot is (bounds[-1], +Inf). bisect_left puts a value equal to a bound in that bound's
-        # bucket, as Prometheus' "le" requires.
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        i = bisect_left(self._bounds, value)
-        with self._lock:
-            self.counts[i] += 1
-            self.sum += value
-
-
-def _go_float(value: float) -> str:
-    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
-    return text
-
-
-_AnySeries = _CounterSeries | _GaugeSeries | _HistogramSeries
+__all__ = ["PrometheusBackend", "PrometheusInstrument"]
 
 
 class PrometheusInstrument:
-    """One metric's series, keyed by label values."""
+    """One metric: its store and its writer."""
 
-    __slots__ = ("_le", "_lock", "_series", "spec")
+    __slots__ = ("_le", "store", "writer")
 
     def __init__(self, spec: MetricSpec) -> None:
-        self.spec = spec
-        self._lock = threading.Lock()
-        self._series: dict[tuple[str, ...], _AnySeries] = {}
-        # The "le" label values, formatted as prometheus_client formats its own histograms.
+        self.store = MetricStore(spec)
+        self.writer = FamilyWriter(self.store)
         bounds = spec.buckets or ()
-        self._le: tuple[str, ...] = (*(_go_float(b) for b in bounds), "+Inf") if bounds else ()
+        self._le: tuple[str, ...] = (*(go_float(b) for b in bounds), "+Inf") if bounds else ()
+
+    @property
+    def spec(self) -> MetricSpec:
+        return self.store.spec
 
     def bind(self, label_values: tuple[str, ...]) -> Series:
-        if len(label_values) != len(self.spec.labels):
-            raise ValueError(
-                f"{self.spec.name} has labels {self.spec.labels}, got {len(label_values)} values"
-            )
-        with self._lock:
-            series = self._series.get(label_values)
-            if series is None:
-                series = self._new_series()
-                self._series[label_values] = series
-            return series
+        return self.store.bind(label_values)
 
-    def _new_series(self) -> _AnySeries:
-        kind = self.spec.kind
-        if kind is Kind.COUNTER:
-            return _CounterSeries(self._lock)
-        if kind is Kind.GAUGE:
-            return _GaugeSeries(self._lock)
-        assert self.spec.buckets is not None
-        return _HistogramSeries(self._lock, self.spec.buckets)
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        self.store.remove(label_values)
 
     def empty_family(self) -> Metric:
         spec = self.spec
@@ -129,63 +64,60 @@ class PrometheusInstrument:
         return Metric(name, spec.documentation, spec.kind.value)
 
     def collect(self) -> Metric | None:
-        """The family with every touched series, or None when there is none (as in Go)."""
-        if self.spec.kind is Kind.HISTOGRAM:
-            return self._collect_histogram()
-        with self._lock:
-            values = [
-                (key, s.value)
-                for key, s in self._series.items()
-                if not isinstance(s, _HistogramSeries) and s.touched
-            ]
-        if not values:
-            return None
-        family = self.empty_family()
-        names, name = self.spec.labels, self.spec.name
-        family.samples = [
-            Sample(name, dict(zip(names, key, strict=True)), value) for key, value in values
-        ]
-        return family
-
-    def _collect_histogram(self) -> Metric | None:
-        with self._lock:
-            snapshot = [
-                (key, list(s.counts), s.sum)
-                for key, s in self._series.items()
-                if isinstance(s, _HistogramSeries) and any(s.counts)
-            ]
-        if not snapshot:
-            return None
-        family = self.empty_family()
-        names, le = self.spec.labels, self._le
-        bucket_name = self.spec.name + "_bucket"
-        count_name = self.spec.name + "_count"
-        sum_name = self.spec.name + "_sum"
-        samples = family.samples
-        for key, counts, total in snapshot:
+        """The family with every touched series as prometheus_client samples, or None when there
+        is none (as in Go)."""
+        spec = self.spec
+        names, name = spec.labels, spec.name
+        samples: list[Sample] = []
+        for key, series in self.store.items():
             labels = dict(zip(names, key, strict=True))
-            cumulative = 0
-            for bound, n in zip(le, counts, strict=True):
-                cumulative += n
-                samples.append(Sample(bucket_name, {**labels, "le": bound}, cumulative))
-            samples.append(Sample(count_name, labels, cumulative))
-            samples.append(Sample(sum_name, labels, total))
+            if isinstance(series, HistogramSeries):
+                snapshot = series.snapshot()
+                if snapshot is None:
+                    continue
+                counts, total = snapshot
+                cumulative = 0
+                for bound, n in zip(self._le, counts, strict=True):
+                    cumulative += n
+                    samples.append(Sample(name + "_bucket", {**labels, "le": bound}, cumulative))
+                samples.append(Sample(name + "_count", labels, cumulative))
+                samples.append(Sample(name + "_sum", labels, total))
+            else:
+                value = series.snapshot()
+                if value is not None:
+                    samples.append(Sample(name, labels, value))
+        if not samples:
+            return None
+        family = self.empty_family()
+        family.samples = samples
         return family
 
 
 class _Collector(Collector):
+    """The instruments of one :meth:`PrometheusBackend.register` call, in one registry."""
+
     def __init__(self, instruments: Sequence[PrometheusInstrument]) -> None:
-        self._instruments = tuple(instruments)
+        self.instruments = tuple(instruments)
 
     def describe(self) -> Iterator[Metric]:
-        for instrument in self._instruments:
+        for instrument in self.instruments:
             yield instrument.empty_family()
 
     def collect(self) -> Iterator[Metric]:
-        for instrument in self._instruments:
+        for instrument in self.instruments:
             family = instrument.collect()
             if family is not None:
                 yield family
+
+    def write(self, out: list[bytes], openmetrics: bool) -> None:
+        """Append our own rendering of every family to ``out`` (see :mod:`.writer`)."""
+        for instrument in self.instruments:
+            instrument.writer.write(out, openmetrics)
+
+
+def is_store_collector(collector: object) -> bool:
+    """Whether ``collector`` is this backend's (so our writer can render it)."""
+    return isinstance(collector, _Collector)
 
 
 class PrometheusBackend:
@@ -199,13 +131,11 @@ class PrometheusBackend:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
+        self._lock = threading.Lock()
         self._collectors: list[_Collector] = []
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[PrometheusInstrument]:
-        instruments = [PrometheusInstrument(spec) for spec in specs]
-        names = [spec.name for spec in specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"the same metric appears twice in {names}")
+        instruments = [PrometheusInstrument(spec) for spec in check_specs(specs)]
         collector = _Collector(instruments)
         try:
             self.registry.register(collector)
@@ -215,10 +145,24 @@ class PrometheusBackend:
                 "holds one set of these metrics: use one Recorder per registry, or pass a new "
                 "CollectorRegistry()"
             ) from None
-        self._collectors.append(collector)
+        with self._lock:
+            self._collectors.append(collector)
         return instruments
+
+    def unregister(self, instruments: Sequence[Instrument]) -> None:
+        """Remove from the registry the collector of every register call that returned any of
+        ``instruments``."""
+        wanted = {id(instrument) for instrument in instruments}
+        with self._lock:
+            found = [c for c in self._collectors if any(id(i) in wanted for i in c.instruments)]
+            for collector in found:
+                self._collectors.remove(collector)
+        for collector in found:
+            self.registry.unregister(collector)
 
     def close(self) -> None:
         """Remove this backend's collectors from the registry (idempotent)."""
-        while self._collectors:
-            self.registry.unregister(self._collectors.pop())
+        with self._lock:
+            collectors, self._collectors = self._collectors, []
+        for collector in collectors:
+            self.registry.unregister(collector)

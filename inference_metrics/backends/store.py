@@ -1,0 +1,245 @@
+"""The in-process store behind :class:`~inference_metrics.backends.prometheus.PrometheusBackend`.
+
+Layout (one object per series, numbers in flat lists):
+
+* :class:`MetricStore`: one metric; a dict from label values (a tuple of str) to its series, in
+  bind order, and the label text of each series escaped once, at bind.
+* :class:`CounterSeries` / :class:`GaugeSeries`: ``value`` (a float).
+* :class:`HistogramSeries`: ``counts`` (a list of ints, one per bucket, **not** cumulative: slot
+  ``i`` holds observations in ``(bounds[i-1], bounds[i]]``, the last slot ``(bounds[-1], +Inf)``)
+  and ``sum`` (a float).
+
+The record path takes no lock. A counter's ``add`` and a histogram's ``observe`` append the amount
+to the series' ``pending`` list (``list.append`` is atomic under the GIL, and a C call, so no
+thread can lose another's update) and fold the list into ``value`` / ``counts`` / ``sum`` under the
+series' lock once it holds :data:`FOLD_AT` amounts, which bounds the memory an unscraped series
+can hold. A scrape folds what is pending first. Folding takes a prefix (``del pending[:n]``, also
+atomic), so amounts appended while a fold runs wait for the next one; nothing is lost or counted
+twice. Gauges take the lock on every ``set``/``add`` (a ``set`` must not race an ``add``), which
+is cheap because gauges are set rarely.
+
+Each series also keeps ``rendered``: the exposition lines of its last scrape, as bytes, or None
+once anything changed since. The writer (:mod:`.writer`) reuses them, so a series not touched
+since the last scrape is not formatted again.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from ..spec import Kind, MetricSpec
+from .base import SeriesBase, check_label_values
+
+__all__ = [
+    "FOLD_AT",
+    "CounterSeries",
+    "GaugeSeries",
+    "HistogramSeries",
+    "Labels",
+    "MetricStore",
+    "StoredSeries",
+]
+
+#: Pending amounts a series holds at most before the recording thread folds them itself.
+FOLD_AT = 256
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as both exposition formats quote it (backslash, newline, double quote)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Labels(NamedTuple):
+    """A series' label pairs, escaped once at bind, sorted by label name as prometheus_client
+    sorts them, and split where a histogram's ``le`` goes."""
+
+    #: The pairs whose names sort before ``le``, each followed by ``,``.
+    before: str
+    #: The pairs whose names sort after ``le``, each preceded by ``,``.
+    after: str
+    #: Every pair, comma-separated (what counters, gauges, ``_count`` and ``_sum`` show).
+    plain: str
+
+
+class _Series(SeriesBase):
+    __slots__ = ("_lock", "labels", "pending", "rendered", "touched")
+
+    def __init__(self, labels: Labels) -> None:
+        self._lock = threading.Lock()
+        self.labels = labels
+        self.touched = False
+        self.rendered: bytes | None = None
+        #: Amounts not yet folded in (counters and histograms; a gauge's stays empty).
+        self.pending: list[float] = []
+
+    def render_with(self, format_series: Callable[[Any], bytes]) -> bytes:
+        """This series' exposition lines (b"" while never updated), formatted again only when
+        something changed since the last call. Formatting happens under the series' lock, so a
+        fold cannot slip in between the numbers read and the bytes cached."""
+        rendered = self.rendered
+        if rendered is None or self.pending:
+            with self._lock:
+                self._fold()
+                rendered = self.rendered
+                if rendered is None:
+                    rendered = format_series(self) if self.touched else b""
+                    self.rendered = rendered
+        return rendered
+
+    def _fold(self) -> None:
+        """Apply pending amounts (the lock is held)."""
+
+
+class CounterSeries(_Series):
+    __slots__ = ("_append", "value")
+
+    def __init__(self, labels: Labels) -> None:
+        super().__init__(labels)
+        self.value = 0.0
+        self._append = self.pending.append
+
+    def add(self, amount: float) -> None:
+        self._append(amount)
+        if len(self.pending) >= FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        pending = self.pending
+        n = len(pending)
+        if n:
+            value = self.value
+            for amount in pending[:n]:
+                value += amount
+            del pending[:n]
+            self.value = value
+            self.touched = True
+            self.rendered = None
+
+    def snapshot(self) -> float | None:
+        """The value, or None while never updated."""
+        with self._lock:
+            self._fold()
+            return self.value if self.touched else None
+
+
+class GaugeSeries(_Series):
+    __slots__ = ("value",)
+
+    def __init__(self, labels: Labels) -> None:
+        super().__init__(labels)
+        self.value = 0.0
+
+    def add(self, amount: float) -> None:
+        with self._lock:
+            self.value += amount
+            self.touched = True
+            self.rendered = None
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            self.value = value
+            self.touched = True
+            self.rendered = None
+
+    def snapshot(self) -> float | None:
+        """The value, or None while never updated."""
+        with self._lock:
+            return self.value if self.touched else None
+
+
+class HistogramSeries(_Series):
+    __slots__ = ("_append", "_bounds", "counts", "sum")
+
+    def __init__(self, labels: Labels, bounds: tuple[float, ...]) -> None:
+        super().__init__(labels)
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self._append = self.pending.append
+
+    def observe(self, value: float) -> None:
+        self._append(value)
+        if len(self.pending) >= FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        pending = self.pending
+        n = len(pending)
+        if n:
+            counts, bounds, total = self.counts, self._bounds, self.sum
+            # bisect_left puts a value equal to a bound in that bound's bucket ("le").
+            for value in pending[:n]:
+                counts[bisect_left(bounds, value)] += 1
+                total += value
+            del pending[:n]
+            self.sum = total
+            self.touched = True
+            self.rendered = None
+
+    def snapshot(self) -> tuple[list[int], float] | None:
+        """(non-cumulative counts, sum), or None while nothing was observed."""
+        with self._lock:
+            self._fold()
+            return (list(self.counts), self.sum) if self.touched else None
+
+
+StoredSeries = CounterSeries | GaugeSeries | HistogramSeries
+
+
+class MetricStore:
+    """One metric's series, keyed by label values, in bind order."""
+
+    __slots__ = ("_lock", "_series", "spec")
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, ...], StoredSeries] = {}
+
+    def bind(self, label_values: tuple[str, ...]) -> StoredSeries:
+        check_label_values(self.spec, label_values)
+        series = self._series.get(label_values)
+        if series is not None:
+            return series
+        with self._lock:
+            series = self._series.get(label_values)
+            if series is None:
+                series = self._new_series(label_values)
+                self._series[label_values] = series
+            return series
+
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        check_label_values(self.spec, label_values)
+        with self._lock:
+            self._series.pop(label_values, None)
+
+    def series(self) -> list[StoredSeries]:
+        """The series now held, in bind order (a copy: binds and removals may go on)."""
+        with self._lock:
+            return list(self._series.values())
+
+    def items(self) -> Iterator[tuple[tuple[str, ...], StoredSeries]]:
+        with self._lock:
+            items = list(self._series.items())
+        return iter(items)
+
+    def _new_series(self, label_values: tuple[str, ...]) -> StoredSeries:
+        spec = self.spec
+        pairs = sorted(zip(spec.labels, label_values, strict=True))
+        texts = [(name, f'{name}="{escape_label_value(value)}"') for name, value in pairs]
+        labels = Labels(
+            before="".join(f"{text}," for name, text in texts if name < "le"),
+            after="".join(f",{text}" for name, text in texts if name > "le"),
+            plain=",".join(text for _, text in texts),
+        )
+        if spec.kind is Kind.COUNTER:
+            return CounterSeries(labels)
+        if spec.kind is Kind.GAUGE:
+            return GaugeSeries(labels)
+        assert spec.buckets is not None
+        return HistogramSeries(labels, spec.buckets)

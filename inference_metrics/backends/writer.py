@@ -1,0 +1,97 @@
+"""Our exposition writer: Prometheus text 0.0.4 and OpenMetrics 1.0 lines of a :class:`MetricStore`.
+
+Byte for byte what prometheus_client's ``generate_latest`` (and its OpenMetrics
+``generate_latest``) print for the same families: labels sorted by name, values as
+``floatToGoString``, HELP escaped as each format escapes it. The differences between the two
+formats are all in a family's HELP/TYPE header (a counter's family name loses ``_total`` in
+OpenMetrics; OpenMetrics also escapes ``"`` in HELP) and the closing ``# EOF``, so the sample lines
+of a series are formatted once and shared by both.
+
+What is done once, and when:
+
+* per metric (:class:`FamilyWriter`): both headers, and the ``le`` label of every bucket;
+* per series, at bind (:class:`~.store.Labels`): the escaped label pairs;
+* per series, per change: its lines, cached on the series (``rendered``) until it changes again.
+  A scrape of an unchanged series is a list append of those bytes; no per-sample objects are
+  built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import accumulate
+from typing import Any
+
+from prometheus_client.utils import floatToGoString
+
+from ..spec import Kind
+from .store import CounterSeries, GaugeSeries, HistogramSeries, MetricStore, escape_label_value
+
+__all__ = ["FamilyWriter", "go_float"]
+
+_INTEGRAL = 1_000_000  # below this, floatToGoString(n) of an int count is f"{n}.0"
+
+
+def go_float(value: float) -> str:
+    """``value`` as prometheus_client (and Go) print sample values and ``le`` bounds."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _count(n: int) -> str:
+    return f"{n}.0" if n < _INTEGRAL else go_float(n)
+
+
+class FamilyWriter:
+    """Renders one metric of the store: its header, then the lines of every touched series."""
+
+    __slots__ = ("_format", "_le", "_name", "om_header", "store", "text_header")
+
+    def __init__(self, store: MetricStore) -> None:
+        spec = store.spec
+        self.store = store
+        self._name = name = spec.name
+        kind = spec.kind.value
+        text_help = spec.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        om_help = escape_label_value(spec.documentation)
+        om_name = name.removesuffix("_total") if spec.kind is Kind.COUNTER else name
+        self.text_header = f"# HELP {name} {text_help}\n# TYPE {name} {kind}\n".encode()
+        self.om_header = f"# HELP {om_name} {om_help}\n# TYPE {om_name} {kind}\n".encode()
+        self._le: tuple[str, ...] = ()
+        self._format: Callable[[Any], bytes]
+        if spec.kind is Kind.HISTOGRAM:
+            assert spec.buckets is not None
+            self._le = (*(f'le="{go_float(b)}"' for b in spec.buckets), 'le="+Inf"')
+            self._format = self._histogram
+        else:
+            self._format = self._value
+
+    def write(self, out: list[bytes], openmetrics: bool) -> None:
+        """Append the family to ``out``; nothing while it has no touched series (as in Go)."""
+        render = self._format
+        lines = [series.render_with(render) for series in self.store.series()]
+        if any(lines):
+            out.append(self.om_header if openmetrics else self.text_header)
+            out.extend(lines)
+
+    def _value(self, series: CounterSeries | GaugeSeries) -> bytes:
+        plain = series.labels.plain
+        value = go_float(series.value)
+        if plain:
+            return f"{self._name}{{{plain}}} {value}\n".encode()
+        return f"{self._name} {value}\n".encode()
+
+    def _histogram(self, series: HistogramSeries) -> bytes:
+        name = self._name
+        labels = series.labels
+        head = f"{name}_bucket{{{labels.before}"
+        tail = f"{labels.after}}} "
+        cumulative = list(accumulate(series.counts))
+        lines = [
+            f"{head}{le}{tail}{n}.0\n" if n < _INTEGRAL else f"{head}{le}{tail}{go_float(n)}\n"
+            for le, n in zip(self._le, cumulative, strict=True)
+        ]
+        plain = f"{{{labels.plain}}}" if labels.plain else ""
+        lines.append(f"{name}_count{plain} {_count(cumulative[-1])}\n")
+        lines.append(f"{name}_sum{plain} {go_float(series.sum)}\n")
+        return "".join(lines).encode()
