@@ -1,23 +1,20 @@
-"""Kubernetes Gateway API Inference Extension endpoint-picker metrics for Python."""
+"""Kubernetes Gateway API Inference Extension endpoint-picker metrics for Python.
+
+What an application calls is here. What a backend author needs (``Instrument``, ``Series``,
+``UnsupportedOperation``) is in :mod:`inference_metrics.backends`; ``render_help`` is in
+:mod:`inference_metrics.spec`, ``Catalog`` in :mod:`inference_metrics.catalog`.
+"""
 
 from typing import TYPE_CHECKING
 
-from .backends import (
-    Backend,
-    FanoutBackend,
-    Instrument,
-    NoopBackend,
-    PrometheusBackend,
-    Series,
-    UnsupportedOperation,
-)
-from .catalog import CATALOG, SEED_METRICS, Catalog
+from .backends import Backend, FanoutBackend, NoopBackend, PrometheusBackend
+from .catalog import CATALOG, SEED_METRICS
 from .errors import ErrorCode
 from .instrument import instrument_handler, start_request
 from .lifecycle import RequestContext
 from .payloads import Usage
 from .recorder import OVERFLOW_LABEL_VALUE, Recorder
-from .spec import Kind, MetricSpec, Stability, render_help
+from .spec import Kind, MetricSpec, Stability
 
 if TYPE_CHECKING:
     from .backends.otel import OpenTelemetryBackend as OpenTelemetryBackend
@@ -29,23 +26,18 @@ __all__ = [
     "OVERFLOW_LABEL_VALUE",
     "SEED_METRICS",
     "Backend",
-    "Catalog",
     "ErrorCode",
     "FanoutBackend",
-    "Instrument",
     "Kind",
     "MetricSpec",
     "NoopBackend",
     "PrometheusBackend",
     "Recorder",
     "RequestContext",
-    "Series",
     "Stability",
-    "UnsupportedOperation",
     "Usage",
     "__version__",
     "instrument_handler",
-    "render_help",
     "start_request",
 ]
 

@@ -24,17 +24,31 @@ import math
 import numbers
 import sys
 import threading
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from prometheus_client.registry import CollectorRegistry
 
 from . import catalog
 from .backends.base import Backend, Instrument, Series
-from .catalog import CATALOG
 from .spec import MetricSpec
 
-__all__ = ["DEFAULT_MAX_LABEL_LENGTH", "DEFAULT_MAX_SERIES", "OVERFLOW_LABEL_VALUE", "Recorder"]
+__all__ = [
+    "CATALOG_LAYOUTS",
+    "DEFAULT_MAX_LABEL_LENGTH",
+    "DEFAULT_MAX_SERIES",
+    "OVERFLOW_LABEL_VALUE",
+    "ErrorRow",
+    "GroupLayout",
+    "InfoRow",
+    "Layouts",
+    "ModelRow",
+    "PodRow",
+    "PoolRow",
+    "Recorder",
+    "RunningRow",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +62,6 @@ DEFAULT_MAX_LABEL_LENGTH = 1024
 _MAX = sys.float_info.max
 _FAST_NUMBER = frozenset((int, float))
 
-# Metrics grouped by their label names, in catalogue order: one cache of bound series per group,
-# so a request's (model, target) is looked up once for all its metrics.
-_GROUP_LABELS: tuple[tuple[str, ...], ...] = tuple(dict.fromkeys(s.labels for s in CATALOG))
-_GROUP_SPECS: tuple[tuple[MetricSpec, ...], ...] = tuple(
-    tuple(s for s in CATALOG if s.labels == labels) for labels in _GROUP_LABELS
-)
-
-
-def _slot(spec: MetricSpec) -> tuple[int, int]:
-    group = _GROUP_LABELS.index(spec.labels)
-    return group, _GROUP_SPECS[group].index(spec)
-
-
-_MODEL_GROUP, _REQUEST_TOTAL = _slot(catalog.REQUEST_TOTAL)
-_, _REQUEST_DURATION = _slot(catalog.REQUEST_DURATION)
-_, _REQUEST_SIZES = _slot(catalog.REQUEST_SIZES)
-_, _RESPONSE_SIZES = _slot(catalog.RESPONSE_SIZES)
-_, _INPUT_TOKENS = _slot(catalog.INPUT_TOKENS)
-_, _OUTPUT_TOKENS = _slot(catalog.OUTPUT_TOKENS)
-_ERROR_GROUP, _REQUEST_ERROR_TOTAL = _slot(catalog.REQUEST_ERROR_TOTAL)
-_POOL_GROUP, _POOL_KV_CACHE = _slot(catalog.POOL_AVERAGE_KV_CACHE_UTILIZATION)
-_, _POOL_QUEUE_SIZE = _slot(catalog.POOL_AVERAGE_QUEUE_SIZE)
-_, _POOL_READY_PODS = _slot(catalog.POOL_READY_PODS)
-_, _POOL_RUNNING_REQUESTS = _slot(catalog.POOL_AVERAGE_RUNNING_REQUESTS)
-_POD_GROUP, _POOL_PER_POD_QUEUE_SIZE = _slot(catalog.POOL_PER_POD_QUEUE_SIZE)
-_INFO_GROUP, _EXTENSION_INFO = _slot(catalog.EXTENSION_INFO)
-
-# Event API (see "request events" in Recorder): the streaming metrics share the model group.
-_, _NTPOT = _slot(catalog.NORMALIZED_TIME_PER_OUTPUT_TOKEN)
-_, _REQUEST_TTFT = _slot(catalog.REQUEST_TTFT)
-_, _REQUEST_TPOT = _slot(catalog.REQUEST_TPOT)
-_, _PROMPT_CACHED_TOKENS = _slot(catalog.PROMPT_CACHED_TOKENS)
-_RUNNING_GROUP, _RUNNING_REQUESTS = _slot(catalog.RUNNING_REQUESTS)
 #: The error code a failure without one is counted with (upstream's rule).
 _UNKNOWN_ERROR = "Unknown"
 
@@ -100,19 +81,179 @@ def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> flo
     return result
 
 
+_R = TypeVar("_R", bound="_Row")
+
 #: The Recorder argument carrying a label, where the names differ (errors name the argument).
 _ARGUMENT_FOR_LABEL = {"name": "pool_name", "model_server_pod": "pod_name"}
 
 
-class _SeriesGroup:
-    """Bound series for every metric sharing one label-name tuple, at most ``max_series`` sets."""
+class _Row:
+    """One label set's bound series in one group: a named field per metric of the group."""
+
+    __slots__ = ()
+
+
+class ModelRow(_Row):
+    """The series of one ``(model_name, target_model_name)``."""
 
     __slots__ = (
+        "input_tokens",
+        "normalized_time_per_output_token",
+        "output_tokens",
+        "prompt_cached_tokens",
+        "request_duration",
+        "request_sizes",
+        "request_total",
+        "request_tpot",
+        "request_ttft",
+        "response_sizes",
+    )
+    input_tokens: Series
+    normalized_time_per_output_token: Series
+    output_tokens: Series
+    prompt_cached_tokens: Series
+    request_duration: Series
+    request_sizes: Series
+    request_total: Series
+    request_tpot: Series
+    request_ttft: Series
+    response_sizes: Series
+
+
+class ErrorRow(_Row):
+    """The series of one ``(model_name, target_model_name, error_code)``."""
+
+    __slots__ = ("request_error_total",)
+    request_error_total: Series
+
+
+class RunningRow(_Row):
+    """The series of one ``model_name``."""
+
+    __slots__ = ("running_requests",)
+    running_requests: Series
+
+
+class PoolRow(_Row):
+    """The series of one pool (label ``name``)."""
+
+    __slots__ = (
+        "average_kv_cache_utilization",
+        "average_queue_size",
+        "average_running_requests",
+        "ready_pods",
+    )
+    average_kv_cache_utilization: Series
+    average_queue_size: Series
+    average_running_requests: Series
+    ready_pods: Series
+
+
+class PodRow(_Row):
+    """The series of one model-server pod of a pool (``name``, ``model_server_pod``)."""
+
+    __slots__ = ("per_pod_queue_size",)
+    per_pod_queue_size: Series
+
+
+class InfoRow(_Row):
+    """The series of one build (``commit``, ``build_ref``)."""
+
+    __slots__ = ("extension_info",)
+    extension_info: Series
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Which spec each field of a row holds: a group of metrics recorded for one label set.
+
+    Every spec of a layout has the same label names; the Recorder looks a label set up once per
+    call for all of them. A schema with other names or labels is another set of layouts with the
+    same rows (the Recorder's calls fill the fields, whatever the specs are named).
+    """
+
+    row: type[_Row]
+    fields: Mapping[str, MetricSpec]
+
+    def __post_init__(self) -> None:
+        if set(self.fields) != set(self.row.__slots__):
+            raise ValueError(
+                f"{self.row.__name__} has the fields {sorted(self.row.__slots__)}, "
+                f"got specs for {sorted(self.fields)}"
+            )
+        labels = {spec.labels for spec in self.fields.values()}
+        if len(labels) != 1:
+            raise ValueError(
+                f"the specs of one {self.row.__name__} must share labels, got {labels}"
+            )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return next(iter(self.fields.values())).labels
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """One layout per group of the Recorder: where each of its calls records."""
+
+    models: GroupLayout
+    errors: GroupLayout
+    running: GroupLayout
+    pools: GroupLayout
+    pods: GroupLayout
+    info: GroupLayout
+
+    def groups(self) -> tuple[GroupLayout, ...]:
+        return (self.models, self.errors, self.running, self.pools, self.pods, self.info)
+
+    def specs(self) -> tuple[MetricSpec, ...]:
+        return tuple(spec for group in self.groups() for spec in group.fields.values())
+
+
+#: The catalogue's metrics, each in the one group and field the Recorder records it through.
+CATALOG_LAYOUTS = Layouts(
+    models=GroupLayout(
+        ModelRow,
+        {
+            "request_total": catalog.REQUEST_TOTAL,
+            "request_duration": catalog.REQUEST_DURATION,
+            "request_sizes": catalog.REQUEST_SIZES,
+            "response_sizes": catalog.RESPONSE_SIZES,
+            "input_tokens": catalog.INPUT_TOKENS,
+            "output_tokens": catalog.OUTPUT_TOKENS,
+            "normalized_time_per_output_token": catalog.NORMALIZED_TIME_PER_OUTPUT_TOKEN,
+            "request_ttft": catalog.REQUEST_TTFT,
+            "request_tpot": catalog.REQUEST_TPOT,
+            "prompt_cached_tokens": catalog.PROMPT_CACHED_TOKENS,
+        },
+    ),
+    errors=GroupLayout(ErrorRow, {"request_error_total": catalog.REQUEST_ERROR_TOTAL}),
+    running=GroupLayout(RunningRow, {"running_requests": catalog.RUNNING_REQUESTS}),
+    pools=GroupLayout(
+        PoolRow,
+        {
+            "average_kv_cache_utilization": catalog.POOL_AVERAGE_KV_CACHE_UTILIZATION,
+            "average_queue_size": catalog.POOL_AVERAGE_QUEUE_SIZE,
+            "ready_pods": catalog.POOL_READY_PODS,
+            "average_running_requests": catalog.POOL_AVERAGE_RUNNING_REQUESTS,
+        },
+    ),
+    pods=GroupLayout(PodRow, {"per_pod_queue_size": catalog.POOL_PER_POD_QUEUE_SIZE}),
+    info=GroupLayout(InfoRow, {"extension_info": catalog.EXTENSION_INFO}),
+)
+
+
+class _SeriesGroup(Generic[_R]):
+    """Bound rows of one group, one per label set, at most ``max_series`` label sets."""
+
+    __slots__ = (
+        "_fields",
         "_instruments",
         "_lock",
         "_max_label_length",
         "_max_series",
         "_overflow",
+        "_row",
         "argument_names",
         "cache",
         "label_names",
@@ -120,37 +261,56 @@ class _SeriesGroup:
 
     def __init__(
         self,
-        label_names: tuple[str, ...],
-        instruments: Sequence[Instrument],
+        layout: GroupLayout,
+        instruments: Mapping[str, Instrument],
         max_series: int,
         max_label_length: int,
     ) -> None:
-        self.label_names = label_names
-        self.argument_names = tuple(_ARGUMENT_FOR_LABEL.get(n, n) for n in label_names)
-        self._instruments = tuple(instruments)
+        self.label_names = layout.labels
+        self.argument_names = tuple(_ARGUMENT_FOR_LABEL.get(n, n) for n in self.label_names)
+        self._row = layout.row
+        self._fields = tuple(layout.fields)
+        self._instruments = tuple(instruments[layout.fields[f].name] for f in self._fields)
         self._max_series = max_series
         self._max_label_length = max_label_length
         self._lock = threading.Lock()
-        self._overflow: tuple[Series, ...] | None = None
-        self.cache: dict[object, tuple[Series, ...]] = {}
+        self._overflow: _R | None = None
+        self.cache: dict[object, _R] = {}
 
-    def bind(self, key: tuple[object, ...]) -> tuple[Series, ...]:
+    def bind(self, key: tuple[object, ...]) -> _R:
         """Slow path: validate a new label set, then bind it (or fold it into the overflow)."""
-        values = tuple(
-            self._check(name, value) for name, value in zip(self.argument_names, key, strict=True)
-        )
+        values = self._checked(key)
         with self._lock:
-            series = self.cache.get(key)
-            if series is not None:
-                return series
+            row = self.cache.get(key)
+            if row is not None:
+                return row
             if len(self.cache) >= self._max_series:
                 if self._overflow is None:
-                    marker = (OVERFLOW_LABEL_VALUE,) * len(self.label_names)
-                    self._overflow = tuple(i.bind(marker) for i in self._instruments)
+                    self._overflow = self._new_row((OVERFLOW_LABEL_VALUE,) * len(values))
                 return self._overflow
-            series = tuple(i.bind(values) for i in self._instruments)
-            self.cache[key] = series
-            return series
+            row = self._new_row(values)
+            self.cache[values] = row
+            return row
+
+    def remove(self, key: tuple[object, ...]) -> None:
+        """Forget a label set: its series leave every backend and its slot is free again."""
+        values = self._checked(key)
+        with self._lock:
+            if self.cache.pop(values, None) is None:
+                return
+            for instrument in self._instruments:
+                instrument.remove(values)
+
+    def _checked(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return tuple(
+            self._check(name, value) for name, value in zip(self.argument_names, key, strict=True)
+        )
+
+    def _new_row(self, values: tuple[str, ...]) -> _R:
+        row = cast(_R, object.__new__(self._row))
+        for field, instrument in zip(self._fields, self._instruments, strict=True):
+            setattr(row, field, instrument.bind(values))
+        return row
 
     def _check(self, name: str, value: object) -> str:
         if not isinstance(value, str):
@@ -197,7 +357,9 @@ class Recorder:
                 "use Recorder(PrometheusBackend(registry))"
             )
         if not isinstance(backend, Backend):
-            raise TypeError(f"backend must implement Backend.register(), got {backend!r}")
+            raise TypeError(
+                f"backend must implement Backend (register, unregister, close), got {backend!r}"
+            )
         for argument, value in (("max_series", max_series), ("max_label_length", max_label_length)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{argument} must be an int, got {value!r}")
@@ -205,28 +367,43 @@ class Recorder:
                 raise ValueError(f"{argument} must be >= 1, got {value!r}")
         self.backend = backend
         self.max_series = max_series
-        instruments = backend.register(tuple(CATALOG))
+        layouts = CATALOG_LAYOUTS
+        instruments = backend.register(layouts.specs())
         by_name = {i.spec.name: i for i in instruments}
-        self._groups = tuple(
-            _SeriesGroup(labels, [by_name[s.name] for s in specs], max_series, max_label_length)
-            for labels, specs in zip(_GROUP_LABELS, _GROUP_SPECS, strict=True)
+
+        def group(layout: GroupLayout) -> _SeriesGroup[Any]:
+            return _SeriesGroup(layout, by_name, max_series, max_label_length)
+
+        self._models: _SeriesGroup[ModelRow] = group(layouts.models)
+        self._errors: _SeriesGroup[ErrorRow] = group(layouts.errors)
+        self._running: _SeriesGroup[RunningRow] = group(layouts.running)
+        self._pools: _SeriesGroup[PoolRow] = group(layouts.pools)
+        self._pods: _SeriesGroup[PodRow] = group(layouts.pods)
+        self._info: _SeriesGroup[InfoRow] = group(layouts.info)
+        groups: tuple[_SeriesGroup[Any], ...] = (
+            self._models,
+            self._errors,
+            self._running,
+            self._pools,
+            self._pods,
+            self._info,
         )
-        self._models = self._groups[_MODEL_GROUP]
-        self._errors = self._groups[_ERROR_GROUP]
-        self._pools = self._groups[_POOL_GROUP]
-        self._pods = self._groups[_POD_GROUP]
-        self._info = self._groups[_INFO_GROUP]
+        self._group_of: dict[str, _SeriesGroup[Any]] = {
+            spec.name: grp
+            for layout, grp in zip(layouts.groups(), groups, strict=True)
+            for spec in layout.fields.values()
+        }
 
     # --- lookups --------------------------------------------------------------------------------
 
-    def _model_series(self, model_name: str, target_model_name: str) -> tuple[Series, ...]:
+    def _model_series(self, model_name: str, target_model_name: str) -> ModelRow:
         key = (model_name, target_model_name)
         try:
             return self._models.cache[key]
         except (KeyError, TypeError):
             return self._models.bind(key)
 
-    def _pool_series(self, pool_name: str) -> tuple[Series, ...]:
+    def _pool_series(self, pool_name: str) -> PoolRow:
         key = (pool_name,)
         try:
             return self._pools.cache[key]
@@ -235,13 +412,30 @@ class Recorder:
 
     def series_count(self, spec: MetricSpec) -> int:
         """Distinct label sets bound for ``spec``'s group (the overflow series excluded)."""
-        return self._groups[_GROUP_LABELS.index(spec.labels)].size
+        try:
+            return self._group_of[spec.name].size
+        except (KeyError, AttributeError):
+            raise ValueError(f"spec must be one of this Recorder's metrics, got {spec!r}") from None
+
+    # --- series removal ---------------------------------------------------------------------------
+
+    def remove_pool(self, pool_name: str) -> None:
+        """Forget a pool: its series of every pool metric (label ``name``) leave the exposition,
+        and its label set no longer counts against ``max_series``. Its pods' per-pod series are
+        removed by :meth:`remove_pod`. A pool never recorded, or folded into the overflow series,
+        is nothing to remove."""
+        self._pools.remove((pool_name,))
+
+    def remove_pod(self, pool_name: str, pod_name: str) -> None:
+        """Forget one model-server pod of a pool: its ``inference_pool_per_pod_queue_size``
+        series leaves the exposition and its label set no longer counts against ``max_series``."""
+        self._pods.remove((pool_name, pod_name))
 
     # --- requests (upstream parity) ---------------------------------------------------------------
 
     def record_request_counter(self, model_name: str, target_model_name: str) -> None:
         """Count one request for ``(model_name, target_model_name)``."""
-        self._model_series(model_name, target_model_name)[_REQUEST_TOTAL].add(1)
+        self._model_series(model_name, target_model_name).request_total.add(1)
 
     def record_request_error(
         self, model_name: str, target_model_name: str, error_code: str
@@ -256,7 +450,7 @@ class Recorder:
             series = self._errors.cache[key]
         except (KeyError, TypeError):
             series = self._errors.bind(key)
-        series[_REQUEST_ERROR_TOTAL].add(1)
+        series.request_error_total.add(1)
 
     def record_request_latency(
         self, model_name: str, target_model_name: str, received: float, completed: float
@@ -274,20 +468,20 @@ class Recorder:
                 received,
             )
             return False
-        series[_REQUEST_DURATION].observe(completed - received)
+        series.request_duration.observe(completed - received)
         return True
 
     def record_request_size(self, model_name: str, target_model_name: str, size: float) -> None:
         """Observe a request body size in bytes (0 included)."""
         if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
             size = _number("size", size)
-        self._model_series(model_name, target_model_name)[_REQUEST_SIZES].observe(size)
+        self._model_series(model_name, target_model_name).request_sizes.observe(size)
 
     def record_response_size(self, model_name: str, target_model_name: str, size: float) -> None:
         """Observe a response body size in bytes (0 included)."""
         if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
             size = _number("size", size)
-        self._model_series(model_name, target_model_name)[_RESPONSE_SIZES].observe(size)
+        self._model_series(model_name, target_model_name).response_sizes.observe(size)
 
     def record_input_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
         """Observe a prompt token count; 0 is not observed (as upstream)."""
@@ -295,7 +489,7 @@ class Recorder:
             tokens = _number("tokens", tokens)
         series = self._model_series(model_name, target_model_name)
         if tokens > 0:
-            series[_INPUT_TOKENS].observe(tokens)
+            series.input_tokens.observe(tokens)
 
     def record_output_tokens(self, model_name: str, target_model_name: str, tokens: float) -> None:
         """Observe a completion token count; 0 is not observed (as upstream)."""
@@ -303,29 +497,29 @@ class Recorder:
             tokens = _number("tokens", tokens)
         series = self._model_series(model_name, target_model_name)
         if tokens > 0:
-            series[_OUTPUT_TOKENS].observe(tokens)
+            series.output_tokens.observe(tokens)
 
     # --- pools -----------------------------------------------------------------------------------
 
     def record_pool_kv_cache_utilization(self, pool_name: str, value: float) -> None:
         """Set the pool's average KV-cache utilization (a fraction, usually 0..1)."""
         number = _number("value", value)
-        self._pool_series(pool_name)[_POOL_KV_CACHE].set(number)
+        self._pool_series(pool_name).average_kv_cache_utilization.set(number)
 
     def record_pool_queue_size(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of queued requests."""
         number = _number("value", value)
-        self._pool_series(pool_name)[_POOL_QUEUE_SIZE].set(number)
+        self._pool_series(pool_name).average_queue_size.set(number)
 
     def record_pool_ready_pods(self, pool_name: str, value: float) -> None:
         """Set the number of ready pods in the pool."""
         number = _number("value", value)
-        self._pool_series(pool_name)[_POOL_READY_PODS].set(number)
+        self._pool_series(pool_name).ready_pods.set(number)
 
     def record_pool_average_running_requests(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of running requests per model server."""
         number = _number("value", value)
-        self._pool_series(pool_name)[_POOL_RUNNING_REQUESTS].set(number)
+        self._pool_series(pool_name).average_running_requests.set(number)
 
     def record_pool_per_pod_queue_size(self, pool_name: str, pod_name: str, value: float) -> None:
         """Set one model-server pod's queue size (label ``model_server_pod``)."""
@@ -335,7 +529,7 @@ class Recorder:
             series = self._pods.cache[key]
         except (KeyError, TypeError):
             series = self._pods.bind(key)
-        series[_POOL_PER_POD_QUEUE_SIZE].set(number)
+        series.per_pod_queue_size.set(number)
 
     def record_extension_info(self, commit: str, build_ref: str) -> None:
         """Expose ``inference_extension_info{commit, build_ref} 1``."""
@@ -344,7 +538,7 @@ class Recorder:
             series = self._info.cache[key]
         except (KeyError, TypeError):
             series = self._info.bind(key)
-        series[_EXTENSION_INFO].set(1)
+        series.extension_info.set(1)
 
     # --- request events ---------------------------------------------------------------------------
     # Whole-request calls for lifecycles and handler wrappers (inference_metrics.lifecycle and
@@ -371,8 +565,8 @@ class Recorder:
         if not (type(request_size) in _FAST_NUMBER and 0 <= request_size <= _MAX):
             request_size = _number("request_size", request_size)
         series = self._model_series(model_name, target_model_name)
-        series[_REQUEST_TOTAL].add(1)
-        series[_REQUEST_SIZES].observe(request_size)
+        series.request_total.add(1)
+        series.request_sizes.observe(request_size)
 
     def record_request_completed(
         self,
@@ -424,25 +618,25 @@ class Recorder:
         series = self._model_series(model_name, target_model_name)
 
         if request_size is not None:
-            series[_REQUEST_TOTAL].add(1)
-            series[_REQUEST_SIZES].observe(request_size)
-        series[_RESPONSE_SIZES].observe(response_size)
+            series.request_total.add(1)
+            series.request_sizes.observe(request_size)
+        series.response_sizes.observe(response_size)
         if input_tokens > 0:
-            series[_INPUT_TOKENS].observe(input_tokens)
+            series.input_tokens.observe(input_tokens)
         if output_tokens > 0:
-            series[_OUTPUT_TOKENS].observe(output_tokens)
+            series.output_tokens.observe(output_tokens)
         if cached_tokens > 0:
-            series[_PROMPT_CACHED_TOKENS].observe(cached_tokens)
+            series.prompt_cached_tokens.observe(cached_tokens)
         if not completed > received:
             return False
         latency = completed - received
-        series[_REQUEST_DURATION].observe(latency)
+        series.request_duration.observe(latency)
         if output_tokens > 0:
-            series[_NTPOT].observe(latency / output_tokens)
+            series.normalized_time_per_output_token.observe(latency / output_tokens)
         if first_token is not None and received <= first_token <= completed:
-            series[_REQUEST_TTFT].observe(first_token - received)
+            series.request_ttft.observe(first_token - received)
             if output_tokens > 1:
-                series[_REQUEST_TPOT].observe((completed - first_token) / (output_tokens - 1))
+                series.request_tpot.observe((completed - first_token) / (output_tokens - 1))
         return True
 
     def record_request_failed(
@@ -456,7 +650,7 @@ class Recorder:
             series = self._errors.cache[key]
         except (KeyError, TypeError):
             series = self._errors.bind(key)
-        series[_REQUEST_ERROR_TOTAL].add(1)
+        series.request_error_total.add(1)
 
     def record_running_request_started(self, model_name: str) -> None:
         """One more request running for ``model_name``; an empty name records nothing."""
@@ -469,13 +663,13 @@ class Recorder:
     def _running_request_add(self, model_name: str, amount: float) -> None:
         if model_name == "":
             return
-        group = self._groups[_RUNNING_GROUP]
+        group = self._running
         key = (model_name,)
         try:
             series = group.cache[key]
         except (KeyError, TypeError):
             series = group.bind(key)
-        series[_RUNNING_REQUESTS].add(amount)
+        series.running_requests.add(amount)
 
     def record_response_parse_failure(self) -> None:
         """Count a response body whose usage could not be parsed (see

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference_metrics import CATALOG, SEED_METRICS, Catalog, Kind, MetricSpec, Stability
+from inference_metrics import CATALOG, SEED_METRICS, Kind, MetricSpec, Stability
 from inference_metrics import catalog as catalog_module
+from inference_metrics.catalog import Catalog
 
 from . import upstream_facts as up
 

@@ -192,6 +192,9 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "record_running_request_started": call("record_running_request_started", labels),
     "record_running_request_finished": call("record_running_request_finished", labels),
     "record_response_parse_failure": st.just(Call("record_response_parse_failure", ())),
+    # series removal (a pool or pod gone): both worlds stop exposing them alike
+    "remove_pool": call("remove_pool", labels),
+    "remove_pod": call("remove_pod", labels, labels),
 }
 # Public Recorder methods that record nothing, so parity has nothing to check for them.
 NOT_RECORDING = {"series_count", "is_valid_label_value"}

@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from inference_metrics import Kind, MetricSpec, PrometheusBackend, Stability, render_help
+from inference_metrics import Kind, MetricSpec, PrometheusBackend, Stability
+from inference_metrics.spec import render_help
 
 from .expo import parse_text
 
