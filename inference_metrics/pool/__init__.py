@@ -1,0 +1,53 @@
+"""The pool monitor: model servers' ``/metrics`` → per-endpoint snapshot → the pool gauges.
+
+See docs/pool-monitor.md. Polling needs the ``pool`` extra (aiohttp), imported on first use, so
+this package imports with the base dependencies only.
+"""
+
+from .discovery import DNSDiscovery, KubernetesDiscovery, StaticDiscovery
+from .endpoints import ClientTLS, Endpoint, metrics_url
+from .monitor import (
+    DEFAULT_AGGREGATE_INTERVAL,
+    DEFAULT_MAX_PAGE_BYTES,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_STALENESS,
+    DEFAULT_TIMEOUT,
+    Discovery,
+    EndpointMetrics,
+    MonitorCollector,
+    PollError,
+    PoolMonitor,
+)
+from .parse import Page, Sample, read_families
+from .pick import pick_endpoint, score_endpoints
+from .profiles import DEFAULT_ENGINE, PROFILES, EngineProfile, Reading, Selector, extract
+
+__all__ = [
+    "DEFAULT_AGGREGATE_INTERVAL",
+    "DEFAULT_ENGINE",
+    "DEFAULT_MAX_PAGE_BYTES",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_STALENESS",
+    "DEFAULT_TIMEOUT",
+    "PROFILES",
+    "ClientTLS",
+    "DNSDiscovery",
+    "Discovery",
+    "Endpoint",
+    "EndpointMetrics",
+    "EngineProfile",
+    "KubernetesDiscovery",
+    "MonitorCollector",
+    "Page",
+    "PollError",
+    "PoolMonitor",
+    "Reading",
+    "Sample",
+    "Selector",
+    "StaticDiscovery",
+    "extract",
+    "metrics_url",
+    "pick_endpoint",
+    "read_families",
+    "score_endpoints",
+]

@@ -1,0 +1,506 @@
+"""The pool monitor: poll every endpoint's metrics page, keep a snapshot, set the pool gauges.
+
+Upstream's behaviour (GIE v1.5.0 ``pkg/epp/datalayer``; llm-d-router keeps it), followed exactly:
+
+* each endpoint is polled on its own schedule, every ``poll_interval``; one poll is bounded by
+  ``timeout`` (1 s, upstream's ``defaultStepTimeout``). A reading updates only the numbers it
+  carried; any number read refreshes the endpoint's update time.
+* every ``aggregate_interval`` (5 s, ``--refresh-prometheus-metrics-interval``) the endpoints
+  updated within ``staleness`` (2 s, ``--metrics-staleness-threshold``) are fresh;
+  ``ready_pods`` is their number (set even when 0); KV-cache utilisation, queue size and running
+  requests are their plain means (no rounding, as GIE v1.5.0); with none fresh the averages keep
+  their last values. ``per_pod_queue_size`` is set for every known endpoint, fresh or not.
+* an endpoint that leaves discovery has its ``per_pod_queue_size`` series removed.
+
+Poll errors and extract errors are counted (llm-d-router's ``datalayer_poll_errors_total`` /
+``datalayer_extract_errors_total`` shape, see :class:`MonitorCollector`) and logged at most once
+per ``error_log_interval`` per endpoint, without page contents or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .endpoints import ClientTLS, Endpoint
+from .parse import read_families
+from .profiles import PROFILES, EngineProfile, Reading, extract, profile_for
+
+if TYPE_CHECKING:
+    import aiohttp
+    from prometheus_client.metrics_core import Metric
+
+    from ..recorder import Recorder
+
+__all__ = [
+    "DEFAULT_AGGREGATE_INTERVAL",
+    "DEFAULT_MAX_PAGE_BYTES",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_STALENESS",
+    "DEFAULT_TIMEOUT",
+    "Discovery",
+    "EndpointMetrics",
+    "MonitorCollector",
+    "PollError",
+    "PoolMonitor",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Chosen from benchmarks/bench_pool.py (docs/pool-monitor.md, "Poll interval"): upstream polls
+#: every 50 ms in Go; one poll costs this process a few hundred microseconds of CPU, so 200 ms
+#: keeps a 100-endpoint pool to a fraction of one core while a picker's view is at most one
+#: interval old, far inside the 2 s staleness threshold.
+DEFAULT_POLL_INTERVAL = 0.2
+DEFAULT_AGGREGATE_INTERVAL = 5.0
+DEFAULT_STALENESS = 2.0
+DEFAULT_TIMEOUT = 1.0
+#: Largest page read (bytes after decompression); a longer one is a poll error.
+DEFAULT_MAX_PAGE_BYTES = 16 << 20
+DEFAULT_ERROR_LOG_INTERVAL = 60.0
+
+_SOURCE_TYPE = "metrics-data-source"
+_EXTRACTOR_TYPE = "core-metrics-extractor"
+
+
+class PollError(Exception):
+    """A page could not be fetched (its message is safe to log: no body, no token)."""
+
+
+class Discovery(Protocol):
+    """Feeds the monitor the pool's current endpoints.
+
+    :meth:`run` calls ``update`` with the whole current set each time it changes (or whenever it
+    looks again); it may return (a static list) or run until cancelled.
+    """
+
+    async def run(self, update: Callable[[Sequence[Endpoint]], None]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointMetrics:
+    """One endpoint as last seen: what a picker reads. Numbers are None until first read.
+
+    ``updated_at``: the monitor clock's time of the last successful reading (None: never);
+    ``fresh``: updated within the staleness threshold when the snapshot was taken.
+    """
+
+    endpoint: Endpoint
+    queue: float | None = None
+    running: float | None = None
+    kv_cache: float | None = None
+    running_adapters: tuple[str, ...] = ()
+    waiting_adapters: tuple[str, ...] = ()
+    max_adapters: int | None = None
+    block_size: int | None = None
+    num_blocks: int | None = None
+    updated_at: float | None = None
+    fresh: bool = False
+    poll_errors: int = 0
+    extract_errors: int = 0
+
+    def merged(self, reading: Reading, now: float) -> EndpointMetrics:
+        """This endpoint after ``reading``: only the numbers it carried change."""
+        lora = reading.max_adapters is not None
+        return replace(
+            self,
+            queue=self.queue if reading.queue is None else reading.queue,
+            running=self.running if reading.running is None else reading.running,
+            kv_cache=self.kv_cache if reading.kv_cache is None else reading.kv_cache,
+            running_adapters=reading.running_adapters if lora else self.running_adapters,
+            waiting_adapters=reading.waiting_adapters if lora else self.waiting_adapters,
+            max_adapters=reading.max_adapters if lora else self.max_adapters,
+            block_size=self.block_size if reading.block_size is None else reading.block_size,
+            num_blocks=self.num_blocks if reading.num_blocks is None else reading.num_blocks,
+            updated_at=now if reading.updated else self.updated_at,
+            extract_errors=self.extract_errors + len(reading.problems),
+        )
+
+
+class _Tracked:
+    """The monitor's mutable state for one endpoint."""
+
+    __slots__ = ("last_logged", "metrics", "profile", "task")
+
+    def __init__(self, endpoint: Endpoint, profile: EngineProfile) -> None:
+        self.metrics = EndpointMetrics(endpoint)
+        self.profile = profile
+        self.task: asyncio.Task[None] | None = None
+        self.last_logged = -math.inf
+
+
+def _positive(argument: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{argument} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{argument} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
+class _TokenFile:
+    """A bearer token file, re-read at most once a minute (it rotates)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float]) -> None:
+        self.path = path
+        self._clock = clock
+        self._token = ""
+        self._read_at = -math.inf
+
+    def read(self) -> str:
+        now = self._clock()
+        if now - self._read_at >= 60.0 or not self._token:
+            try:
+                text = self.path.read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PollError(f"cannot read the bearer token file {self.path}: {exc}") from None
+            if not text or not all(0x21 <= ord(c) <= 0x7E for c in text):
+                raise PollError(f"the bearer token file {self.path} holds no single token")
+            self._token, self._read_at = text, now
+        return self._token
+
+
+class PoolMonitor:
+    """Polls one pool's model servers and keeps the pool gauges of ``recorder`` up to date.
+
+    Use as ``async with PoolMonitor(...) as monitor:`` (or :meth:`start` / :meth:`stop`) inside
+    a running event loop. :meth:`snapshot` never waits. ``recorder`` None: a picker-only monitor
+    that sets no gauges. ``clock``: monotonic seconds (injectable for tests).
+
+    Needs the ``pool`` extra (aiohttp), imported when the first poll starts.
+    """
+
+    def __init__(
+        self,
+        pool_name: str,
+        discovery: Discovery | Iterable[Endpoint],
+        *,
+        recorder: Recorder | None = None,
+        profiles: Mapping[str, EngineProfile] = PROFILES,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        aggregate_interval: float = DEFAULT_AGGREGATE_INTERVAL,
+        staleness: float = DEFAULT_STALENESS,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: ClientTLS | None = None,
+        bearer_token_file: str | Path | None = None,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        error_log_interval: float = DEFAULT_ERROR_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(pool_name, str) or not pool_name:
+            raise ValueError(f"pool_name must be a non-empty string, got {pool_name!r}")
+        self.pool_name = pool_name
+        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.aggregate_interval = _positive("aggregate_interval", aggregate_interval)
+        self.staleness = _positive("staleness", staleness)
+        self.timeout = _positive("timeout", timeout)
+        self.error_log_interval = _positive("error_log_interval", error_log_interval)
+        if isinstance(max_page_bytes, bool) or not isinstance(max_page_bytes, int):
+            raise TypeError(f"max_page_bytes must be an int, got {max_page_bytes!r}")
+        if max_page_bytes < 1:
+            raise ValueError(f"max_page_bytes must be >= 1, got {max_page_bytes!r}")
+        self.max_page_bytes = max_page_bytes
+        self.profiles = dict(profiles)
+        self._recorder = recorder
+        self._clock = clock
+        self._ssl = (tls or ClientTLS()).context()
+        self._token = _TokenFile(Path(bearer_token_file), clock) if bearer_token_file else None
+        self._tracked: dict[str, _Tracked] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self.poll_errors = 0
+        self.extract_errors = 0
+        self._discovery: Discovery | None = None
+        if hasattr(discovery, "run"):
+            self._discovery = discovery  # type: ignore[assignment]
+        else:
+            # Validated now: a bad endpoint or engine is a start-up error.
+            self.set_endpoints(discovery)
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def set_endpoints(self, endpoints: Iterable[Endpoint]) -> None:
+        """Make ``endpoints`` the pool (keyed by name). New ones start polling; departed ones
+        stop and their series are removed. ValueError (nothing changed): an unknown engine."""
+        wanted: dict[str, tuple[Endpoint, EngineProfile]] = {}
+        for endpoint in endpoints:
+            if not isinstance(endpoint, Endpoint):
+                raise TypeError(f"endpoints must be Endpoint objects, got {endpoint!r}")
+            wanted[endpoint.name] = (endpoint, profile_for(endpoint.engine, self.profiles))
+        for name in [n for n in self._tracked if n not in wanted]:
+            departed = self._tracked.pop(name)
+            if departed.task is not None:
+                departed.task.cancel()
+            self._remove_pod_series(name)
+        for name, (endpoint, profile) in wanted.items():
+            known = self._tracked.get(name)
+            if known is not None and known.metrics.endpoint == endpoint:
+                continue
+            if known is not None and known.task is not None:
+                known.task.cancel()
+            tracked = _Tracked(endpoint, profile)
+            self._tracked[name] = tracked
+            if self._running:
+                tracked.task = asyncio.get_running_loop().create_task(
+                    self._poll_loop(tracked), name=f"pool-monitor-poll-{name}"
+                )
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [t.metrics.endpoint for t in self._tracked.values()]
+
+    # --- the picker's view -------------------------------------------------------------------
+
+    def snapshot(self) -> list[EndpointMetrics]:
+        """Every known endpoint as last seen, ``fresh`` computed now."""
+        now = self._clock()
+        return [
+            replace(m, fresh=self._is_fresh(m, now))
+            for m in (t.metrics for t in self._tracked.values())
+        ]
+
+    def _is_fresh(self, metrics: EndpointMetrics, now: float) -> bool:
+        return metrics.updated_at is not None and now - metrics.updated_at <= self.staleness
+
+    # --- polling -----------------------------------------------------------------------------
+
+    async def _fetch(self, url: str) -> bytes:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit_per_host=2, ssl=self._ssl),
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+            )
+        headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.read()}"
+        try:
+            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+                if response.status != 200:
+                    raise PollError(f"HTTP status {response.status}")
+                length = response.content_length
+                if length is not None and length > self.max_page_bytes:
+                    raise PollError(f"page of {length} bytes exceeds {self.max_page_bytes}")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > self.max_page_bytes:
+                        raise PollError(f"page exceeds {self.max_page_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except aiohttp.ClientError as exc:
+            raise PollError(f"{type(exc).__name__}: {exc}") from None
+
+    async def poll(self, name: str) -> EndpointMetrics:
+        """Poll the endpoint ``name`` once (bounded by ``timeout``); never raises for the
+        endpoint's faults. Returns its metrics afterwards."""
+        tracked = self._tracked[name]
+        endpoint = tracked.metrics.endpoint
+        problem = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                page = await self._fetch(endpoint.url)
+        except TimeoutError:
+            problem = f"no page within {self.timeout:g} s"
+        except PollError as exc:
+            problem = str(exc)
+        except OSError as exc:
+            problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if self._tracked.get(name) is not tracked:
+            return tracked.metrics  # it left the pool meanwhile
+        if problem is not None:
+            self.poll_errors += 1
+            tracked.metrics = replace(tracked.metrics, poll_errors=tracked.metrics.poll_errors + 1)
+            self._log(tracked, f"poll failed: {problem}")
+            return tracked.metrics
+        reading = extract(tracked.profile, read_families(page, tracked.profile.families))
+        tracked.metrics = tracked.metrics.merged(reading, self._clock())
+        if reading.problems:
+            self.extract_errors += len(reading.problems)
+            self._log(tracked, "cannot read " + "; ".join(reading.problems))
+        return tracked.metrics
+
+    async def poll_all(self) -> list[EndpointMetrics]:
+        """Poll every endpoint once, concurrently."""
+        return list(await asyncio.gather(*(self.poll(name) for name in list(self._tracked))))
+
+    def _log(self, tracked: _Tracked, message: str) -> None:
+        now = self._clock()
+        if now - tracked.last_logged < self.error_log_interval:
+            return
+        tracked.last_logged = now
+        endpoint = tracked.metrics.endpoint
+        logger.warning(
+            "pool %s endpoint %s (%s): %s (logged at most every %g s)",
+            self.pool_name,
+            endpoint.name,
+            endpoint.url,
+            message,
+            self.error_log_interval,
+        )
+
+    async def _poll_loop(self, tracked: _Tracked) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.uniform(0, self.poll_interval))  # spread the endpoints out
+        name = tracked.metrics.endpoint.name
+        while True:
+            started = loop.time()
+            try:
+                await self.poll(name)
+            except Exception:  # a bug here must not end the endpoint's polling silently
+                logger.exception("pool %s endpoint %s: poll crashed", self.pool_name, name)
+            await asyncio.sleep(max(0.0, self.poll_interval - (loop.time() - started)))
+
+    # --- aggregation -------------------------------------------------------------------------
+
+    def aggregate(self) -> None:
+        """Set the pool gauges from the endpoints now, as upstream does every interval."""
+        recorder = self._recorder
+        if recorder is None:
+            return
+        now = self._clock()
+        everyone = [t.metrics for t in self._tracked.values()]
+        fresh = [m for m in everyone if self._is_fresh(m, now)]
+        pool = self.pool_name
+        try:
+            recorder.record_pool_ready_pods(pool, len(fresh))
+            if fresh:
+                n = len(fresh)
+                # A number never read counts as 0, as upstream's zero-valued metrics struct.
+                recorder.record_pool_kv_cache_utilization(
+                    pool, math.fsum(m.kv_cache or 0.0 for m in fresh) / n
+                )
+                recorder.record_pool_queue_size(pool, math.fsum(m.queue or 0.0 for m in fresh) / n)
+                recorder.record_pool_average_running_requests(
+                    pool, math.fsum(m.running or 0.0 for m in fresh) / n
+                )
+            for m in everyone:
+                recorder.record_pool_per_pod_queue_size(pool, m.endpoint.name, m.queue or 0.0)
+        except (TypeError, ValueError) as exc:  # e.g. a pod name longer than the label bound
+            logger.warning("pool %s: cannot record the pool gauges: %s", pool, exc)
+
+    async def _aggregate_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.aggregate_interval)
+            self.aggregate()
+
+    # --- series removal (issue 9's Recorder.remove_pod / remove_pool) ------------------------
+
+    def _remove_pod_series(self, pod_name: str) -> None:
+        """The one place a departed endpoint's ``per_pod_queue_size`` series is dropped."""
+        remove = getattr(self._recorder, "remove_pod", None)
+        if remove is not None:
+            remove(self.pool_name, pod_name)
+
+    def _remove_pool_series(self) -> None:
+        """The one place the pool's series are dropped (when the monitor stops)."""
+        remove = getattr(self._recorder, "remove_pool", None)
+        if remove is not None:
+            remove(self.pool_name)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def _update_from_discovery(self, endpoints: Sequence[Endpoint]) -> None:
+        try:
+            self.set_endpoints(endpoints)
+        except (TypeError, ValueError) as exc:
+            logger.warning(
+                "pool %s: discovery gave endpoints that cannot be used: %s", self.pool_name, exc
+            )
+
+    async def _discover(self, discovery: Discovery) -> None:
+        while True:
+            try:
+                await discovery.run(self._update_from_discovery)
+                return
+            except Exception:
+                logger.exception("pool %s: discovery failed; retrying", self.pool_name)
+                await asyncio.sleep(self.aggregate_interval)
+
+    async def start(self) -> None:
+        """Start polling, aggregating and discovering (in the running event loop)."""
+        if self._running:
+            return
+        loop = asyncio.get_running_loop()
+        self._running = True
+        for tracked in self._tracked.values():
+            tracked.task = loop.create_task(self._poll_loop(tracked))
+        self._tasks.append(loop.create_task(self._aggregate_loop()))
+        if self._discovery is not None:
+            self._tasks.append(loop.create_task(self._discover(self._discovery)))
+
+    async def stop(self, *, remove_series: bool = True) -> None:
+        """Stop every task and close the HTTP client; ``remove_series``: drop the pool's series."""
+        self._running = False
+        tasks = [*self._tasks, *(t.task for t in self._tracked.values() if t.task is not None)]
+        self._tasks.clear()
+        for tracked in self._tracked.values():
+            tracked.task = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if remove_series:
+            self._remove_pool_series()
+
+    async def __aenter__(self) -> PoolMonitor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def collector(self) -> MonitorCollector:
+        """A prometheus_client collector of this monitor's error counters (register it)."""
+        return MonitorCollector(self)
+
+
+class MonitorCollector:
+    """``inference_pool_datalayer_poll_errors_total{name,source_type}`` and
+    ``inference_pool_datalayer_extract_errors_total{name,source_type,extractor_type}``: the
+    shape of llm-d-router's ``llm_d_epp_datalayer_*_errors_total``, with the pool's name."""
+
+    def __init__(self, monitor: PoolMonitor) -> None:
+        self._monitor = monitor
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily
+
+        monitor = self._monitor
+        polls = CounterMetricFamily(
+            "inference_pool_datalayer_poll_errors",
+            "Data-source poll errors per source type.",
+            labels=["name", "source_type"],
+        )
+        polls.add_metric([monitor.pool_name, _SOURCE_TYPE], monitor.poll_errors)
+        yield polls
+        extracts = CounterMetricFamily(
+            "inference_pool_datalayer_extract_errors",
+            "Extract errors per source/extractor type.",
+            labels=["name", "source_type", "extractor_type"],
+        )
+        extracts.add_metric(
+            [monitor.pool_name, _SOURCE_TYPE, _EXTRACTOR_TYPE], monitor.extract_errors
+        )
+        yield extracts

@@ -1,0 +1,381 @@
+"""The pool monitor against stand-in model servers on 127.0.0.1 (real HTTP, real pages), with an
+injected clock: averages, ready count, staleness, removal and faults, as upstream v1.5.0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from inference_metrics import Recorder
+from inference_metrics.pool import Endpoint, EndpointMetrics, PoolMonitor
+
+from .expo import Family, parse_registry
+from .model_servers import Load, ModelServer
+
+POOL = "pool-a"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[ModelServer]]:
+    started = [
+        ModelServer("vllm-0", engines=[Load(queue=2, running=4, kv_cache=0.2)]),
+        ModelServer("vllm-1", engines=[Load(queue=6, running=8, kv_cache=0.6)]),
+        ModelServer("sglang-0", engine="sglang", engines=[Load(queue=1, running=0, kv_cache=0.1)]),
+    ]
+    for server in started:
+        await server.start()
+    yield started
+    for server in started:
+        await server.stop()
+
+
+def endpoints(servers: Sequence[ModelServer]) -> list[Endpoint]:
+    return [Endpoint(s.name, s.metrics_url, engine=s.engine) for s in servers]
+
+
+@pytest.fixture
+async def monitor(
+    servers: list[ModelServer], recorder: Recorder, clock: Clock
+) -> AsyncIterator[PoolMonitor]:
+    monitor = PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock)
+    yield monitor
+    await monitor.stop(remove_series=False)
+
+
+def gauges(registry: CollectorRegistry) -> dict[str, Family]:
+    return parse_registry(registry)
+
+
+def pool_value(registry: CollectorRegistry, name: str) -> float:
+    return gauges(registry)[f"inference_pool_{name}"].value(f"inference_pool_{name}", name=POOL)
+
+
+def per_pod(registry: CollectorRegistry) -> dict[str, float]:
+    family = gauges(registry).get("inference_pool_per_pod_queue_size")
+    if family is None:
+        return {}
+    return {dict(labels)["model_server_pod"]: v for (_, labels), v in family.samples.items()}
+
+
+def by_name(snapshot: Sequence[EndpointMetrics]) -> dict[str, EndpointMetrics]:
+    return {m.endpoint.name: m for m in snapshot}
+
+
+async def test_a_poll_fills_each_endpoints_snapshot(monitor: PoolMonitor) -> None:
+    await monitor.poll_all()
+    snapshot = by_name(monitor.snapshot())
+    assert (snapshot["vllm-1"].queue, snapshot["vllm-1"].running) == (6.0, 8.0)
+    assert snapshot["vllm-1"].kv_cache == 0.6
+    assert (snapshot["sglang-0"].queue, snapshot["sglang-0"].kv_cache) == (1.0, 0.1)
+    assert snapshot["vllm-0"].block_size == 16
+    assert all(m.fresh and m.updated_at == 1000.0 for m in snapshot.values())
+
+
+async def test_averages_and_ready_pods_are_over_the_fresh_endpoints(
+    monitor: PoolMonitor, registry: CollectorRegistry
+) -> None:
+    await monitor.poll_all()
+    monitor.aggregate()
+    assert pool_value(registry, "ready_pods") == 3
+    assert pool_value(registry, "average_queue_size") == pytest.approx(3.0)
+    assert pool_value(registry, "average_running_requests") == pytest.approx(4.0)
+    assert pool_value(registry, "average_kv_cache_utilization") == pytest.approx(0.3)
+    assert per_pod(registry) == {"vllm-0": 2.0, "vllm-1": 6.0, "sglang-0": 1.0}
+
+
+async def test_an_endpoint_older_than_two_seconds_is_stale_and_left_out(
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: Clock
+) -> None:
+    await monitor.poll_all()
+    clock.now += 2.0  # exactly the threshold: still fresh
+    await monitor.poll("vllm-1")
+    monitor.aggregate()
+    assert pool_value(registry, "ready_pods") == 3
+    clock.now += 0.001
+    monitor.aggregate()
+    assert pool_value(registry, "ready_pods") == 1
+    assert pool_value(registry, "average_queue_size") == 6.0
+    assert by_name(monitor.snapshot())["vllm-0"].fresh is False
+    # The stale ones keep their last numbers in the per-pod series.
+    assert per_pod(registry) == {"vllm-0": 2.0, "vllm-1": 6.0, "sglang-0": 1.0}
+
+
+async def test_with_none_fresh_ready_pods_is_zero_and_the_averages_keep_their_values(
+    monitor: PoolMonitor, registry: CollectorRegistry, clock: Clock
+) -> None:
+    await monitor.poll_all()
+    monitor.aggregate()
+    clock.now += 10
+    monitor.aggregate()
+    assert pool_value(registry, "ready_pods") == 0
+    assert pool_value(registry, "average_queue_size") == pytest.approx(3.0)
+    assert pool_value(registry, "average_kv_cache_utilization") == pytest.approx(0.3)
+
+
+async def test_ready_pods_is_set_to_zero_before_any_endpoint_answered(
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: Clock
+) -> None:
+    for server in servers:
+        server.fault = "500"
+    async with PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock) as monitor:
+        await monitor.poll_all()
+        monitor.aggregate()
+    assert pool_value(registry, "ready_pods") == 0
+    assert "inference_pool_average_queue_size" not in gauges(registry)
+
+
+async def test_new_numbers_replace_old_ones_on_the_next_poll(
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: Clock
+) -> None:
+    await monitor.poll_all()
+    servers[0].engines = [Load(queue=10, running=1, kv_cache=0.9)]
+    clock.now += 1
+    await monitor.poll_all()
+    monitor.aggregate()
+    assert per_pod(registry)["vllm-0"] == 10.0
+    assert pool_value(registry, "average_queue_size") == pytest.approx(17 / 3)
+
+
+async def test_an_endpoint_leaving_discovery_stops_being_polled_and_counted(
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry
+) -> None:
+    await monitor.poll_all()
+    monitor.aggregate()
+    monitor.set_endpoints(endpoints(servers[1:]))
+    scrapes = servers[0].scrapes
+    await monitor.poll_all()
+    monitor.aggregate()
+    assert servers[0].scrapes == scrapes
+    assert [e.name for e in monitor.endpoints] == ["vllm-1", "sglang-0"]
+    assert pool_value(registry, "ready_pods") == 2
+    assert pool_value(registry, "average_queue_size") == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("fault", ["hang", "500", "garbage", "huge", "wrong-type"])
+async def test_a_faulty_endpoint_goes_stale_and_the_others_are_unaffected(
+    fault: str,
+    monitor: PoolMonitor,
+    servers: list[ModelServer],
+    registry: CollectorRegistry,
+    clock: Clock,
+) -> None:
+    await monitor.poll_all()
+    servers[1].fault = fault
+    clock.now += 3
+    await asyncio.wait_for(monitor.poll_all(), timeout=10)  # the hang is cut at 1 s
+    monitor.aggregate()
+    snapshot = by_name(monitor.snapshot())
+    assert snapshot["vllm-1"].fresh is False
+    assert snapshot["vllm-0"].fresh
+    assert snapshot["sglang-0"].fresh
+    assert pool_value(registry, "ready_pods") == 2
+    assert pool_value(registry, "average_queue_size") == pytest.approx(1.5)
+    assert monitor.poll_errors + monitor.extract_errors >= 1
+
+
+async def test_one_unreadable_family_keeps_its_last_number_and_the_endpoint_fresh(
+    monitor: PoolMonitor, servers: list[ModelServer], clock: Clock
+) -> None:
+    # Upstream: any number read refreshes the update time; the others keep their last values.
+    await monitor.poll_all()
+    servers[0].engines = [Load(queue=9, running=9, kv_cache=0.9)]
+    servers[0].deprecated_kv = False
+    page = servers[0].page()
+    servers[0].page = lambda: page.replace(  # type: ignore[method-assign]
+        "# TYPE vllm:num_requests_waiting gauge", "# TYPE vllm:num_requests_waiting summary"
+    )
+    clock.now += 3
+    metrics = await monitor.poll("vllm-0")
+    assert (metrics.queue, metrics.running, metrics.kv_cache) == (2.0, 9.0, 0.9)
+    assert metrics.updated_at == clock.now
+    assert metrics.extract_errors == 1
+
+
+async def test_a_page_over_the_bound_is_a_poll_error_without_reading_it_all(
+    servers: list[ModelServer], clock: Clock
+) -> None:
+    servers[0].fault = "huge"
+    monitor = PoolMonitor(POOL, endpoints(servers[:1]), clock=clock, max_page_bytes=1 << 20)
+    try:
+        metrics = await monitor.poll("vllm-0")
+    finally:
+        await monitor.stop()
+    assert metrics.poll_errors == 1
+    assert metrics.updated_at is None
+
+
+async def test_an_endpoint_that_is_down_is_a_poll_error(clock: Clock, recorder: Recorder) -> None:
+    down = ModelServer("down")
+    port = await down.start()
+    await down.stop()
+    monitor = PoolMonitor(POOL, [Endpoint("down", f"http://127.0.0.1:{port}/metrics")], clock=clock)
+    try:
+        metrics = await monitor.poll("down")
+    finally:
+        await monitor.stop()
+    assert (metrics.poll_errors, monitor.poll_errors) == (1, 1)
+
+
+async def test_errors_are_logged_at_most_once_a_minute_per_endpoint(
+    monitor: PoolMonitor, servers: list[ModelServer], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    servers[0].fault = "500"
+    servers[1].fault = "500"
+    caplog.set_level(logging.WARNING, logger="inference_metrics.pool")
+    for _ in range(3):
+        await monitor.poll_all()
+        clock.now += 10
+    clock.now += 30  # 60 s after the first
+    await monitor.poll_all()
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("vllm-0" in line for line in lines) == 2
+    assert sum("vllm-1" in line for line in lines) == 2
+    assert all("HTTP status 500" in line for line in lines)
+    assert monitor.poll_errors == 8
+
+
+async def test_the_bearer_token_is_sent_and_never_logged(
+    clock: Clock, tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def metrics(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(status=403)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    token_file = tmp_path / "token"  # type: ignore[operator]
+    token_file.write_text("s3cret-token\n")
+    caplog.set_level(logging.DEBUG)
+    monitor = PoolMonitor(
+        POOL,
+        [Endpoint("p", f"http://127.0.0.1:{port}/metrics")],
+        clock=clock,
+        bearer_token_file=token_file,
+    )
+    try:
+        await monitor.poll("p")
+    finally:
+        await monitor.stop()
+        await runner.cleanup()
+    assert seen == ["Bearer s3cret-token"]
+    assert "s3cret-token" not in caplog.text
+    assert "HTTP status 403" in caplog.text
+
+
+async def test_the_error_counters_are_exposed_in_llm_d_routers_shape(
+    monitor: PoolMonitor, servers: list[ModelServer]
+) -> None:
+    servers[0].fault = "500"
+    servers[1].fault = "wrong-type"
+    registry = CollectorRegistry()
+    registry.register(monitor.collector())
+    await monitor.poll_all()
+    families = parse_registry(registry)
+    polls = families["inference_pool_datalayer_poll_errors_total"]
+    assert (
+        polls.value(
+            "inference_pool_datalayer_poll_errors_total",
+            name=POOL,
+            source_type="metrics-data-source",
+        )
+        == 1
+    )
+    extracts = families["inference_pool_datalayer_extract_errors_total"]
+    assert (
+        extracts.value(
+            "inference_pool_datalayer_extract_errors_total",
+            name=POOL,
+            source_type="metrics-data-source",
+            extractor_type="core-metrics-extractor",
+        )
+        == 3  # queue, running and KV cache: one extract error per number not read
+    )
+
+
+async def test_running_monitor_polls_on_its_own_and_aggregates_on_the_interval(
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry
+) -> None:
+    async with PoolMonitor(
+        POOL, endpoints(servers), recorder=recorder, poll_interval=0.05, aggregate_interval=0.1
+    ) as monitor:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if (
+                "inference_pool_ready_pods" in gauges(registry)
+                and pool_value(registry, "ready_pods") == 3
+            ):
+                break
+        assert pool_value(registry, "ready_pods") == 3
+        assert all(s.scrapes >= 1 for s in servers)
+        assert all(m.fresh for m in monitor.snapshot())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be > 0 seconds, got 0"),
+        ({"staleness": float("nan")}, "staleness must be > 0 seconds, got nan"),
+        ({"timeout": -1}, "timeout must be > 0 seconds, got -1"),
+        ({"max_page_bytes": 0}, "max_page_bytes must be >= 1, got 0"),
+    ],
+)
+def test_bad_knobs_are_value_errors_naming_them(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PoolMonitor(POOL, [], **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unknown_engine_is_a_value_error_listing_the_known_ones() -> None:
+    with pytest.raises(
+        ValueError,
+        match="engine must be one of sglang, triton, triton-trtllm, trtllm-serve, vllm, got 'tgi'",
+    ):
+        PoolMonitor(POOL, [Endpoint("a", "http://127.0.0.1:1/metrics", engine="tgi")])
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "ftp://h/metrics",
+            "url must be an http:// or https:// URL with a host, got 'ftp://h/metrics'",
+        ),
+        ("http:///metrics", "url must be an http:// or https:// URL with a host"),
+        ("http://user:pw@h/metrics", "url must not carry credentials"),
+        ("http://h:99999/metrics", "url has a bad port"),
+    ],
+)
+def test_a_bad_url_is_a_value_error_naming_it(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Endpoint("a", url)
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match="credentials") as info:
+        Endpoint("a", "http://user:pw@h/metrics")
+    assert "pw" not in str(info.value)
