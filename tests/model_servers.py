@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -422,3 +422,12 @@ class ServersThread:
 
 def completion_json(served_by: bytes) -> str:
     return str(json.loads(served_by)["choices"][0]["text"]).removeprefix("served by ")
+
+
+async def wait_until(check: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Poll ``check`` every 10 ms until it is true; TimeoutError after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)

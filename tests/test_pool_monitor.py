@@ -14,7 +14,7 @@ from inference_metrics import Recorder
 from inference_metrics.pool import Endpoint, EndpointMetrics, PoolMonitor
 
 from .expo import Family, parse_registry
-from .model_servers import Load, ModelServer
+from .model_servers import Load, ModelServer, wait_until
 
 POOL = "pool-a"
 
@@ -324,13 +324,12 @@ async def test_running_monitor_polls_on_its_own_and_aggregates_on_the_interval(
     async with PoolMonitor(
         POOL, endpoints(servers), recorder=recorder, poll_interval=0.05, aggregate_interval=0.1
     ) as monitor:
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if (
+        await wait_until(
+            lambda: (
                 "inference_pool_ready_pods" in gauges(registry)
                 and pool_value(registry, "ready_pods") == 3
-            ):
-                break
+            )
+        )
         assert pool_value(registry, "ready_pods") == 3
         assert all(s.scrapes >= 1 for s in servers)
         assert all(m.fresh for m in monitor.snapshot())
