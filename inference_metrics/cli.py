@@ -22,8 +22,9 @@ from .reference import render_reference
 from .simulate import run_traffic
 
 if TYPE_CHECKING:
-    from prometheus_client.registry import Collector
+    from prometheus_client.registry import Collector, CollectorRegistry
 
+    from .pool import Discovery, Endpoint, PoolMonitor
     from .server import Authenticator, MetricsServer, ServerTLS
 
 logger = logging.getLogger("inference_metrics.cli")
@@ -174,16 +175,29 @@ async def _run_until_signalled(server: MetricsServer) -> None:
     await server.serve()
 
 
-def _serve(args: argparse.Namespace, server: MetricsServer, what: str) -> int:
+def _serve(
+    args: argparse.Namespace,
+    server: MetricsServer,
+    what: str,
+    pool: PoolMonitor | None = None,
+) -> int:
     async def main() -> None:
         await server.astart()
+        if pool is not None:
+            await pool.start()
+            what_polled = ", ".join(e.name for e in pool.endpoints) or "discovered endpoints"
+            print(f"inference-metrics {args.command}: pool {pool.pool_name}: polling {what_polled}")
         message = f"inference-metrics {args.command}: serving {what} on {server.url}/metrics"
         message += f" ({_describe_auth(args)}); Ctrl-C to stop"
         if server.tls is not None and server.tls.certificate_pem is not None:
             der = ssl.PEM_cert_to_DER_cert(server.tls.certificate_pem.decode("ascii"))
             message += f"\nself-signed certificate SHA-256: {hashlib.sha256(der).hexdigest()}"
         print(message, flush=True)
-        await _run_until_signalled(server)
+        try:
+            await _run_until_signalled(server)
+        finally:
+            if pool is not None:
+                await pool.stop()
 
     try:
         asyncio.run(main())
@@ -200,8 +214,183 @@ def _serve(args: argparse.Namespace, server: MetricsServer, what: str) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from prometheus_client.registry import REGISTRY
 
+    pool = _build_pool(args, args.parser, REGISTRY)
     server = _build_server(args, args.parser, REGISTRY)
-    return _serve(args, server, "this process's default registry")
+    return _serve(args, server, "this process's default registry", pool)
+
+
+# ----------------------------------------------------------------------------- serve: pool flags
+
+
+def _add_pool_options(parser: argparse.ArgumentParser) -> None:
+    from .pool import (
+        DEFAULT_AGGREGATE_INTERVAL,
+        DEFAULT_ENGINE,
+        DEFAULT_POLL_INTERVAL,
+        DEFAULT_STALENESS,
+        PROFILES,
+    )
+
+    pool = parser.add_argument_group(
+        "pool monitor (sets inference_pool_* from the model servers' own /metrics; "
+        "needs the 'pool' extra)"
+    )
+    pool.add_argument("--pool-name", metavar="NAME", help="the pool's name (the 'name' label)")
+    pool.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="[POD=]URL",
+        help="a model server's metrics URL, optionally named (repeatable)",
+    )
+    pool.add_argument(
+        "--engine",
+        default=DEFAULT_ENGINE,
+        choices=sorted(PROFILES),
+        help=f"the model servers' engine ({DEFAULT_ENGINE}); Kubernetes pods may say their own "
+        "with the label llm-d.ai/engine-type",
+    )
+    pool.add_argument(
+        "--dns", metavar="NAME:PORT", help="a headless Service's DNS name, re-resolved"
+    )
+    pool.add_argument("--metrics-scheme", choices=("http", "https"), default="http")
+    pool.add_argument("--metrics-path", default="/metrics", metavar="PATH")
+    pool.add_argument("--kube-namespace", metavar="NS", help="discover in this namespace")
+    pool.add_argument("--kube-service", metavar="NAME", help="…the EndpointSlices of this Service")
+    pool.add_argument("--kube-selector", metavar="SELECTOR", help="…or the pods with these labels")
+    pool.add_argument("--kube-port", metavar="PORT", help="metrics port: a number or a port name")
+    pool.add_argument("--discovery-api-server", metavar="URL", help="(default: in-cluster)")
+    pool.add_argument("--discovery-ca-file", metavar="PATH", help="(default: service account's)")
+    pool.add_argument("--discovery-token-file", metavar="PATH", help="(default: service account's)")
+    for flag, what in (
+        ("--queue-metric", "queue"),
+        ("--running-metric", "running requests"),
+        ("--kv-cache-metric", "KV-cache utilisation"),
+    ):
+        pool.add_argument(flag, metavar="SELECTOR", help=f'{what}: name{{label="value"}}')
+    pool.add_argument(
+        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS"
+    )
+    pool.add_argument(
+        "--aggregate-interval", type=float, default=DEFAULT_AGGREGATE_INTERVAL, metavar="SECONDS"
+    )
+    pool.add_argument("--staleness", type=float, default=DEFAULT_STALENESS, metavar="SECONDS")
+    pool.add_argument("--pool-ca-file", metavar="PATH", help="CA of https:// model servers")
+    pool.add_argument("--pool-cert-file", metavar="PATH", help="client certificate for them")
+    pool.add_argument("--pool-key-file", metavar="PATH", help="its key")
+    pool.add_argument("--pool-insecure-skip-verify", action="store_true")
+    pool.add_argument("--pool-token-file", metavar="PATH", help="bearer token sent to them")
+
+
+def _pool_endpoints(args: argparse.Namespace) -> list[Endpoint]:
+    from urllib.parse import urlsplit
+
+    from .pool import Endpoint
+
+    endpoints: list[Endpoint] = []
+    for value in args.endpoint:
+        name, sep, url = value.partition("=")
+        if not sep or "://" in name:
+            name, url = "", value
+        if not name:
+            parts = urlsplit(url)
+            name = parts.netloc.rpartition("@")[2]
+        endpoints.append(Endpoint(name or url, url, engine=args.engine))
+    return endpoints
+
+
+def _pool_discovery(args: argparse.Namespace) -> Discovery:
+    from .pool import DNSDiscovery, KubernetesDiscovery, StaticDiscovery
+
+    chosen = [
+        flag
+        for flag, value in (
+            ("--endpoint", args.endpoint),
+            ("--dns", args.dns),
+            ("--kube-service/--kube-selector", args.kube_service or args.kube_selector),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise ValueError(
+            f"--pool-name needs exactly one of --endpoint, --dns, --kube-service or "
+            f"--kube-selector, got {', '.join(chosen) or 'none'}"
+        )
+    common = {"engine": args.engine, "scheme": args.metrics_scheme, "path": args.metrics_path}
+    if args.endpoint:
+        return StaticDiscovery(_pool_endpoints(args))
+    if args.dns:
+        return DNSDiscovery.from_spec(args.dns, **common)
+    from .server import KubernetesConfig
+
+    if not args.kube_namespace:
+        raise ValueError("--kube-service/--kube-selector need --kube-namespace")
+    port: int | str | None = args.kube_port
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    config = KubernetesConfig.in_cluster(
+        api_server=args.discovery_api_server,
+        ca_file=args.discovery_ca_file,
+        token_file=args.discovery_token_file,
+    )
+    return KubernetesDiscovery(
+        config,
+        args.kube_namespace,
+        service=args.kube_service,
+        selector=args.kube_selector,
+        port=port,
+        **common,
+    )
+
+
+def _build_pool(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, registry: CollectorRegistry
+) -> PoolMonitor | None:
+    """The pool monitor the flags ask for (None without --pool-name); exits 2 on bad flags."""
+    pool_flags = [
+        f"--{name.replace('_', '-')}"
+        for name in ("endpoint", "dns", "kube_service", "kube_selector")
+        if getattr(args, name)
+    ]
+    if not args.pool_name:
+        if pool_flags:
+            parser.error(f"{', '.join(pool_flags)} need --pool-name NAME")
+        return None
+    try:
+        from .pool import PROFILES, ClientTLS, EngineProfile, PoolMonitor
+
+        profiles = dict(PROFILES)
+        overrides = {
+            "queue": args.queue_metric,
+            "running": args.running_metric,
+            "kv_cache": args.kv_cache_metric,
+        }
+        if any(overrides.values()):
+            profiles[args.engine] = EngineProfile.custom(
+                args.engine, base=PROFILES[args.engine], **overrides
+            )
+        tls = ClientTLS(
+            ca_file=args.pool_ca_file,
+            cert_file=args.pool_cert_file,
+            key_file=args.pool_key_file,
+            insecure_skip_verify=args.pool_insecure_skip_verify,
+        )
+        monitor = PoolMonitor(
+            args.pool_name,
+            _pool_discovery(args),
+            profiles=profiles,
+            poll_interval=args.poll_interval,
+            aggregate_interval=args.aggregate_interval,
+            staleness=args.staleness,
+            tls=tls,
+            bearer_token_file=args.pool_token_file,
+        )
+    except (TypeError, ValueError) as exc:  # KubernetesConfigError is a ValueError
+        parser.error(str(exc))
+    # Only once every flag is known good: registering is the one step that changes something.
+    monitor.recorder = Recorder(PrometheusBackend(registry))
+    registry.register(monitor.collector())
+    return monitor
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -304,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve this process's default prometheus_client registry on a guarded /metrics",
     )
     _add_server_options(serve, default_host="0.0.0.0")
+    _add_pool_options(serve)
     serve.set_defaults(func=_cmd_serve, parser=serve)
 
     demo = commands.add_parser("demo", help="serve /metrics with simulated inference traffic")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
 from .parse import read_families
 from .profiles import PROFILES, EngineProfile, Reading, extract, profile_for
@@ -172,7 +173,8 @@ class PoolMonitor:
 
     Use as ``async with PoolMonitor(...) as monitor:`` (or :meth:`start` / :meth:`stop`) inside
     a running event loop. :meth:`snapshot` never waits. ``recorder`` None: a picker-only monitor
-    that sets no gauges. ``clock``: monotonic seconds (injectable for tests).
+    that sets no gauges (the attribute ``recorder`` may be set later). ``clock``: monotonic
+    seconds (injectable for tests).
 
     Needs the ``pool`` extra (aiohttp), imported when the first poll starts.
     """
@@ -208,7 +210,7 @@ class PoolMonitor:
             raise ValueError(f"max_page_bytes must be >= 1, got {max_page_bytes!r}")
         self.max_page_bytes = max_page_bytes
         self.profiles = dict(profiles)
-        self._recorder = recorder
+        self.recorder = recorder
         self._clock = clock
         self._ssl = (tls or ClientTLS()).context()
         self._token = _TokenFile(Path(bearer_token_file), clock) if bearer_token_file else None
@@ -219,10 +221,11 @@ class PoolMonitor:
         self.poll_errors = 0
         self.extract_errors = 0
         self._discovery: Discovery | None = None
-        if hasattr(discovery, "run"):
+        if isinstance(discovery, StaticDiscovery):
+            self.set_endpoints(discovery.endpoints)  # a bad engine is a start-up error
+        elif hasattr(discovery, "run"):
             self._discovery = discovery  # type: ignore[assignment]
         else:
-            # Validated now: a bad endpoint or engine is a start-up error.
             self.set_endpoints(discovery)
 
     # --- endpoints ---------------------------------------------------------------------------
@@ -366,7 +369,7 @@ class PoolMonitor:
 
     def aggregate(self) -> None:
         """Set the pool gauges from the endpoints now, as upstream does every interval."""
-        recorder = self._recorder
+        recorder = self.recorder
         if recorder is None:
             return
         now = self._clock()
@@ -399,13 +402,13 @@ class PoolMonitor:
 
     def _remove_pod_series(self, pod_name: str) -> None:
         """The one place a departed endpoint's ``per_pod_queue_size`` series is dropped."""
-        remove = getattr(self._recorder, "remove_pod", None)
+        remove = getattr(self.recorder, "remove_pod", None)
         if remove is not None:
             remove(self.pool_name, pod_name)
 
     def _remove_pool_series(self) -> None:
         """The one place the pool's series are dropped (when the monitor stops)."""
-        remove = getattr(self._recorder, "remove_pool", None)
+        remove = getattr(self.recorder, "remove_pool", None)
         if remove is not None:
             remove(self.pool_name)
 
