@@ -24,7 +24,7 @@ from .simulate import run_traffic
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector, CollectorRegistry
 
-    from .pool import Discovery, Endpoint, PoolMonitor
+    from .pool import Discovery, PoolMonitor
     from .server import Authenticator, MetricsServer, ServerTLS
 
 logger = logging.getLogger("inference_metrics.cli")
@@ -282,25 +282,8 @@ def _add_pool_options(parser: argparse.ArgumentParser) -> None:
     pool.add_argument("--pool-token-file", metavar="PATH", help="bearer token sent to them")
 
 
-def _pool_endpoints(args: argparse.Namespace) -> list[Endpoint]:
-    from urllib.parse import urlsplit
-
-    from .pool import Endpoint
-
-    endpoints: list[Endpoint] = []
-    for value in args.endpoint:
-        name, sep, url = value.partition("=")
-        if not sep or "://" in name:
-            name, url = "", value
-        if not name:
-            parts = urlsplit(url)
-            name = parts.netloc.rpartition("@")[2]
-        endpoints.append(Endpoint(name or url, url, engine=args.engine))
-    return endpoints
-
-
 def _pool_discovery(args: argparse.Namespace) -> Discovery:
-    from .pool import DNSDiscovery, KubernetesDiscovery, StaticDiscovery
+    from .pool import DNSDiscovery, Endpoint, KubernetesDiscovery, StaticDiscovery
 
     chosen = [
         flag
@@ -318,7 +301,7 @@ def _pool_discovery(args: argparse.Namespace) -> Discovery:
         )
     common = {"engine": args.engine, "scheme": args.metrics_scheme, "path": args.metrics_path}
     if args.endpoint:
-        return StaticDiscovery(_pool_endpoints(args))
+        return StaticDiscovery(Endpoint.parse(spec, engine=args.engine) for spec in args.endpoint)
     if args.dns:
         return DNSDiscovery.from_spec(args.dns, **common)
     from .server import KubernetesConfig

@@ -185,6 +185,7 @@ def start_picker(
     grpc_port: int,
     metrics_port: int,
     rewrites: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
     timeout: float = 30.0,
 ) -> ManagedProcess:
     """The example endpoint picker as a subprocess, ready (ext_proc port open, /metrics 200)."""
@@ -200,6 +201,7 @@ def start_picker(
     ]
     for source, target in (rewrites or {}).items():
         args += ["--model-rewrite", f"{source}={target}"]
+    args += extra_args
     picker = ManagedProcess(f"picker-{grpc_port}", args, log_dir)
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     picker.wait_ready(lambda: _tcp_open(grpc_port) and _http_ok(metrics_url), timeout)

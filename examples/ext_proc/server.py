@@ -53,6 +53,14 @@ from envoy.type.v3 import http_status_pb2
 from prometheus_client import CollectorRegistry
 
 from inference_metrics import ErrorCode, PrometheusBackend, Recorder, RequestContext
+from inference_metrics.pool import (
+    DEFAULT_AGGREGATE_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    PROFILES,
+    Endpoint,
+    PoolMonitor,
+    pick_endpoint,
+)
 from inference_metrics.server import (
     Authenticator,
     MetricsServer,
@@ -77,6 +85,23 @@ STREAMED_CHUNK_BYTES = 64 * 1024
 #: set); None keeps the model itself.
 Picker = Callable[[RequestContext], str | None]
 
+#: Chooses the model server (``host:port``) of an accepted request; None: none is ready (503).
+EndpointPicker = Callable[[RequestContext], str | None]
+
+#: Upstream's header telling Envoy's ORIGINAL_DST cluster where to send the request.
+DESTINATION_HEADER = "x-gateway-destination-endpoint"
+
+
+def pool_picker(monitor: PoolMonitor) -> EndpointPicker:
+    """Picks from ``monitor``'s snapshot as upstream's default scorers do (queue, then KV cache;
+    fresh endpoints only), see :func:`inference_metrics.pool.pick_endpoint`."""
+
+    def pick(ctx: RequestContext) -> str | None:
+        chosen = pick_endpoint(monitor.snapshot())
+        return None if chosen is None else chosen.endpoint.address
+
+    return pick
+
 
 def rewrite_picker(rewrites: Mapping[str, str]) -> Picker:
     """A picker that sends ``model`` to ``rewrites[model]`` and every other model to itself."""
@@ -97,6 +122,27 @@ def _continue() -> pb.CommonResponse:
 
 def _headers_response(phase: str) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(**{phase: pb.HeadersResponse(response=_continue())})
+
+
+def _has_header(headers: base_pb2.HeaderMap, name: str) -> bool:
+    return any(h.key.lower() == name for h in headers.headers)
+
+
+def _without_destination() -> pb.ProcessingResponse:
+    """Continue, dropping a destination header the client sent: only the picker chooses."""
+    common = pb.CommonResponse(
+        status=pb.CommonResponse.CONTINUE,
+        header_mutation=pb.HeaderMutation(remove_headers=[DESTINATION_HEADER]),
+        clear_route_cache=True,
+    )
+    return pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=common))
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, raw_value=value.encode()),
+        append_action=_OVERWRITE,
+    )
 
 
 def _trailers_response(phase: str) -> pb.ProcessingResponse:
@@ -161,9 +207,12 @@ class RequestStream:
     ignores anything after it, so the stream can end).
     """
 
-    def __init__(self, recorder: Recorder, pick: Picker) -> None:
+    def __init__(
+        self, recorder: Recorder, pick: Picker, pick_endpoint: EndpointPicker | None = None
+    ) -> None:
         self.ctx = RequestContext(recorder)
         self._pick = pick
+        self._pick_endpoint = pick_endpoint
         self.request_body_mode = BUFFERED
         self.response_body_mode = STREAMED
         self._first = True
@@ -215,6 +264,8 @@ class RequestStream:
             if headers.end_of_stream:  # no body, so no model: the picker cannot route it
                 ctx.on_request_body(b"", end_of_stream=True)
                 return [_bad_request()]
+            if _has_header(headers.headers, DESTINATION_HEADER):
+                return [_without_destination()]
             return [_headers_response(kind)]
         if kind == "request_body":
             if self._request_done:  # nothing more to read (a BUFFERED_PARTIAL remainder)
@@ -271,6 +322,17 @@ class RequestStream:
         can_rewrite = mode == FULL_DUPLEX_STREAMED or (body_message and mode != STREAMED)
         target = self._pick(ctx) if can_rewrite else None
         ctx.route(target)
+        # The endpoint goes in a header, so only while the headers are held (BUFFERED modes).
+        destination = None
+        if (
+            self._pick_endpoint is not None
+            and body_message
+            and mode in (BUFFERED, BUFFERED_PARTIAL)
+        ):
+            destination = self._pick_endpoint(ctx)
+            if destination is None:
+                ctx.fail(ErrorCode.SERVICE_UNAVAILABLE)
+                return [_immediate(ErrorCode.SERVICE_UNAVAILABLE, "no model server is ready")]
         rewritten = ctx.target_model_name is not None and ctx.target_model_name != ctx.model_name
         body = b""
         if rewritten:
@@ -284,16 +346,17 @@ class RequestStream:
             return _streamed_bodies(phase, body if rewritten else b"".join(held))
         if not body_message:
             return []
-        if not rewritten:
+        # BUFFERED: the headers are still held, so the new length goes with the new body, and
+        # the chosen endpoint with them (Envoy then routes again: clear_route_cache).
+        headers = [_header(DESTINATION_HEADER, destination)] if destination else []
+        if rewritten:
+            headers.append(_header("content-length", str(len(body))))
+        if not headers:
             return [_body_response(phase)]
-        # BUFFERED: the headers are still held, so the new length goes with the new body.
-        length = base_pb2.HeaderValueOption(
-            header=base_pb2.HeaderValue(key="content-length", raw_value=str(len(body)).encode()),
-            append_action=_OVERWRITE,
-        )
         common = pb.CommonResponse(
-            header_mutation=pb.HeaderMutation(set_headers=[length]),
-            body_mutation=pb.BodyMutation(body=body),
+            header_mutation=pb.HeaderMutation(set_headers=headers),
+            body_mutation=pb.BodyMutation(body=body) if rewritten else None,
+            clear_route_cache=destination is not None,
         )
         return [_body_response(phase, common)]
 
@@ -327,16 +390,23 @@ class RequestStream:
 class ExtProcServicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     """The ext_proc service: one :class:`RequestStream` per gRPC stream."""
 
-    def __init__(self, recorder: Recorder, *, pick: Picker | None = None) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        *,
+        pick: Picker | None = None,
+        pick_endpoint: EndpointPicker | None = None,
+    ) -> None:
         self.recorder = recorder
         self.pick: Picker = pick or rewrite_picker({})
+        self.pick_endpoint = pick_endpoint
 
     async def Process(  # the gRPC method's name
         self,
         request_iterator: AsyncIterator[pb.ProcessingRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.ProcessingResponse]:
-        stream = RequestStream(self.recorder, self.pick)
+        stream = RequestStream(self.recorder, self.pick, self.pick_endpoint)
         cancelled = True
         try:
             async for message in request_iterator:
@@ -374,17 +444,43 @@ async def serve(
     metrics_port: int,
     rewrites: Mapping[str, str],
     auth: Authenticator | None = None,
+    pool_name: str = "default-pool",
+    pool_endpoints: Sequence[Endpoint] = (),
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    aggregate_interval: float = DEFAULT_AGGREGATE_INTERVAL,
 ) -> None:
-    """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM."""
+    """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM.
+
+    With ``pool_endpoints`` a :class:`PoolMonitor` polls them, sets the pool gauges and every
+    request is routed to the endpoint upstream's default scorers choose."""
     registry = CollectorRegistry()
     recorder = Recorder(PrometheusBackend(registry))
     metrics = MetricsServer(auth=auth or NoAuth(), registry=registry, host=host, port=metrics_port)
+    monitor = (
+        PoolMonitor(
+            pool_name,
+            pool_endpoints,
+            recorder=recorder,
+            poll_interval=poll_interval,
+            aggregate_interval=aggregate_interval,
+        )
+        if pool_endpoints
+        else None
+    )
     server = grpc.aio.server()
     pb_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(recorder, pick=rewrite_picker(rewrites)), server
+        ExtProcServicer(
+            recorder,
+            pick=rewrite_picker(rewrites),
+            pick_endpoint=pool_picker(monitor) if monitor is not None else None,
+        ),
+        server,
     )
     bound = server.add_insecure_port(_address(host, grpc_port))
-    async with metrics:
+    async with metrics, contextlib.AsyncExitStack() as stack:
+        if monitor is not None:
+            registry.register(monitor.collector())
+            await stack.enter_async_context(monitor)
         await server.start()
         try:
             logger.info("ext_proc on %s, metrics on %s/metrics", _address(host, bound), metrics.url)
@@ -414,10 +510,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="require a bearer token listed in PATH (one a line) on /metrics (default: none)",
     )
+    pool = parser.add_argument_group("picking a model server (needs the 'pool' extra)")
+    pool.add_argument(
+        "--pool-endpoint",
+        action="append",
+        default=[],
+        metavar="[POD=]URL",
+        help="a model server's metrics URL (repeatable); requests go to the one upstream's "
+        "default scorers choose, through the x-gateway-destination-endpoint header",
+    )
+    pool.add_argument("--pool-name", default="default-pool", help="the pool's name label")
+    pool.add_argument("--engine", default="vllm", choices=sorted(PROFILES))
+    pool.add_argument(
+        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS"
+    )
+    pool.add_argument(
+        "--aggregate-interval", type=float, default=DEFAULT_AGGREGATE_INTERVAL, metavar="SECONDS"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
     args = parser.parse_args(argv)
     try:
         rewrites = parse_rewrites(args.model_rewrite)
+        endpoints = [Endpoint.parse(spec, engine=args.engine) for spec in args.pool_endpoint]
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(
@@ -433,6 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 auth=TokenFileAuthenticator(args.metrics_token_file)
                 if args.metrics_token_file
                 else None,
+                pool_name=args.pool_name,
+                pool_endpoints=endpoints,
+                poll_interval=args.poll_interval,
+                aggregate_interval=args.aggregate_interval,
             )
         )
     return 0

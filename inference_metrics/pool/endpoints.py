@@ -66,6 +66,15 @@ class Endpoint:
             default = 443 if parts.scheme == "https" else 80
             object.__setattr__(self, "address", _host_port(parts.hostname, port or default))
 
+    @classmethod
+    def parse(cls, spec: str, *, engine: str = "vllm") -> Endpoint:
+        """``[POD=]URL`` (the ``--endpoint`` flag); without a name, the URL's ``host:port``."""
+        name, sep, url = spec.partition("=")
+        if not sep or "://" in name:
+            name, url = "", spec
+        endpoint = cls(name or "-", url, engine=engine)
+        return endpoint if name else cls(endpoint.address, url, engine=engine)
+
 
 @dataclass(frozen=True)
 class ClientTLS:
