@@ -20,21 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from .test_server_support import TLSMaterial
+from .test_server_support import kube_status as status
 
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
 PODS = "/api/v1/namespaces/{namespace}/pods"
 
 
-def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
+def _metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
 
 def endpoint_slice(
@@ -47,18 +40,15 @@ def endpoint_slice(
     namespace: str = "default",
 ) -> dict[str, Any]:
     """An EndpointSlice of ``service``: ``(pod name, address, ready)`` endpoints on one port."""
+    labels = {
+        "kubernetes.io/service-name": service,
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+    }
+    owner = {"apiVersion": "v1", "kind": "Service", "name": service}
     return {
         "kind": "EndpointSlice",
         "apiVersion": "discovery.k8s.io/v1",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                "kubernetes.io/service-name": service,
-                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-            },
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": service}],
-        },
+        "metadata": {**_metadata(name, namespace, labels), "ownerReferences": [owner]},
         "addressType": "IPv4",
         "endpoints": [
             {
@@ -92,7 +82,7 @@ def pod(
     return {
         "kind": "Pod",
         "apiVersion": "v1",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
+        "metadata": _metadata(name, namespace, labels or {}),
         "spec": {
             "containers": [
                 {

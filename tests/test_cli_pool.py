@@ -14,58 +14,6 @@ from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus
 from .test_cli_serve import Starter, run  # noqa: F401  (the fixture)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--endpoint", "http://127.0.0.1:8000/metrics"], "--endpoint need --pool-name NAME"),
-        (["--pool-name", "p"], "needs exactly one of --endpoint, --dns, --kube-service"),
-        (
-            ["--pool-name", "p", "--endpoint", "http://a/metrics", "--dns", "a:80"],
-            "got --endpoint, --dns",
-        ),
-        (["--pool-name", "p", "--endpoint", "ftp://a/metrics"], "url must be an http:// or"),
-        (["--pool-name", "p", "--dns", "svc"], "--dns takes NAME:PORT, got 'svc'"),
-        (
-            ["--pool-name", "p", "--dns", "a:80", "--queue-metric", "bad{"],
-            "queue must be a metric selector",
-        ),
-        (
-            ["--pool-name", "p", "--dns", "a:80", "--poll-interval", "0"],
-            "poll_interval must be > 0",
-        ),
-        (["--pool-name", "p", "--kube-service", "vllm"], "need --kube-namespace"),
-        (
-            ["--pool-name", "p", "--kube-service", "vllm", "--kube-namespace", "m"],
-            "not running in a Kubernetes pod",
-        ),
-        (
-            [
-                "--pool-name",
-                "p",
-                "--dns",
-                "a:80",
-                "--metrics-scheme",
-                "https",
-                "--pool-ca-file",
-                "/nope",
-            ],
-            "ca_file '/nope' cannot be used",
-        ),
-    ],
-)
-def test_bad_pool_flags_exit_2_naming_the_problem(
-    argv: list[str],
-    message: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(SystemExit) as info:
-        main(["serve", "--host", "127.0.0.1", *argv])
-    assert info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
 def test_an_unknown_engine_exits_2_listing_the_engines(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--pool-name", "p", "--dns", "a:80", "--engine", "tgi"])

@@ -25,6 +25,7 @@ from .expo import parse_text
 from .prometheus_harness import free_port
 
 TOKEN = "cli-demo-token-5d1f"
+SERVE_LOCAL = ["serve", "--host", "127.0.0.1"]
 
 
 def command() -> list[str]:
@@ -196,6 +197,51 @@ def test_serve_with_a_self_signed_certificate_prints_its_fingerprint(
         (["demo", "--auth", "kubernetes", "--review-timeout", "0"], "--review-timeout"),
         (["demo", "--auth", "kubernetes"], "not running in a Kubernetes pod"),
         (["demo", "--auth", "bogus"], "invalid choice"),
+        # the pool monitor's flags (docs/pool-monitor.md)
+        (
+            [*SERVE_LOCAL, "--endpoint", "http://127.0.0.1:8000/metrics"],
+            "--endpoint need --pool-name NAME",
+        ),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p"],
+            "needs exactly one of --endpoint, --dns, --kube-service",
+        ),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p", "--endpoint", "http://a/metrics", "--dns", "a:80"],
+            "got --endpoint, --dns",
+        ),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p", "--endpoint", "ftp://a/metrics"],
+            "url must be an http:// or",
+        ),
+        ([*SERVE_LOCAL, "--pool-name", "p", "--dns", "svc"], "--dns takes NAME:PORT, got 'svc'"),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p", "--dns", "a:80", "--queue-metric", "bad{"],
+            "queue must be a metric selector",
+        ),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p", "--dns", "a:80", "--poll-interval", "0"],
+            "poll_interval must be > 0",
+        ),
+        ([*SERVE_LOCAL, "--pool-name", "p", "--kube-service", "vllm"], "need --kube-namespace"),
+        (
+            [*SERVE_LOCAL, "--pool-name", "p", "--kube-service", "vllm", "--kube-namespace", "m"],
+            "not running in a Kubernetes pod",
+        ),
+        (
+            [
+                *SERVE_LOCAL,
+                "--pool-name",
+                "p",
+                "--dns",
+                "a:80",
+                "--metrics-scheme",
+                "https",
+                "--pool-ca-file",
+                "/nope",
+            ],
+            "ca_file '/nope' cannot be used",
+        ),
     ],
 )
 def test_bad_flag_combinations_exit_2(

@@ -150,34 +150,18 @@ def config(api: KubeAPI, material: TLSMaterial, tmp_path: Path) -> KubernetesCon
 async def test_endpoint_slices_of_a_service_give_its_ready_pods_and_follow_changes(
     api: KubeAPI, config: KubernetesConfig
 ) -> None:
-    api.put(
-        SLICE_PATH,
-        endpoint_slice(
-            "vllm-abc12",
-            "vllm",
-            [("vllm-0", "10.1.0.4", True), ("vllm-1", "10.1.0.5", False)],
-            port=8000,
-        ),
-    )
+    def put_vllm_slice(name: str, *endpoints: tuple[str, str, bool]) -> None:
+        api.put(SLICE_PATH, endpoint_slice(name, "vllm", list(endpoints), port=8000))
+
+    put_vllm_slice("vllm-abc12", ("vllm-0", "10.1.0.4", True), ("vllm-1", "10.1.0.5", False))
     api.put(SLICE_PATH, endpoint_slice("other-x", "other", [("o-0", "10.1.9.9", True)], port=80))
     discovery = KubernetesDiscovery(config, "models", service="vllm")
     async with running(discovery) as updates:
         await updates.until(lambda e: names(e) == ["vllm-0"])
         assert updates.last[0].url == "http://10.1.0.4:8000/metrics"
-        api.put(
-            SLICE_PATH,
-            endpoint_slice(
-                "vllm-abc12",
-                "vllm",
-                [("vllm-0", "10.1.0.4", True), ("vllm-1", "10.1.0.5", True)],
-                port=8000,
-            ),
-        )
+        put_vllm_slice("vllm-abc12", ("vllm-0", "10.1.0.4", True), ("vllm-1", "10.1.0.5", True))
         await updates.until(lambda e: names(e) == ["vllm-0", "vllm-1"])
-        api.put(
-            SLICE_PATH,
-            endpoint_slice("vllm-def34", "vllm", [("vllm-2", "10.1.0.6", True)], port=8000),
-        )
+        put_vllm_slice("vllm-def34", ("vllm-2", "10.1.0.6", True))
         await updates.until(lambda e: names(e) == ["vllm-0", "vllm-1", "vllm-2"])
         api.delete(SLICE_PATH, "vllm-abc12")
         await updates.until(lambda e: names(e) == ["vllm-2"])

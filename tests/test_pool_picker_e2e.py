@@ -11,16 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .envoy_harness import (
-    ManagedProcess,
-    Reply,
-    free_ports,
-    post,
-    render_envoy_config,
-    scrape,
-    start_envoy,
-    start_picker,
-)
+from . import envoy_harness as harness
 from .expo import Family
 from .model_servers import Load, ModelServer, ServersThread
 
@@ -35,12 +26,12 @@ class Gateway:
         self.listener_port = listener_port
         self.metrics_port = metrics_port
 
-    def complete(self, headers: dict[str, str] | None = None) -> Reply:
+    def complete(self, headers: dict[str, str] | None = None) -> harness.Reply:
         body = json.dumps({"model": "m", "prompt": "hello", "max_tokens": 3}).encode()
-        return post(self.listener_port, "/v1/completions", body, headers)
+        return harness.post(self.listener_port, "/v1/completions", body, headers)
 
     def metrics(self) -> dict[str, Family]:
-        return scrape(self.metrics_port)
+        return harness.scrape(self.metrics_port)
 
     def gauge(self, name: str, **labels: str) -> float | None:
         family = self.metrics().get(f"inference_pool_{name}")
@@ -66,25 +57,25 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "fallback": ModelServer("fallback"),  # the static cluster: must never be used
     }
     log_dir = tmp_path_factory.mktemp("picker-e2e")
-    grpc_port, metrics_port, admin_port, listener_port = free_ports(4)
-    processes: list[ManagedProcess] = []
+    grpc_port, metrics_port, admin_port, listener_port = harness.free_ports(4)
+    processes: list[harness.ManagedProcess] = []
     with ServersThread(list(servers.values())):
         try:
             extra = ["--pool-name", POOL, "--poll-interval", "0.05", "--aggregate-interval", "0.2"]
             for name in ("light", "medium", "heavy"):
                 extra += ["--pool-endpoint", f"{name}={servers[name].metrics_url}"]
             processes.append(
-                start_picker(
+                harness.start_picker(
                     log_dir, grpc_port=grpc_port, metrics_port=metrics_port, extra_args=extra
                 )
             )
-            config = render_envoy_config(
+            config = harness.render_envoy_config(
                 admin_port=admin_port,
                 listener_port=listener_port,
                 picker_port=grpc_port,
                 upstream_port=servers["fallback"].port,
             )
-            processes.append(start_envoy(log_dir, config, admin_port=admin_port))
+            processes.append(harness.start_envoy(log_dir, config, admin_port=admin_port))
             gateway = Gateway(servers, listener_port, metrics_port)
             gateway.wait_for(lambda: gateway.gauge("ready_pods") == 3)
             yield gateway
@@ -93,7 +84,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 process.stop()
 
 
-def served_by(reply: Reply) -> str:
+def served_by(reply: harness.Reply) -> str:
     assert reply.status == 200, reply.body
     return str(reply.headers["x-served-by"])
 

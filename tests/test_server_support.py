@@ -212,6 +212,19 @@ _TOKEN_REVIEW_SPEC_KEYS = {"token", "audiences"}
 _ACCESS_REVIEW_SPEC_KEYS = {"user", "groups", "uid", "extra", "nonResourceAttributes"}
 
 
+def kube_status(code: int, reason: str, message: str) -> dict[str, Any]:
+    """A Kubernetes API ``Status`` object reporting a failure."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
 class KubeStandIn:
     """A stand-in Kubernetes API server (HTTPS) for TokenReview and SubjectAccessReview.
 
@@ -433,16 +446,7 @@ class KubeStandIn:
     def _status(
         self, handler: BaseHTTPRequestHandler, code: int, reason: str, message: str
     ) -> None:
-        body = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
-        self._send(handler, code, body)
+        self._send(handler, code, kube_status(code, reason, message))
 
     def _send(self, handler: BaseHTTPRequestHandler, code: int, body: Any) -> None:
         payload = json.dumps(body).encode()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
 from .parse import read_families
-from .profiles import PROFILES, EngineProfile, Reading, extract, profile_for
+from .profiles import PROFILES, EngineNumbers, EngineProfile, Reading, extract, profile_for
 
 if TYPE_CHECKING:
     import aiohttp
@@ -86,8 +86,8 @@ class Discovery(Protocol):
     async def run(self, update: Callable[[Sequence[Endpoint]], None]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointMetrics:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointMetrics(EngineNumbers):
     """One endpoint as last seen: what a picker reads. Numbers are None until first read.
 
     ``updated_at``: the monitor clock's time of the last successful reading (None: never);
@@ -95,14 +95,6 @@ class EndpointMetrics:
     """
 
     endpoint: Endpoint
-    queue: float | None = None
-    running: float | None = None
-    kv_cache: float | None = None
-    running_adapters: tuple[str, ...] = ()
-    waiting_adapters: tuple[str, ...] = ()
-    max_adapters: int | None = None
-    block_size: int | None = None
-    num_blocks: int | None = None
     updated_at: float | None = None
     fresh: bool = False
     poll_errors: int = 0
@@ -132,7 +124,7 @@ class _Tracked:
     __slots__ = ("last_logged", "metrics", "profile", "task")
 
     def __init__(self, endpoint: Endpoint, profile: EngineProfile) -> None:
-        self.metrics = EndpointMetrics(endpoint)
+        self.metrics = EndpointMetrics(endpoint=endpoint)
         self.profile = profile
         self.task: asyncio.Task[None] | None = None
         self.last_logged = -math.inf

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_ENGINE",
     "ENGINE_LABELS",
     "PROFILES",
+    "EngineNumbers",
     "EngineProfile",
     "Reading",
     "Selector",
@@ -263,12 +264,8 @@ def profile_for(engine: str, profiles: Mapping[str, EngineProfile] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Reading:
-    """What one page said, per :class:`EngineProfile`: None where it said nothing usable.
-
-    ``problems`` names each configured number that could not be read (absent family, wrong
-    type, no matching series, not a finite number >= 0): upstream's extract errors.
-    """
+class EngineNumbers:
+    """What an engine says about itself: None (or empty) where it said nothing usable."""
 
     queue: float | None = None
     running: float | None = None
@@ -278,6 +275,16 @@ class Reading:
     max_adapters: int | None = None
     block_size: int | None = None
     num_blocks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading(EngineNumbers):
+    """What one page said, per :class:`EngineProfile`.
+
+    ``problems`` names each configured number that could not be read (absent family, wrong
+    type, no matching series, not a finite number >= 0): upstream's extract errors.
+    """
+
     problems: tuple[str, ...] = ()
 
     @property
