@@ -137,8 +137,8 @@ async def test_ready_pods_is_set_to_zero_before_any_endpoint_answered(
     async with PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock) as monitor:
         await monitor.poll_all()
         monitor.aggregate()
-    assert pool_value(registry, "ready_pods") == 0
-    assert "inference_pool_average_queue_size" not in gauges(registry)
+        assert pool_value(registry, "ready_pods") == 0
+        assert "inference_pool_average_queue_size" not in gauges(registry)
 
 
 async def test_new_numbers_replace_old_ones_on_the_next_poll(
@@ -166,6 +166,37 @@ async def test_an_endpoint_leaving_discovery_stops_being_polled_and_counted(
     assert [e.name for e in monitor.endpoints] == ["vllm-1", "sglang-0"]
     assert pool_value(registry, "ready_pods") == 2
     assert pool_value(registry, "average_queue_size") == pytest.approx(3.5)
+
+
+async def test_a_departed_endpoints_per_pod_series_is_removed_at_once(
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry
+) -> None:
+    await monitor.poll_all()
+    monitor.aggregate()
+    assert set(per_pod(registry)) == {"vllm-0", "vllm-1", "sglang-0"}
+    monitor.set_endpoints(endpoints(servers[1:]))
+    assert per_pod(registry) == {"vllm-1": 6.0, "sglang-0": 1.0}
+
+
+async def test_stopping_the_monitor_removes_the_pools_series(
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: Clock
+) -> None:
+    other = PoolMonitor("pool-b", endpoints(servers[:1]), recorder=recorder, clock=clock)
+    async with PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock) as monitor:
+        await monitor.poll_all()
+        monitor.aggregate()
+        await other.poll_all()
+        other.aggregate()
+    await other.stop(remove_series=False)
+    families = gauges(registry)
+    pools = {
+        dict(labels)["name"]
+        for family in families.values()
+        if family.name.startswith("inference_pool_")
+        for (_, labels) in family.samples
+    }
+    assert pools == {"pool-b"}
+    assert set(per_pod(registry)) == {"vllm-0"}
 
 
 @pytest.mark.parametrize("fault", ["hang", "500", "garbage", "huge", "wrong-type"])

@@ -390,19 +390,19 @@ class PoolMonitor:
             await asyncio.sleep(self.aggregate_interval)
             self.aggregate()
 
-    # --- series removal (issue 9's Recorder.remove_pod / remove_pool) ------------------------
+    # --- series removal -------------------------------------------------------------------
 
     def _remove_pod_series(self, pod_name: str) -> None:
         """The one place a departed endpoint's ``per_pod_queue_size`` series is dropped."""
-        remove = getattr(self.recorder, "remove_pod", None)
-        if remove is not None:
-            remove(self.pool_name, pod_name)
+        if self.recorder is not None:
+            self.recorder.remove_pod(self.pool_name, pod_name)
 
     def _remove_pool_series(self) -> None:
-        """The one place the pool's series are dropped (when the monitor stops)."""
-        remove = getattr(self.recorder, "remove_pool", None)
-        if remove is not None:
-            remove(self.pool_name)
+        """The one place the pool's series (pool gauges and every pod's) are dropped."""
+        if self.recorder is not None:
+            for name in self._tracked:
+                self.recorder.remove_pod(self.pool_name, name)
+            self.recorder.remove_pool(self.pool_name)
 
     # --- life cycle --------------------------------------------------------------------------
 
