@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -166,7 +166,8 @@ class PoolMonitor:
     Use as ``async with PoolMonitor(...) as monitor:`` (or :meth:`start` / :meth:`stop`) inside
     a running event loop. :meth:`snapshot` never waits. ``recorder`` None: a picker-only monitor
     that sets no gauges (the attribute ``recorder`` may be set later). ``clock``: monotonic
-    seconds (injectable for tests).
+    seconds; ``fetch``: an async callable from a URL to its page (default: aiohttp, with the
+    TLS, token and size bound given here), raising :class:`PollError` or ``OSError`` on failure.
 
     Needs the ``pool`` extra (aiohttp), imported when the first poll starts.
     """
@@ -187,6 +188,7 @@ class PoolMonitor:
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
         error_log_interval: float = DEFAULT_ERROR_LOG_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        fetch: Callable[[str], Awaitable[bytes]] | None = None,
     ) -> None:
         if not isinstance(pool_name, str) or not pool_name:
             raise ValueError(f"pool_name must be a non-empty string, got {pool_name!r}")
@@ -204,6 +206,7 @@ class PoolMonitor:
         self.profiles = dict(profiles)
         self.recorder = recorder
         self._clock = clock
+        self._fetch_page = fetch or self._fetch
         self._ssl = (tls or ClientTLS()).context()
         self._token = _TokenFile(Path(bearer_token_file), clock) if bearer_token_file else None
         self._tracked: dict[str, _Tracked] = {}
@@ -305,7 +308,7 @@ class PoolMonitor:
         problem = None
         try:
             async with asyncio.timeout(self.timeout):
-                page = await self._fetch(endpoint.url)
+                page = await self._fetch_page(endpoint.url)
         except TimeoutError:
             problem = f"no page within {self.timeout:g} s"
         except PollError as exc:
