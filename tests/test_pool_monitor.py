@@ -409,3 +409,32 @@ def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
     with pytest.raises(ValueError, match="credentials") as info:
         Endpoint("a", "http://user:pw@h/metrics")
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "address"),
+    [
+        ("vllm-0=http://10.0.0.4:8000/metrics", "vllm-0", "10.0.0.4:8000"),
+        ("http://10.0.0.4:8000/metrics", "10.0.0.4:8000", "10.0.0.4:8000"),
+        ("https://[fd00::1]/metrics?x=a=b", "[fd00::1]:443", "[fd00::1]:443"),
+    ],
+)
+def test_an_endpoint_flag_names_the_pod_or_falls_back_to_host_and_port(
+    spec: str, name: str, address: str
+) -> None:
+    endpoint = Endpoint.parse(spec, engine="sglang")
+    assert (endpoint.name, endpoint.address, endpoint.engine) == (name, address, "sglang")
+
+
+async def test_a_query_in_the_url_is_not_logged(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fetch(url: str) -> bytes:
+        raise OSError("connection refused")
+
+    url = "http://127.0.0.1:9/metrics?access_token=abc123"
+    monitor = PoolMonitor(POOL, [Endpoint("p", url)], clock=clock, fetch=fetch)
+    caplog.set_level(logging.WARNING)
+    await monitor.poll("p")
+    assert "http://127.0.0.1:9/metrics" in caplog.text
+    assert "abc123" not in caplog.text

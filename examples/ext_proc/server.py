@@ -25,6 +25,11 @@ rewritten); response body BUFFERED, STREAMED or FULL_DUPLEX_STREAMED (the
 mode is read from the ``protocol_config`` Envoy sends on each stream's first message; in
 FULL_DUPLEX_STREAMED every chunk is echoed back as a ``streamed_response``, which Envoy requires).
 
+Picking (``--pool-endpoint``): a :class:`~inference_metrics.pool.PoolMonitor` polls the model
+servers; each accepted request goes to the fresh endpoint upstream's default scorers rank first
+(queue, then KV cache), named in ``x-gateway-destination-endpoint`` for Envoy's ORIGINAL_DST
+cluster (a client-sent one is removed); none fresh: 503 ``ServiceUnavailable``.
+
 The handler never raises into Envoy: an exception is counted as ``Internal``; before the request
 was forwarded it is answered with a 500, afterwards the response passes through untouched.
 Nothing logged carries a body or a header value.

@@ -258,12 +258,11 @@ class PoolMonitor:
     # --- the picker's view -------------------------------------------------------------------
 
     def snapshot(self) -> list[EndpointMetrics]:
-        """Every known endpoint as last seen, ``fresh`` computed now."""
+        """Every known endpoint as last seen, ``fresh`` computed now. No I/O, no waiting; safe
+        from another thread (each endpoint's record is replaced whole, never changed)."""
         now = self._clock()
-        return [
-            replace(m, fresh=self._is_fresh(m, now))
-            for m in (t.metrics for t in self._tracked.values())
-        ]
+        tracked = tuple(self._tracked.values())  # one C-level copy: no "changed size" mid-way
+        return [replace(t.metrics, fresh=self._is_fresh(t.metrics, now)) for t in tracked]
 
     def _is_fresh(self, metrics: EndpointMetrics, now: float) -> bool:
         return metrics.updated_at is not None and now - metrics.updated_at <= self.staleness
@@ -339,11 +338,13 @@ class PoolMonitor:
             return
         tracked.last_logged = now
         endpoint = tracked.metrics.endpoint
+        # Without the query: it might carry a credential.
+        url = endpoint.url.partition("?")[0]
         logger.warning(
             "pool %s endpoint %s (%s): %s (logged at most every %g s)",
             self.pool_name,
             endpoint.name,
-            endpoint.url,
+            url,
             message,
             self.error_log_interval,
         )
