@@ -9,11 +9,11 @@ answer 500, serve garbage, serve a 100 MB page, or declare the queue family with
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 
@@ -338,10 +338,16 @@ class ModelServer:
             self._runner = None
 
 
-class ServersThread:
-    """Model servers served from an event loop in a daemon thread (for subprocess tests)."""
+class Startable(Protocol):
+    async def start(self) -> object: ...
+    async def stop(self) -> None: ...
 
-    def __init__(self, servers: Sequence[ModelServer]) -> None:
+
+class ServersThread:
+    """Servers (model servers, the Kubernetes API stand-in) served from an event loop in a
+    daemon thread, for tests that drive subprocesses; :meth:`call` runs code in that loop."""
+
+    def __init__(self, servers: Sequence[Startable]) -> None:
         self.servers = list(servers)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="model-servers")
@@ -357,6 +363,14 @@ class ServersThread:
         asyncio.run_coroutine_threadsafe(start_all(), self._loop).result(10)
         return self
 
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` in the servers' loop and wait for it."""
+
+        async def run() -> None:
+            fn()
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
     def __exit__(self, *exc_info: object) -> None:
         async def stop_all() -> None:
             for server in self.servers:
@@ -369,10 +383,6 @@ class ServersThread:
             self._thread.join(10)
             if not self._thread.is_alive():
                 self._loop.close()
-
-
-def completion_json(served_by: bytes) -> str:
-    return str(json.loads(served_by)["choices"][0]["text"]).removeprefix("served by ")
 
 
 async def wait_until(check: Callable[[], bool], *, within: float = 10.0) -> None:

@@ -3,15 +3,19 @@ from bad flags (exit 2 naming them) to a real-time run scraped by the real Prome
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from inference_metrics.cli import main
 
+from .expo import parse_text
+from .kube_api import PODS, KubeAPI, pod
 from .model_servers import Load, ModelServer, ServersThread
 from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus
 from .test_cli_serve import Starter, run  # noqa: F401  (the fixture)
+from .test_server_support import TLSMaterial
 
 
 def test_an_unknown_engine_exits_2_listing_the_engines(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,3 +105,51 @@ def test_serve_as_a_pool_sidecar_is_scraped_by_prometheus(
         code, out = vllm.stop()
     assert code == 0, out
     assert "pool pool-x: polling vllm-a, vllm-b" in out
+
+
+def test_serve_discovers_the_pool_through_the_kubernetes_api(
+    run: Starter,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    material = TLSMaterial(tmp_path / "kube-tls")
+    token_file = tmp_path / "token"
+    token_file.write_text("sidecar-sa-token\n")
+    api = KubeAPI(material, "sidecar-sa-token")
+    servers = [ModelServer(f"vllm-{i}", engines=[Load(queue=2 * i + 1)]) for i in range(2)]
+    path = PODS.format(namespace="models")
+    with ServersThread([api, *servers]) as thread:
+        for server in servers:
+            thread.call(
+                lambda s=server: api.put(  # type: ignore[misc]
+                    path, pod(s.name, "127.0.0.1", s.port, labels={"app": "llm"})
+                )
+            )
+        sidecar = run(
+            [
+                *("serve", "--host", "127.0.0.1", "--pool-name", "kube-pool"),
+                *("--kube-namespace", "models", "--kube-selector", "app=llm"),
+                *("--kube-port", "metrics", "--discovery-api-server", api.url),
+                *("--discovery-ca-file", str(material.ca_file)),
+                *("--discovery-token-file", str(token_file)),
+                *("--aggregate-interval", "0.2", "--poll-interval", "0.05"),
+            ]
+        )
+
+        def scrape() -> dict[str, float]:
+            status, body = sidecar.request()
+            assert status == 200
+            family = parse_text(body.decode()).get("inference_pool_per_pod_queue_size")
+            samples = {} if family is None else family.samples
+            return {dict(labels)["model_server_pod"]: v for (_, labels), v in samples.items()}
+
+        deadline = time.monotonic() + 20
+        while scrape() != {"vllm-0": 1.0, "vllm-1": 3.0}:
+            assert time.monotonic() < deadline, scrape()
+            time.sleep(0.05)
+        thread.call(lambda: api.delete(path, "vllm-0"))
+        while scrape() != {"vllm-1": 3.0}:
+            assert time.monotonic() < deadline, scrape()
+            time.sleep(0.05)
+        code, out = sidecar.stop()
+    assert code == 0, out
+    assert "sidecar-sa-token" not in out
