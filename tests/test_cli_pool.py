@@ -3,12 +3,13 @@ from bad flags (exit 2 naming them) to a real-time run scraped by the real Prome
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
-from inference_metrics.cli import main
+from inference_metrics.cli import build_parser, main
 
 from .expo import parse_text
 from .kube_api import PODS, KubeAPI, pod
@@ -153,3 +154,20 @@ def test_serve_discovers_the_pool_through_the_kubernetes_api(
         code, out = sidecar.stop()
     assert code == 0, out
     assert "sidecar-sa-token" not in out
+
+
+def test_the_kubernetes_sidecar_manifest_runs_a_command_serve_accepts() -> None:
+    manifest = Path(__file__).resolve().parent.parent / "examples/kubernetes/pool-sidecar.yaml"
+    text = manifest.read_text()
+    start = text.index("command: [") + len("command: ")
+    command = json.loads(text[start : text.index("]", start) + 1])
+    assert command[:2] == ["inference-metrics", "serve"]
+    args = build_parser().parse_args(command[1:])
+    assert (args.pool_name, args.kube_service, args.kube_port, args.auth) == (
+        "vllm-llama3-8b-instruct",
+        "vllm-llama3-8b-instruct",
+        "http",
+        "kubernetes",
+    )
+    assert '- apiGroups: ["discovery.k8s.io"]\n  resources: ["endpointslices"]\n' in text
+    assert 'verbs: ["list", "watch"]' in text
