@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -283,7 +284,7 @@ async def test_errors_are_logged_at_most_once_a_minute_per_endpoint(
 
 
 async def test_the_bearer_token_is_sent_and_never_logged(
-    clock: Clock, tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+    clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from aiohttp import web
 
@@ -300,7 +301,7 @@ async def test_the_bearer_token_is_sent_and_never_logged(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    token_file = tmp_path / "token"  # type: ignore[operator]
+    token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
     caplog.set_level(logging.DEBUG)
     monitor = PoolMonitor(
@@ -378,6 +379,19 @@ async def test_running_monitor_polls_on_its_own_and_aggregates_on_the_interval(
 def test_bad_knobs_are_value_errors_naming_them(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PoolMonitor(POOL, [], **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unreadable_token_file_is_a_start_up_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="bearer_token_file: cannot read the bearer token file"):
+        PoolMonitor(POOL, [], bearer_token_file=tmp_path / "missing")
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="holds no single token"):
+        PoolMonitor(POOL, [], bearer_token_file=tmp_path / "empty")
+
+
+def test_a_pool_name_that_is_not_a_string_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="pool_name must be a string, got 7"):
+        PoolMonitor(7, [])  # type: ignore[arg-type]
 
 
 def test_an_unknown_engine_is_a_value_error_listing_the_known_ones() -> None:

@@ -190,8 +190,10 @@ class PoolMonitor:
         clock: Callable[[], float] = time.monotonic,
         fetch: Callable[[str], Awaitable[bytes]] | None = None,
     ) -> None:
-        if not isinstance(pool_name, str) or not pool_name:
-            raise ValueError(f"pool_name must be a non-empty string, got {pool_name!r}")
+        if not isinstance(pool_name, str):
+            raise TypeError(f"pool_name must be a string, got {pool_name!r}")
+        if not pool_name:
+            raise ValueError("pool_name must not be empty")
         self.pool_name = pool_name
         self.poll_interval = _positive("poll_interval", poll_interval)
         self.aggregate_interval = _positive("aggregate_interval", aggregate_interval)
@@ -203,12 +205,20 @@ class PoolMonitor:
         if max_page_bytes < 1:
             raise ValueError(f"max_page_bytes must be >= 1, got {max_page_bytes!r}")
         self.max_page_bytes = max_page_bytes
+        for engine, profile in profiles.items():
+            if not isinstance(profile, EngineProfile):
+                raise TypeError(f"profiles[{engine!r}] must be an EngineProfile, got {profile!r}")
         self.profiles = dict(profiles)
         self.recorder = recorder
         self._clock = clock
         self._fetch_page = fetch or self._fetch
         self._ssl = (tls or ClientTLS()).context()
         self._token = _TokenFile(Path(bearer_token_file), clock) if bearer_token_file else None
+        if self._token is not None:
+            try:
+                self._token.read()  # unreadable or empty at start-up: say so now
+            except PollError as exc:
+                raise ValueError(f"bearer_token_file: {exc}") from None
         self._tracked: dict[str, _Tracked] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
