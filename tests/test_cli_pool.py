@@ -171,3 +171,34 @@ def test_the_kubernetes_sidecar_manifest_runs_a_command_serve_accepts() -> None:
     )
     assert '- apiGroups: ["discovery.k8s.io"]\n  resources: ["endpointslices"]\n' in text
     assert 'verbs: ["list", "watch"]' in text
+
+
+def test_serve_discovers_the_pool_by_dns(run: Starter) -> None:  # noqa: F811
+    server = ModelServer("only", engines=[Load(queue=6, running=2, kv_cache=0.5)])
+    with ServersThread([server]):
+        sidecar = run(
+            [
+                *("serve", "--host", "127.0.0.1", "--pool-name", "dns-pool"),
+                *("--dns", f"localhost:{server.port}"),
+                *("--aggregate-interval", "0.2", "--poll-interval", "0.05"),
+            ]
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            status, body = sidecar.request()
+            assert status == 200
+            families = parse_text(body.decode())
+            ready = families.get("inference_pool_ready_pods")
+            if ready is not None and ready.value("inference_pool_ready_pods", name="dns-pool") == 1:
+                break
+            assert time.monotonic() < deadline, body.decode()[-2000:]
+            time.sleep(0.05)
+        queues = families["inference_pool_per_pod_queue_size"]
+        # localhost may also resolve to ::1, where nothing listens: that endpoint stays stale.
+        assert (
+            queues.value(
+                "inference_pool_per_pod_queue_size", name="dns-pool", model_server_pod="127.0.0.1"
+            )
+            == 6
+        )
+        sidecar.stop()
