@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from inference_metrics import Recorder
+from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.pool import Endpoint, EndpointMetrics, PoolMonitor
 
 from .expo import Family, parse_registry
@@ -238,6 +238,23 @@ async def test_one_unreadable_family_keeps_its_last_number_and_the_endpoint_fres
     assert (metrics.queue, metrics.running, metrics.kv_cache) == (2.0, 9.0, 0.9)
     assert metrics.updated_at == clock.now
     assert metrics.extract_errors == 1
+
+
+async def test_a_pod_name_the_recorder_refuses_does_not_stop_the_others(
+    servers: list[ModelServer], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry), max_label_length=10)
+    named = [Endpoint("x" * 11, servers[0].metrics_url), Endpoint("ok", servers[1].metrics_url)]
+    monitor = PoolMonitor(POOL, named, recorder=recorder, clock=clock)
+    try:
+        await monitor.poll_all()
+        monitor.aggregate()
+    finally:
+        await monitor.stop(remove_series=False)
+    assert per_pod(registry) == {"ok": 6.0}
+    assert pool_value(registry, "ready_pods") == 2
+    assert "cannot record its queue: pod_name is 11 characters long" in caplog.text
 
 
 async def test_a_page_over_the_bound_is_a_poll_error_without_reading_it_all(

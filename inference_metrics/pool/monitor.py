@@ -324,6 +324,8 @@ class PoolMonitor:
             problem = str(exc)
         except OSError as exc:
             problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+        except Exception as exc:  # anything else the HTTP client met is this endpoint's fault
+            problem = type(exc).__name__
         if self._tracked.get(name) is not tracked:
             return tracked.metrics  # it left the pool meanwhile
         if problem is not None:
@@ -379,8 +381,8 @@ class PoolMonitor:
         if recorder is None:
             return
         now = self._clock()
-        everyone = [t.metrics for t in self._tracked.values()]
-        fresh = [m for m in everyone if self._is_fresh(m, now)]
+        tracked = tuple(self._tracked.values())
+        fresh = [t.metrics for t in tracked if self._is_fresh(t.metrics, now)]
         pool = self.pool_name
         try:
             recorder.record_pool_ready_pods(pool, len(fresh))
@@ -394,10 +396,16 @@ class PoolMonitor:
                 recorder.record_pool_average_running_requests(
                     pool, math.fsum(m.running or 0.0 for m in fresh) / n
                 )
-            for m in everyone:
-                recorder.record_pool_per_pod_queue_size(pool, m.endpoint.name, m.queue or 0.0)
-        except (TypeError, ValueError) as exc:  # e.g. a pod name longer than the label bound
+        except (TypeError, ValueError) as exc:  # a pool name the Recorder refuses
             logger.warning("pool %s: cannot record the pool gauges: %s", pool, exc)
+        for t in tracked:
+            metrics = t.metrics
+            try:
+                recorder.record_pool_per_pod_queue_size(
+                    pool, metrics.endpoint.name, metrics.queue or 0.0
+                )
+            except (TypeError, ValueError) as exc:  # e.g. a pod name over the label bound
+                self._log(t, f"cannot record its queue: {exc}")
 
     async def _aggregate_loop(self) -> None:
         while True:
