@@ -116,6 +116,8 @@ class KubeAPI:
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     version: int = 100
     expire_watches: bool = False
+    #: When set, every list is answered 200 with this body instead.
+    list_body: bytes | None = None
     _watchers: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -166,6 +168,8 @@ class KubeAPI:
         selector = request.query.get("labelSelector", "")
         items = [o for o in self.objects.get(collection, {}).values() if self._matches(o, selector)]
         if request.query.get("watch") not in ("1", "true"):
+            if self.list_body is not None:
+                return web.Response(body=self.list_body, content_type="application/json")
             kind = "EndpointSliceList" if "endpointslices" in collection else "PodList"
             api_version = "discovery.k8s.io/v1" if "endpointslices" in collection else "v1"
             return web.json_response(

@@ -257,6 +257,21 @@ async def test_a_wrong_token_lists_nothing_and_keeps_retrying(
         await updates.until(lambda e: names(e) == ["a"])
 
 
+@pytest.mark.parametrize("body", [b"[1, 2]", b"{", b'{"items": [7]}', b'{"items": []}', b"\xff"])
+async def test_a_list_reply_of_another_shape_is_retried_not_raised(
+    api: KubeAPI, config: KubernetesConfig, body: bytes
+) -> None:
+    api.put(POD_PATH, pod("a", "10.2.0.1", 8000, labels={"app": "llm"}))
+    api.list_body = body
+    discovery = KubernetesDiscovery(
+        config, "models", selector="app=llm", port=8000, retry_interval=0.01
+    )
+    async with running(discovery) as updates:
+        await wait_until(lambda: len(api.requests) >= 3)
+        api.list_body = None
+        await updates.until(lambda e: names(e) == ["a"])
+
+
 async def test_the_monitor_follows_kubernetes_discovery_and_drops_departed_pods(
     api: KubeAPI, config: KubernetesConfig
 ) -> None:

@@ -115,7 +115,7 @@ class DNSDiscovery:
         while True:
             try:
                 update(await self.resolve_once())
-            except OSError as exc:  # socket.gaierror
+            except (OSError, ValueError) as exc:  # socket.gaierror; UnicodeError for a bad name
                 if time.monotonic() - last_logged >= 60.0:
                     last_logged = time.monotonic()
                     logger.warning(
@@ -368,7 +368,14 @@ class KubernetesDiscovery:
                         version = await self._watch(session, version, update)
                 except _Gone:
                     continue  # list again at once
-                except (OSError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+                except (
+                    OSError,
+                    aiohttp.ClientError,
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                    AttributeError,  # JSON of another shape than the API's
+                ) as exc:
                     # Keep the last endpoints: an API hiccup must not empty the pool.
                     if time.monotonic() - last_logged >= 60.0:
                         last_logged = time.monotonic()
