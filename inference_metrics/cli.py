@@ -253,15 +253,26 @@ def _add_pool_options(parser: argparse.ArgumentParser) -> None:
     pool.add_argument(
         "--dns", metavar="NAME:PORT", help="a headless Service's DNS name, re-resolved"
     )
-    pool.add_argument("--metrics-scheme", choices=("http", "https"), default="http")
-    pool.add_argument("--metrics-path", default="/metrics", metavar="PATH")
+    pool.add_argument(
+        "--metrics-scheme",
+        choices=("http", "https"),
+        default="http",
+        help="scheme of discovered endpoints (http)",
+    )
+    pool.add_argument(
+        "--metrics-path", default="/metrics", metavar="PATH", help="of discovered endpoints"
+    )
     pool.add_argument("--kube-namespace", metavar="NS", help="discover in this namespace")
     pool.add_argument("--kube-service", metavar="NAME", help="…the EndpointSlices of this Service")
     pool.add_argument("--kube-selector", metavar="SELECTOR", help="…or the pods with these labels")
     pool.add_argument("--kube-port", metavar="PORT", help="metrics port: a number or a port name")
-    pool.add_argument("--discovery-api-server", metavar="URL", help="(default: in-cluster)")
-    pool.add_argument("--discovery-ca-file", metavar="PATH", help="(default: service account's)")
-    pool.add_argument("--discovery-token-file", metavar="PATH", help="(default: service account's)")
+    pool.add_argument(
+        "--discovery-api-server", metavar="URL", help="Kubernetes API server (in-cluster)"
+    )
+    pool.add_argument("--discovery-ca-file", metavar="PATH", help="its CA (the service account's)")
+    pool.add_argument(
+        "--discovery-token-file", metavar="PATH", help="token for it (the service account's)"
+    )
     for flag, what in (
         ("--queue-metric", "queue"),
         ("--running-metric", "running requests"),
@@ -269,16 +280,34 @@ def _add_pool_options(parser: argparse.ArgumentParser) -> None:
     ):
         pool.add_argument(flag, metavar="SELECTOR", help=f'{what}: name{{label="value"}}')
     pool.add_argument(
-        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS"
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_INTERVAL,
+        metavar="SECONDS",
+        help=f"between two polls of one endpoint ({DEFAULT_POLL_INTERVAL:g})",
     )
     pool.add_argument(
-        "--aggregate-interval", type=float, default=DEFAULT_AGGREGATE_INTERVAL, metavar="SECONDS"
+        "--aggregate-interval",
+        type=float,
+        default=DEFAULT_AGGREGATE_INTERVAL,
+        metavar="SECONDS",
+        help=f"between two settings of the pool gauges ({DEFAULT_AGGREGATE_INTERVAL:g})",
     )
-    pool.add_argument("--staleness", type=float, default=DEFAULT_STALENESS, metavar="SECONDS")
+    pool.add_argument(
+        "--staleness",
+        type=float,
+        default=DEFAULT_STALENESS,
+        metavar="SECONDS",
+        help=f"an endpoint older than this is not ready ({DEFAULT_STALENESS:g})",
+    )
     pool.add_argument("--pool-ca-file", metavar="PATH", help="CA of https:// model servers")
     pool.add_argument("--pool-cert-file", metavar="PATH", help="client certificate for them")
     pool.add_argument("--pool-key-file", metavar="PATH", help="its key")
-    pool.add_argument("--pool-insecure-skip-verify", action="store_true")
+    pool.add_argument(
+        "--pool-insecure-skip-verify",
+        action="store_true",
+        help="accept any certificate from https:// model servers",
+    )
     pool.add_argument("--pool-token-file", metavar="PATH", help="bearer token sent to them")
 
 
