@@ -62,6 +62,12 @@ def test_malformed_lines_of_an_asked_family_are_counted_and_skipped() -> None:
     assert read.bad_lines == 3
 
 
+def test_a_family_repeated_endlessly_keeps_only_the_first_samples() -> None:
+    page = b"".join(b'g{i="%d"} %d\n' % (i, i) for i in range(50))
+    read = read_families(page, ["g"], max_samples=20)
+    assert [s.value for s in read.samples["g"]] == [float(i) for i in range(20)]
+
+
 label_values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 
 

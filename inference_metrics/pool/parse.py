@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Page", "Sample", "read_families"]
+__all__ = ["MAX_SAMPLES_PER_FAMILY", "Page", "Sample", "read_families"]
 
 # The rest of a sample line after its metric name: optional {labels}, whitespace, a value.
 # (Quoted strings as "[^"\\]*(?:\\.[^"\\]*)*": the unrolled loop, one step per run of plain
@@ -85,11 +85,19 @@ def _type_of(page: bytes, name: bytes) -> str:
     return "untyped"
 
 
-def read_families(page: bytes, names: Iterable[str]) -> Page:
+#: Samples kept per family: enough for any engine's page (one series per rank, adapter set or
+#: model), and a bound on memory for a page that repeats one name endlessly.
+MAX_SAMPLES_PER_FAMILY = 10_000
+
+
+def read_families(
+    page: bytes, names: Iterable[str], *, max_samples: int = MAX_SAMPLES_PER_FAMILY
+) -> Page:
     """The samples of the families ``names`` (exact sample names) found in ``page``.
 
     A sample line ``name{labels} value [timestamp]`` is kept when it parses and its value is a
     number; anything else on such a line counts as a bad line. Other families are not looked at.
+    At most ``max_samples`` samples are kept per family (the first ones on the page).
     """
     result = Page()
     for name in names:
@@ -99,6 +107,8 @@ def read_families(page: bytes, names: Iterable[str]) -> Page:
             continue
         samples: list[Sample] = []
         for start in _line_starts(page, raw_name):
+            if len(samples) >= max_samples:
+                break
             after = start + len(raw_name)
             following = page[after : after + 1]
             if following not in (b"{", b" ", b"\t"):
