@@ -262,53 +262,36 @@ def _add_pool_options(parser: argparse.ArgumentParser) -> None:
     pool.add_argument(
         "--metrics-path", default="/metrics", metavar="PATH", help="of discovered endpoints"
     )
-    pool.add_argument("--kube-namespace", metavar="NS", help="discover in this namespace")
-    pool.add_argument("--kube-service", metavar="NAME", help="…the EndpointSlices of this Service")
-    pool.add_argument("--kube-selector", metavar="SELECTOR", help="…or the pods with these labels")
-    pool.add_argument("--kube-port", metavar="PORT", help="metrics port: a number or a port name")
-    pool.add_argument(
-        "--discovery-api-server", metavar="URL", help="Kubernetes API server (in-cluster)"
-    )
-    pool.add_argument("--discovery-ca-file", metavar="PATH", help="its CA (the service account's)")
-    pool.add_argument(
-        "--discovery-token-file", metavar="PATH", help="token for it (the service account's)"
-    )
-    for flag, what in (
-        ("--queue-metric", "queue"),
-        ("--running-metric", "running requests"),
-        ("--kv-cache-metric", "KV-cache utilisation"),
+    for flag, metavar, text in (
+        ("--kube-namespace", "NS", "discover in this namespace"),
+        ("--kube-service", "NAME", "…the EndpointSlices of this Service"),
+        ("--kube-selector", "SELECTOR", "…or the pods with these labels"),
+        ("--kube-port", "PORT", "metrics port: a number or a port name"),
+        ("--discovery-api-server", "URL", "Kubernetes API server (in-cluster)"),
+        ("--discovery-ca-file", "PATH", "its CA (the service account's)"),
+        ("--discovery-token-file", "PATH", "token for it (the service account's)"),
+        ("--queue-metric", "SELECTOR", 'queue: name{label="value"}'),
+        ("--running-metric", "SELECTOR", 'running requests: name{label="value"}'),
+        ("--kv-cache-metric", "SELECTOR", 'KV-cache utilisation: name{label="value"}'),
+        ("--pool-ca-file", "PATH", "CA of https:// model servers"),
+        ("--pool-cert-file", "PATH", "client certificate for them"),
+        ("--pool-key-file", "PATH", "its key"),
+        ("--pool-token-file", "PATH", "bearer token sent to them"),
     ):
-        pool.add_argument(flag, metavar="SELECTOR", help=f'{what}: name{{label="value"}}')
-    pool.add_argument(
-        "--poll-interval",
-        type=float,
-        default=DEFAULT_POLL_INTERVAL,
-        metavar="SECONDS",
-        help=f"between two polls of one endpoint ({DEFAULT_POLL_INTERVAL:g})",
-    )
-    pool.add_argument(
-        "--aggregate-interval",
-        type=float,
-        default=DEFAULT_AGGREGATE_INTERVAL,
-        metavar="SECONDS",
-        help=f"between two settings of the pool gauges ({DEFAULT_AGGREGATE_INTERVAL:g})",
-    )
-    pool.add_argument(
-        "--staleness",
-        type=float,
-        default=DEFAULT_STALENESS,
-        metavar="SECONDS",
-        help=f"an endpoint older than this is not ready ({DEFAULT_STALENESS:g})",
-    )
-    pool.add_argument("--pool-ca-file", metavar="PATH", help="CA of https:// model servers")
-    pool.add_argument("--pool-cert-file", metavar="PATH", help="client certificate for them")
-    pool.add_argument("--pool-key-file", metavar="PATH", help="its key")
+        pool.add_argument(flag, metavar=metavar, help=text)
     pool.add_argument(
         "--pool-insecure-skip-verify",
         action="store_true",
         help="accept any certificate from https:// model servers",
     )
-    pool.add_argument("--pool-token-file", metavar="PATH", help="bearer token sent to them")
+    for flag, default, text in (
+        ("--poll-interval", DEFAULT_POLL_INTERVAL, "between two polls of one endpoint"),
+        ("--aggregate-interval", DEFAULT_AGGREGATE_INTERVAL, "between two settings of the gauges"),
+        ("--staleness", DEFAULT_STALENESS, "an endpoint older than this is not ready"),
+    ):
+        pool.add_argument(
+            flag, type=float, default=default, metavar="SECONDS", help=f"{text} ({default:g})"
+        )
 
 
 def _pool_discovery(args: argparse.Namespace) -> Discovery:
