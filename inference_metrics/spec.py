@@ -6,7 +6,9 @@ backends, the docs table, the tests) is derived from specs, so a spec validates 
 made and refuses anything Prometheus would not accept.
 
 HELP text is rendered in one place, :func:`render_help`, the way Kubernetes component-base does it:
-``[ALPHA] <help>``, or ``[ALPHA] (Deprecated since 1.2.0) <help>`` for a deprecated metric.
+``[ALPHA] <help>``, or ``[ALPHA] (Deprecated since 1.2.0) <help>`` for a deprecated metric. A
+metric kept beside its replacement (llm-d-router's legacy twins) reads
+``[ALPHA] [Deprecated: Use <replacement>] <help>``, as llm-d-router writes it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class MetricSpec:
     ``name`` is the full exposed family name (counters include their ``_total``). ``buckets`` are
     the finite histogram upper bounds, strictly increasing; ``+Inf`` is implied. ``unit`` is a UCUM
     unit as OpenTelemetry uses it (``s``, ``By``, ``{token}``, ``1``); it never changes the name.
+    ``replaced_by`` names the metric that supersedes this one while both are still exposed.
     """
 
     name: str
@@ -61,6 +64,7 @@ class MetricSpec:
     unit: str = ""
     stability: Stability = Stability.ALPHA
     deprecated_since: str | None = None
+    replaced_by: str | None = None
     documentation: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +78,8 @@ class MetricSpec:
 def render_help(spec: MetricSpec) -> str:
     """The HELP text exposed for ``spec``: stability prefix, deprecation note, help."""
     text = spec.help
+    if spec.replaced_by is not None:
+        text = f"[Deprecated: Use {spec.replaced_by}] {text}"
     if spec.deprecated_since is not None:
         text = f"(Deprecated since {spec.deprecated_since}) {text}"
     return f"[{spec.stability.value}] {text}"
@@ -101,6 +107,14 @@ def _validate(spec: MetricSpec) -> None:
         or not _VERSION_RE.fullmatch(spec.deprecated_since)
     ):
         raise _fail(spec, f"deprecated_since must look like 1.2.3, got {spec.deprecated_since!r}")
+    if spec.replaced_by is not None and (
+        not isinstance(spec.replaced_by, str)
+        or not _METRIC_NAME_RE.fullmatch(spec.replaced_by)
+        or spec.replaced_by == spec.name
+    ):
+        raise _fail(
+            spec, f"replaced_by must name another metric, got {spec.replaced_by!r}"
+        )
 
     for suffix in _RESERVED_SUFFIXES:
         if spec.name.endswith(suffix):

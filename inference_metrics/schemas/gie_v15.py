@@ -1,0 +1,223 @@
+"""``gie-v1.5``: upstream GIE v1.5.0's request and pool metrics.
+
+From ``pkg/epp/metrics/metrics.go`` and ``pkg/epp/metrics/collectors/inference_pool.go`` at tag
+v1.5.0, the last GIE release that holds the endpoint picker. v1.1.0 renamed ``inference_model_*``
+to ``inference_objective_*``; v1.5.0 added ``priority`` to ``request_total`` (upstream writes the
+integer priority as decimal text) and gave TPOT its own buckets. Every metric is ALPHA.
+
+Upstream v1.5.0 records TTFT and TPOT only from its predicted-latency plugin; here they are fed
+from the same request events as in every schema (streamed responses only). Scheduler,
+flow-control, prediction, SLO and plugin metrics have no recording event here and are left out.
+"""
+
+from __future__ import annotations
+
+from ..catalog import (
+    INPUT_TOKEN_BUCKETS,
+    LATENCY_BUCKETS,
+    NTPOT_BUCKETS,
+    OUTPUT_TOKEN_BUCKETS,
+    REQUEST_SIZE_BUCKETS,
+    RESPONSE_SIZE_BUCKETS,
+    TPOT_BUCKETS,
+)
+from ..spec import Kind, MetricSpec
+from .base import Role, Schema, SchemaMetric
+
+__all__ = ["SCHEMA"]
+
+MODEL = ("model_name", "target_model_name")
+POOL = ("name",)
+
+
+def _histogram(name: str, help: str, buckets: tuple[float, ...], unit: str) -> MetricSpec:
+    return MetricSpec(name, Kind.HISTOGRAM, help, MODEL, buckets=buckets, unit=unit)
+
+
+def _pool(name: str, help: str, unit: str) -> MetricSpec:
+    return MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit)
+
+
+_OBJECTIVE = "Inference objective"
+
+SCHEMA = Schema(
+    name="gie-v1.5",
+    title="Gateway API Inference Extension v1.5.0",
+    description=(
+        "Upstream GIE v1.5.0's request and pool metrics (`inference_objective_*`, "
+        "`inference_pool_*`, `inference_extension_info`), with `priority` on `request_total`."
+    ),
+    metrics=(
+        SchemaMetric(
+            Role.REQUEST_TOTAL,
+            MetricSpec(
+                "inference_objective_request_total",
+                Kind.COUNTER,
+                "Counter of inference objective requests broken out for each model and target "
+                "model.",
+                (*MODEL, "priority"),
+                unit="{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.REQUEST_ERROR_TOTAL,
+            MetricSpec(
+                "inference_objective_request_error_total",
+                Kind.COUNTER,
+                "Counter of inference objective requests errors broken out for each model and "
+                "target model.",
+                (*MODEL, "error_code"),
+                unit="{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.TTFT,
+            _histogram(
+                "inference_objective_request_ttft_seconds",
+                "Inference model TTFT distribution in seconds for each model and target model.",
+                LATENCY_BUCKETS,
+                "s",
+            ),
+        ),
+        SchemaMetric(
+            Role.TPOT,
+            _histogram(
+                "inference_objective_request_tpot_seconds",
+                "Inference model TPOT distribution in seconds for each model and target model.",
+                TPOT_BUCKETS,
+                "s",
+            ),
+        ),
+        SchemaMetric(
+            Role.REQUEST_DURATION,
+            _histogram(
+                "inference_objective_request_duration_seconds",
+                f"{_OBJECTIVE} response latency distribution in seconds for each model and "
+                "target model.",
+                LATENCY_BUCKETS,
+                "s",
+            ),
+        ),
+        SchemaMetric(
+            Role.REQUEST_SIZE,
+            _histogram(
+                "inference_objective_request_sizes",
+                f"{_OBJECTIVE} requests size distribution in bytes for each model and target "
+                "model.",
+                REQUEST_SIZE_BUCKETS,
+                "By",
+            ),
+        ),
+        SchemaMetric(
+            Role.RESPONSE_SIZE,
+            _histogram(
+                "inference_objective_response_sizes",
+                f"{_OBJECTIVE} responses size distribution in bytes for each model and target "
+                "model.",
+                RESPONSE_SIZE_BUCKETS,
+                "By",
+            ),
+        ),
+        SchemaMetric(
+            Role.INPUT_TOKENS,
+            _histogram(
+                "inference_objective_input_tokens",
+                f"{_OBJECTIVE} input token count distribution for requests in each model.",
+                INPUT_TOKEN_BUCKETS,
+                "{token}",
+            ),
+        ),
+        SchemaMetric(
+            Role.OUTPUT_TOKENS,
+            _histogram(
+                "inference_objective_output_tokens",
+                f"{_OBJECTIVE} output token count distribution for requests in each model.",
+                OUTPUT_TOKEN_BUCKETS,
+                "{token}",
+            ),
+        ),
+        SchemaMetric(
+            Role.CACHED_TOKENS,
+            _histogram(
+                "inference_objective_prompt_cached_tokens",
+                f"{_OBJECTIVE} prompt cached token count distribution for requests in each "
+                "model.",
+                INPUT_TOKEN_BUCKETS,
+                "{token}",
+            ),
+        ),
+        SchemaMetric(
+            Role.RUNNING_REQUESTS,
+            MetricSpec(
+                "inference_objective_running_requests",
+                Kind.GAUGE,
+                f"{_OBJECTIVE} number of running requests in each model.",
+                ("model_name",),
+                unit="{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.NTPOT,
+            _histogram(
+                "inference_objective_normalized_time_per_output_token_seconds",
+                f"{_OBJECTIVE} latency divided by number of output tokens in seconds for each "
+                "model and target model.",
+                NTPOT_BUCKETS,
+                "s",
+            ),
+        ),
+        SchemaMetric(
+            Role.POOL_KV_CACHE,
+            _pool(
+                "inference_pool_average_kv_cache_utilization",
+                "The average kv cache utilization for an inference server pool.",
+                "1",
+            ),
+        ),
+        SchemaMetric(
+            Role.POOL_QUEUE_SIZE,
+            _pool(
+                "inference_pool_average_queue_size",
+                "The average number of requests pending in the model server queue.",
+                "{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.POOL_RUNNING_REQUESTS,
+            _pool(
+                "inference_pool_average_running_requests",
+                "The average number of running requests across model servers in the pool.",
+                "{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.POOL_READY,
+            _pool(
+                "inference_pool_ready_pods",
+                "The number of ready pods in the inference server pool.",
+                "{pod}",
+            ),
+        ),
+        SchemaMetric(
+            Role.POOL_ENDPOINT_QUEUE_SIZE,
+            MetricSpec(
+                "inference_pool_per_pod_queue_size",
+                Kind.GAUGE,
+                "The total number of requests pending in the model server queue for each "
+                "underlying pod.",
+                ("name", "model_server_pod"),
+                unit="{request}",
+            ),
+        ),
+        SchemaMetric(
+            Role.INFO,
+            MetricSpec(
+                "inference_extension_info",
+                Kind.GAUGE,
+                "General information of the current build of Inference Extension.",
+                ("commit", "build_ref"),
+                unit="1",
+            ),
+        ),
+    ),
+)

@@ -1,0 +1,279 @@
+"""``llm-d-router``: llm-d-router's ``llm_d_epp_*`` request and pool metrics, and their twins.
+
+From llm-d/llm-d-router ``pkg/epp/metrics/llm_d_router_metrics.go``, ``metrics.go`` and
+``collectors/inference_pool.go`` (v0.10.0 / HEAD ebab6879), where the endpoint picker lives since
+GIE v1.6.0. Request metrics carry ``fairness_id`` (the ``x-llm-d-inference-fairness-id`` header)
+and ``priority``; TTFT has ``streaming`` (``"true"``/``"false"``; for a non-streamed response TTFT
+equals the request duration); streaming TPOT and inter-token latency are recorded for streamed
+responses only. The pool gains standard-deviation gauges.
+
+llm-d-router still emits the GIE v1.5.0 names beside the new ones ("deprecated twins"), with
+``[Deprecated: Use llm_d_epp_…]`` in their HELP (except ``inference_pool_per_pod_queue_size`` and
+``inference_extension_info``, which it keeps without that note). They are part of this schema
+and can be switched off (:meth:`Schema.without_deprecated_twins`). Upstream no longer records the
+legacy TTFT/TPOT names outside its predicted-latency plugin, so they are not twins here.
+Scheduler, flow-control, plugin and data-layer metrics have no recording event here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..catalog import (
+    INPUT_TOKEN_BUCKETS,
+    LATENCY_BUCKETS,
+    NTPOT_BUCKETS,
+    OUTPUT_TOKEN_BUCKETS,
+    REQUEST_SIZE_BUCKETS,
+    RESPONSE_SIZE_BUCKETS,
+)
+from ..spec import Kind, MetricSpec
+from . import gie_v15
+from .base import Role, Schema, SchemaMetric
+
+__all__ = ["ITL_BUCKETS", "SCHEMA", "STREAMING_TPOT_BUCKETS", "TTFT_BUCKETS"]
+
+REQUEST = ("model_name", "target_model_name", "fairness_id", "priority")
+POOL = ("name",)
+
+TTFT_BUCKETS = (
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30,
+    45, 60, 120,
+)  # fmt: skip
+STREAMING_TPOT_BUCKETS = (
+    0.0005, 0.00205, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.6, 0.8, 1, 2,
+)  # fmt: skip
+ITL_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2,
+)  # fmt: skip
+
+
+def _histogram(
+    role: Role, name: str, help: str, buckets: tuple[float, ...], unit: str
+) -> SchemaMetric:
+    labels = (*REQUEST, "streaming") if role is Role.TTFT else REQUEST
+    return SchemaMetric(
+        role, MetricSpec(name, Kind.HISTOGRAM, help, labels, buckets=buckets, unit=unit)
+    )
+
+
+def _pool(role: Role, name: str, help: str, unit: str) -> SchemaMetric:
+    return SchemaMetric(role, MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit))
+
+
+_CANONICAL: tuple[SchemaMetric, ...] = (
+    SchemaMetric(
+        Role.REQUEST_TOTAL,
+        MetricSpec(
+            "llm_d_epp_request_total",
+            Kind.COUNTER,
+            "Total number of processed requests.",
+            REQUEST,
+            unit="{request}",
+        ),
+    ),
+    SchemaMetric(
+        Role.REQUEST_ERROR_TOTAL,
+        MetricSpec(
+            "llm_d_epp_request_error_total",
+            Kind.COUNTER,
+            "Total number of request errors.",
+            (*REQUEST, "error_code"),
+            unit="{request}",
+        ),
+    ),
+    _histogram(
+        Role.REQUEST_DURATION,
+        "llm_d_epp_request_duration_seconds",
+        "End-to-end request latency distribution in seconds.",
+        LATENCY_BUCKETS,
+        "s",
+    ),
+    _histogram(
+        Role.REQUEST_SIZE,
+        "llm_d_epp_request_size_bytes",
+        "Incoming request body size distribution in bytes.",
+        REQUEST_SIZE_BUCKETS,
+        "By",
+    ),
+    _histogram(
+        Role.RESPONSE_SIZE,
+        "llm_d_epp_response_size_bytes",
+        "Outgoing response body size distribution in bytes.",
+        RESPONSE_SIZE_BUCKETS,
+        "By",
+    ),
+    _histogram(
+        Role.INPUT_TOKENS,
+        "llm_d_epp_request_input_tokens",
+        "Input token count distribution per request.",
+        INPUT_TOKEN_BUCKETS,
+        "{token}",
+    ),
+    _histogram(
+        Role.OUTPUT_TOKENS,
+        "llm_d_epp_request_output_tokens",
+        "Output token count distribution per request.",
+        OUTPUT_TOKEN_BUCKETS,
+        "{token}",
+    ),
+    _histogram(
+        Role.CACHED_TOKENS,
+        "llm_d_epp_request_cached_tokens",
+        "Distribution of prompt tokens read from cache per request, as reported by the model "
+        "server in the response.",
+        INPUT_TOKEN_BUCKETS,
+        "{token}",
+    ),
+    SchemaMetric(
+        Role.RUNNING_REQUESTS,
+        MetricSpec(
+            "llm_d_epp_request_running",
+            Kind.GAUGE,
+            "Current number of active running requests.",
+            REQUEST,
+            unit="{request}",
+        ),
+    ),
+    _histogram(
+        Role.NTPOT,
+        "llm_d_epp_request_ntpot_seconds",
+        "Normalized time per output token in seconds (end-to-end latency divided by output "
+        "token count).",
+        NTPOT_BUCKETS,
+        "s",
+    ),
+    _histogram(
+        Role.TTFT,
+        "llm_d_epp_request_ttft_seconds",
+        "Time to first token in seconds, measured from request received to first response "
+        "byte. For non-streaming requests, this equals total request duration.",
+        TTFT_BUCKETS,
+        "s",
+    ),
+    _histogram(
+        Role.TPOT,
+        "llm_d_epp_request_streaming_tpot_seconds",
+        "Average time per output token in seconds for streaming requests, computed as "
+        "(e2e - TTFT) / (output_tokens - 1).",
+        STREAMING_TPOT_BUCKETS,
+        "s",
+    ),
+    _histogram(
+        Role.ITL,
+        "llm_d_epp_request_streaming_itl_seconds",
+        "Inter-token latency in seconds for streaming requests, measured as the time between "
+        "consecutive response body chunks.",
+        ITL_BUCKETS,
+        "s",
+    ),
+    _pool(
+        Role.POOL_KV_CACHE,
+        "llm_d_epp_average_kv_cache_utilization",
+        "The average kv cache utilization for an inference server pool.",
+        "1",
+    ),
+    _pool(
+        Role.POOL_QUEUE_SIZE,
+        "llm_d_epp_average_queue_size",
+        "The average number of requests pending in the model server queue.",
+        "{request}",
+    ),
+    _pool(
+        Role.POOL_RUNNING_REQUESTS,
+        "llm_d_epp_average_running_requests",
+        "The average number of running requests across model servers in the pool.",
+        "{request}",
+    ),
+    _pool(
+        Role.POOL_STD_DEV_KV_CACHE,
+        "llm_d_epp_std_dev_kv_cache_utilization",
+        "The standard deviation kv cache utilization for an inference server pool.",
+        "1",
+    ),
+    _pool(
+        Role.POOL_STD_DEV_QUEUE_SIZE,
+        "llm_d_epp_std_dev_queue_size",
+        "The standard deviation number of requests pending in the model server queue.",
+        "{request}",
+    ),
+    _pool(
+        Role.POOL_STD_DEV_RUNNING_REQUESTS,
+        "llm_d_epp_std_dev_running_requests",
+        "The standard deviation number of running requests across model servers in the pool.",
+        "{request}",
+    ),
+    _pool(
+        Role.POOL_READY,
+        "llm_d_epp_ready_endpoints",
+        "The number of ready endpoints in the inference server pool.",
+        "{endpoint}",
+    ),
+    SchemaMetric(
+        Role.POOL_ENDPOINT_QUEUE_SIZE,
+        MetricSpec(
+            "llm_d_epp_per_endpoint_queue_size",
+            Kind.GAUGE,
+            "The total number of requests pending in the model server queue for each "
+            "underlying endpoint.",
+            ("name", "model_server_endpoint"),
+            unit="{request}",
+        ),
+    ),
+    SchemaMetric(
+        Role.INFO,
+        MetricSpec(
+            "llm_d_epp_info",
+            Kind.GAUGE,
+            "General information of the current build of Inference Extension.",
+            ("commit", "build_ref"),
+            unit="1",
+        ),
+    ),
+)
+
+#: GIE v1.5.0 metrics llm-d-router keeps as twins: its own name for each, or None when it keeps
+#: the legacy one without a deprecation note.
+_TWINS: dict[str, str | None] = {
+    "inference_objective_request_total": "llm_d_epp_request_total",
+    "inference_objective_request_error_total": "llm_d_epp_request_error_total",
+    "inference_objective_request_duration_seconds": "llm_d_epp_request_duration_seconds",
+    "inference_objective_request_sizes": "llm_d_epp_request_size_bytes",
+    "inference_objective_response_sizes": "llm_d_epp_response_size_bytes",
+    "inference_objective_input_tokens": "llm_d_epp_request_input_tokens",
+    "inference_objective_output_tokens": "llm_d_epp_request_output_tokens",
+    "inference_objective_prompt_cached_tokens": "llm_d_epp_request_cached_tokens",
+    "inference_objective_running_requests": "llm_d_epp_request_running",
+    "inference_objective_normalized_time_per_output_token_seconds": (
+        "llm_d_epp_request_ntpot_seconds"
+    ),
+    "inference_pool_average_kv_cache_utilization": "llm_d_epp_average_kv_cache_utilization",
+    "inference_pool_average_queue_size": "llm_d_epp_average_queue_size",
+    "inference_pool_average_running_requests": "llm_d_epp_average_running_requests",
+    "inference_pool_ready_pods": "llm_d_epp_ready_endpoints",
+    "inference_pool_per_pod_queue_size": None,
+    "inference_extension_info": None,
+}
+
+_DEPRECATED_TWINS = tuple(
+    SchemaMetric(
+        metric.role,
+        dataclasses.replace(metric.spec, replaced_by=_TWINS[metric.spec.name]),
+        deprecated_twin=True,
+    )
+    for metric in gie_v15.SCHEMA
+    if metric.spec.name in _TWINS
+)
+
+SCHEMA = Schema(
+    name="llm-d-router",
+    title="llm-d-router (v0.10.0)",
+    description=(
+        "llm-d-router's endpoint-picker metrics (`llm_d_epp_*`) with `fairness_id` and "
+        "`priority` on every request metric, `streaming` on TTFT, streaming TPOT, inter-token "
+        "latency and standard-deviation pool gauges, plus the GIE v1.5.0 names it still emits "
+        "beside them as deprecated twins."
+    ),
+    metrics=_CANONICAL + _DEPRECATED_TWINS,
+)
