@@ -19,6 +19,7 @@ from . import __version__
 from .backends.prometheus import PrometheusBackend
 from .recorder import Recorder
 from .reference import render_reference
+from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema, get_schema, resolve
 from .simulate import run_traffic
 
 if TYPE_CHECKING:
@@ -31,8 +32,50 @@ logger = logging.getLogger("inference_metrics.cli")
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    sys.stdout.write(render_reference())
+    schema = None if args.schema is None else get_schema(args.schema)
+    if args.format == "markdown":
+        sys.stdout.write(render_reference(schema))
+        return 0
+    from .dashboards import render_dashboard, render_rules
+
+    if schema is None:
+        args.parser.error(f"--format {args.format} needs --schema NAME")  # exits
+        return 2
+    sys.stdout.write(render_dashboard(schema) if args.format == "grafana" else render_rules(schema))
     return 0
+
+
+# ----------------------------------------------------------------------------- schemas
+
+
+def _add_schema_option(parser: argparse.ArgumentParser, *, several: bool) -> None:
+    names = ", ".join(SCHEMAS)
+    if several:
+        parser.add_argument(
+            "--schema",
+            action="append",
+            choices=tuple(SCHEMAS),
+            metavar="NAME",
+            help=f"metric schema to record (repeatable, recorded together; default "
+            f"{DEFAULT_SCHEMA.name}): {names}",
+        )
+    else:
+        parser.add_argument(
+            "--schema",
+            choices=tuple(SCHEMAS),
+            metavar="NAME",
+            help=f"only this schema ({names}; default: every schema)",
+        )
+
+
+def _schemas_of(args: argparse.Namespace) -> tuple[Schema, ...]:
+    """The schemas a serve/demo command records (argparse already refused unknown names)."""
+    names: list[str] = args.schema or [DEFAULT_SCHEMA.name]
+    try:
+        return resolve(names)
+    except ValueError as exc:
+        args.parser.error(f"--schema: {exc}")  # exits
+        raise
 
 
 # ----------------------------------------------------------------------------- serve and demo
@@ -480,8 +523,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    docs = commands.add_parser("docs", help="print the metrics reference (Markdown)")
-    docs.set_defaults(func=_cmd_docs)
+    docs = commands.add_parser(
+        "docs",
+        help="print the metrics reference (Markdown), or a schema's Grafana dashboard or "
+        "Prometheus rules",
+    )
+    _add_schema_option(docs, several=False)
+    docs.add_argument(
+        "--format",
+        choices=("markdown", "grafana", "rules"),
+        default="markdown",
+        help="markdown: the reference (default); grafana: the schema's dashboard JSON; rules: "
+        "the schema's Prometheus recording and alerting rules (YAML)",
+    )
+    docs.set_defaults(func=_cmd_docs, parser=docs)
 
     serve = commands.add_parser(
         "serve",

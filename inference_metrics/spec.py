@@ -112,9 +112,7 @@ def _validate(spec: MetricSpec) -> None:
         or not _METRIC_NAME_RE.fullmatch(spec.replaced_by)
         or spec.replaced_by == spec.name
     ):
-        raise _fail(
-            spec, f"replaced_by must name another metric, got {spec.replaced_by!r}"
-        )
+        raise _fail(spec, f"replaced_by must name another metric, got {spec.replaced_by!r}")
 
     for suffix in _RESERVED_SUFFIXES:
         if spec.name.endswith(suffix):

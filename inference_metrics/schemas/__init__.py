@@ -49,16 +49,12 @@ def get_schema(name: str) -> Schema:
     try:
         return SCHEMAS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown schema {name!r}; known schemas: {', '.join(SCHEMAS)}"
-        ) from None
+        raise ValueError(f"unknown schema {name!r}; known schemas: {', '.join(SCHEMAS)}") from None
 
 
 def resolve(schema: str | Schema | Sequence[str | Schema]) -> tuple[Schema, ...]:
     """One schema, a name, or several of either, as a non-empty tuple of distinct schemas."""
-    items: Sequence[str | Schema] = (
-        (schema,) if isinstance(schema, (str, Schema)) else schema
-    )
+    items: Sequence[str | Schema] = (schema,) if isinstance(schema, (str, Schema)) else schema
     if isinstance(items, (bytes, bytearray)) or not isinstance(items, Sequence):
         raise TypeError(f"schema must be a name, a Schema, or a sequence of them, got {schema!r}")
     schemas = tuple(item if isinstance(item, Schema) else get_schema(item) for item in items)

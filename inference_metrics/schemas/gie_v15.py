@@ -140,8 +140,7 @@ SCHEMA = Schema(
             Role.CACHED_TOKENS,
             _histogram(
                 "inference_objective_prompt_cached_tokens",
-                f"{_OBJECTIVE} prompt cached token count distribution for requests in each "
-                "model.",
+                f"{_OBJECTIVE} prompt cached token count distribution for requests in each model.",
                 INPUT_TOKEN_BUCKETS,
                 "{token}",
             ),

@@ -1,0 +1,125 @@
+"""Each schema's catalogue against upstream's facts written out by hand (tests/schema_facts.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from inference_metrics.catalog import CATALOG
+from inference_metrics.schemas import (
+    DEFAULT_SCHEMA,
+    SCHEMAS,
+    Role,
+    Schema,
+    SchemaMetric,
+    combine,
+    get_schema,
+    resolve,
+)
+from inference_metrics.spec import Kind, MetricSpec
+
+from . import schema_facts as facts
+
+
+def as_facts(specs: Iterable[MetricSpec]) -> list[facts.Fact]:
+    return [facts.Fact(s.name, s.kind.value, s.labels, s.documentation, s.buckets) for s in specs]
+
+
+def test_the_default_schema_is_the_seed_catalogue_unchanged() -> None:
+    assert DEFAULT_SCHEMA.name == "gie-v0.3"
+    assert tuple(DEFAULT_SCHEMA.catalog) == tuple(CATALOG)
+
+
+def test_gie_v15_is_upstreams_v150_request_and_pool_metrics() -> None:
+    assert as_facts(get_schema("gie-v1.5").catalog) == list(facts.GIE_V15)
+
+
+def test_llm_d_router_metrics_are_upstreams() -> None:
+    schema = get_schema("llm-d-router")
+    assert as_facts(m.spec for m in schema if not m.deprecated_twin) == list(facts.LLM_D_ROUTER)
+
+
+def test_llm_d_router_deprecated_twins_read_as_upstream_emits_them() -> None:
+    schema = get_schema("llm-d-router")
+    assert as_facts(m.spec for m in schema if m.deprecated_twin) == list(facts.LLM_D_ROUTER_TWINS)
+
+
+def test_llm_d_router_without_deprecated_has_only_the_new_names() -> None:
+    schema = get_schema("llm-d-router-without-deprecated")
+    assert as_facts(schema.catalog) == list(facts.LLM_D_ROUTER)
+    assert not schema.has_deprecated_twins
+
+
+@pytest.mark.parametrize("name", list(SCHEMAS))
+def test_every_schema_feeds_every_request_role_from_the_same_events(name: str) -> None:
+    roles = SCHEMAS[name].roles
+    for role in (Role.REQUEST_TOTAL, Role.REQUEST_ERROR_TOTAL, Role.REQUEST_DURATION, Role.TTFT):
+        assert role in roles, (name, role)
+
+
+def test_an_unknown_schema_name_is_a_value_error_listing_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown schema 'gie-v9'.*gie-v0\.3, gie-v1\.5"):
+        get_schema("gie-v9")
+
+
+def test_a_schema_that_is_not_a_name_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="schema must be"):
+        resolve(3)  # type: ignore[arg-type]
+
+
+def test_several_schemas_resolve_in_order() -> None:
+    names = ["gie-v0.3", "llm-d-router-without-deprecated"]
+    assert [s.name for s in resolve(names)] == names
+
+
+def test_schemas_sharing_identical_metrics_combine_them_once() -> None:
+    # gie-v0.3 and gie-v1.5 define the pool gauges and build info identically.
+    merged = combine(resolve(["gie-v0.3", "gie-v1.5"]))
+    names = [m.spec.name for m in merged]
+    assert len(names) == len(set(names)) == 18 + 18 - 6
+
+
+def test_two_schemas_defining_one_name_differently_are_refused() -> None:
+    # llm-d-router's twins carry the v1.5 names with a deprecation note in their HELP.
+    with pytest.raises(ValueError, match="both define 'inference_objective_request_total'"):
+        resolve(["gie-v1.5", "llm-d-router"])
+
+
+def test_the_same_schema_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        resolve(["gie-v1.5", "gie-v1.5"])
+
+
+def test_an_empty_schema_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        resolve([])
+
+
+def test_a_metric_with_a_label_its_event_cannot_fill_is_refused() -> None:
+    spec = MetricSpec("x_total", Kind.COUNTER, "x.", ("model_name", "user"))
+    with pytest.raises(ValueError, match=r"labels \['user'\]"):
+        SchemaMetric(Role.REQUEST_TOTAL, spec)
+
+
+def test_a_metric_of_the_wrong_kind_for_its_role_is_refused() -> None:
+    spec = MetricSpec("x_seconds", Kind.GAUGE, "x.", ("model_name",))
+    with pytest.raises(ValueError, match="records a histogram"):
+        SchemaMetric(Role.REQUEST_DURATION, spec)
+
+
+def test_a_schema_with_one_name_twice_is_refused() -> None:
+    spec = MetricSpec("x_total", Kind.COUNTER, "x.", ("model_name",))
+    with pytest.raises(ValueError, match="twice"):
+        Schema("x", "x", "x", (SchemaMetric(Role.REQUEST_TOTAL, spec),) * 2)
+
+
+def test_replaced_by_renders_llm_d_routers_deprecation_note() -> None:
+    spec = MetricSpec("old_total", Kind.COUNTER, "Old.", replaced_by="new_total")
+    assert spec.documentation == "[ALPHA] [Deprecated: Use new_total] Old."
+
+
+@pytest.mark.parametrize("bad", ["", "has space", 3])
+def test_replaced_by_must_name_a_metric(bad: object) -> None:
+    with pytest.raises(ValueError, match="replaced_by"):
+        MetricSpec("old_total", Kind.COUNTER, "Old.", replaced_by=bad)  # type: ignore[arg-type]
