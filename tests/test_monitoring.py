@@ -82,7 +82,7 @@ def test_every_current_metric_has_exactly_one_panel(name: str) -> None:
     panels = [p for p in dashboard(schema)["panels"] if p["type"] != "row"]
     described = sorted(p["description"] for p in panels)
     assert described == sorted(m.spec.help for m in schema if not m.deprecated_twin)
-    queried = set()
+    queried: set[str] = set()
     for panel in panels:
         for target in panel["targets"]:
             queried.update(m.spec.name for m in schema if m.spec.name in target["expr"])
