@@ -40,7 +40,7 @@ class Pair:
 
 
 @contextmanager
-def recorder_pair(max_series: int = 1000) -> Iterator[Pair]:
+def recorder_pair(max_series: int = 1000, schema: str = "gie-v0.3") -> Iterator[Pair]:
     """A Recorder per backend; the OTel one behind a parity-configured PrometheusMetricReader."""
     prometheus_registry, otel_registry = CollectorRegistry(), CollectorRegistry()
     reader = PrometheusMetricReader(
@@ -49,9 +49,9 @@ def recorder_pair(max_series: int = 1000) -> Iterator[Pair]:
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     try:
         yield Pair(
-            Recorder(PrometheusBackend(prometheus_registry), max_series=max_series),
+            Recorder(PrometheusBackend(prometheus_registry), max_series=max_series, schema=schema),
             prometheus_registry,
-            Recorder(OpenTelemetryBackend(provider), max_series=max_series),
+            Recorder(OpenTelemetryBackend(provider), max_series=max_series, schema=schema),
             otel_registry,
         )
     finally:
@@ -160,6 +160,12 @@ def request_completed(draw: st.DrawFn) -> Call:
             kwargs[name] = draw(amounts)
     if first_token is not None or draw(st.booleans()):
         kwargs["first_token"] = first_token
+    if draw(st.booleans()):
+        kwargs["streaming"] = draw(st.booleans())
+    if draw(st.booleans()):
+        kwargs["fairness_id"] = draw(labels)
+    if draw(st.booleans()):
+        kwargs["priority"] = draw(st.one_of(st.integers(-3, 3), labels))
     return Call(
         "record_request_completed", (draw(labels), draw(labels)), tuple(sorted(kwargs.items()))
     )
@@ -185,6 +191,14 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         "record_pool_per_pod_queue_size", labels, labels, amounts
     ),
     "record_extension_info": call("record_extension_info", labels, labels),
+    "record_pool_std_dev_kv_cache_utilization": call(
+        "record_pool_std_dev_kv_cache_utilization", labels, amounts
+    ),
+    "record_pool_std_dev_queue_size": call("record_pool_std_dev_queue_size", labels, amounts),
+    "record_pool_std_dev_running_requests": call(
+        "record_pool_std_dev_running_requests", labels, amounts
+    ),
+    "record_inter_token_latency": call("record_inter_token_latency", *MODEL_AND_TARGET, amounts),
     # whole-request events (running requests exercise a gauge's add: +1 and -1)
     "record_request_started": call("record_request_started", *MODEL_AND_TARGET, amounts),
     "record_request_completed": request_completed(),
@@ -233,9 +247,12 @@ def test_every_public_recording_method_is_exercised() -> None:
 @given(
     sequence=st.lists(calls, max_size=60),
     max_series=st.sampled_from([2, 1000]),
+    schema=st.sampled_from(["gie-v0.3", "llm-d-router"]),
 )
-def test_otel_exposes_what_prometheus_exposes(sequence: list[Call], max_series: int) -> None:
-    with recorder_pair(max_series=max_series) as pair:
+def test_otel_exposes_what_prometheus_exposes(
+    sequence: list[Call], max_series: int, schema: str
+) -> None:
+    with recorder_pair(max_series=max_series, schema=schema) as pair:
         for step in [*sequence, Call("scrape", ())]:
             if step.method == "scrape":
                 assert_same_exposition(
