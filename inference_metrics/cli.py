@@ -438,7 +438,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.parser.error(f"--rate must be > 0 requests per second, got {args.rate:g}")
     registry = CollectorRegistry()
     server = _build_server(args, args.parser, registry)
-    recorder = Recorder(PrometheusBackend(registry))
+    recorder = Recorder(PrometheusBackend(registry), schema=_schemas_of(args))
     stop = threading.Event()
     traffic = threading.Thread(
         target=run_traffic,
@@ -550,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(demo, default_host="127.0.0.1")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated requests per second")
     demo.add_argument("--seed", type=int, default=None, help="random seed (reproducible traffic)")
+    _add_schema_option(demo, several=True)
     demo.set_defaults(func=_cmd_demo, parser=demo)
     return parser
 

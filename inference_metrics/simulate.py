@@ -1,8 +1,10 @@
-"""Simulated inference traffic, so a demo exposes every seed metric with plausible values.
+"""Simulated inference traffic, so a demo exposes every metric of its schemas with plausible values.
 
 Pure recording: no network, no sleeping. ``simulate_request`` records one request the way an
-endpoint picker would (request counted and sized when routed, latency, response size and tokens at
-the end, or an error); ``simulate_pools`` sets the pool gauges.
+endpoint picker would (counted, sized and running when routed; then an error, or latency, TTFT,
+TPOT, inter-token latencies, response size and tokens at the end; streamed or not);
+``simulate_pools`` sets every pool gauge and the build info. The same calls feed every schema, so
+the demo shows whatever the recorder's schemas define.
 """
 
 from __future__ import annotations
@@ -10,10 +12,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 
+from . import __version__
 from .recorder import Recorder
 
-__all__ = ["DEFAULT_MODELS", "run_traffic", "simulate_pools", "simulate_request"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "FAIRNESS_IDS",
+    "PRIORITIES",
+    "run_traffic",
+    "simulate_pools",
+    "simulate_request",
+]
 
 #: (model_name, target_model_name) pairs the demo uses: a base model and a LoRA rewrite.
 DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
@@ -21,40 +32,98 @@ DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
     ("llama-3-8b", "llama-3-8b-lora-sql"),
     ("mistral-7b", "mistral-7b"),
 )
+#: The tenants (``x-llm-d-inference-fairness-id``) and priorities the demo's requests carry.
+FAIRNESS_IDS = ("default-flow", "tenant-a", "tenant-b")
+PRIORITIES = (0, 1, -1)
+#: Pods of the simulated pool.
+PODS = ("vllm-0", "vllm-1", "vllm-2")
 _ERRORS = ("ModelServerError", "ResourceExhausted", "Internal")
+#: Requests kept running (started, not yet finished) so the running-requests gauge is not 0.
+_IN_FLIGHT = 4
+
+_Running = tuple[str, str, str, int]
 
 
-def simulate_request(recorder: Recorder, rng: random.Random, now: float) -> None:
-    """Record one simulated request that completed at ``now`` (a monotonic timestamp)."""
+def simulate_request(
+    recorder: Recorder,
+    rng: random.Random,
+    now: float,
+    in_flight: deque[_Running] | None = None,
+) -> None:
+    """Record one simulated request that completed at ``now`` (a monotonic timestamp).
+
+    With ``in_flight``, the request stays counted as running until a few later ones started.
+    """
     if rng.random() < 0.03:
         # Rejected before the model was known, as upstream counts a bad body.
         recorder.record_request_error("", "", "BadRequest")
         return
     model, target = rng.choice(DEFAULT_MODELS)
+    fairness_id, priority = rng.choice(FAIRNESS_IDS), rng.choice(PRIORITIES)
     request_size = int(rng.lognormvariate(7.5, 1.0))
-    recorder.record_request_counter(model, target)
-    recorder.record_request_size(model, target, request_size)
-    if rng.random() < 0.05:
-        recorder.record_request_error(model, target, rng.choice(_ERRORS))
-        return
-    input_tokens = max(1, request_size // 4)
-    output_tokens = max(1, int(rng.lognormvariate(5.0, 0.8)))
-    latency = 0.05 + output_tokens * rng.uniform(0.01, 0.03)
-    recorder.record_request_latency(model, target, now - latency, now)
-    recorder.record_response_size(model, target, 200 + output_tokens * 4)
-    recorder.record_input_tokens(model, target, input_tokens)
-    recorder.record_output_tokens(model, target, output_tokens)
+    recorder.record_request_started(
+        model, target, request_size, fairness_id=fairness_id, priority=priority
+    )
+    recorder.record_running_request_started(
+        model, target, fairness_id=fairness_id, priority=priority
+    )
+    if in_flight is None:
+        finish: list[_Running] = [(model, target, fairness_id, priority)]
+    else:
+        in_flight.append((model, target, fairness_id, priority))
+        finish = [in_flight.popleft() for _ in range(max(0, len(in_flight) - _IN_FLIGHT))]
+    try:
+        if rng.random() < 0.05:
+            recorder.record_request_failed(
+                model, target, rng.choice(_ERRORS), fairness_id=fairness_id, priority=priority
+            )
+            return
+        input_tokens = max(1, request_size // 4)
+        output_tokens = max(1, int(rng.lognormvariate(5.0, 0.8)))
+        ttft = rng.uniform(0.05, 0.6)
+        per_token = rng.uniform(0.01, 0.03)
+        received = now - ttft - per_token * (output_tokens - 1) - 0.001
+        streaming = rng.random() < 0.7
+        if streaming:
+            for _ in range(min(output_tokens - 1, 8)):  # one chunk every few tokens
+                recorder.record_inter_token_latency(
+                    model,
+                    target,
+                    per_token * rng.uniform(0.5, 1.5),
+                    fairness_id=fairness_id,
+                    priority=priority,
+                )
+        recorder.record_request_completed(
+            model,
+            target,
+            received=received,
+            completed=now,
+            response_size=200 + output_tokens * 4,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=input_tokens // 2 if rng.random() < 0.5 else 0,
+            first_token=received + ttft if streaming else None,
+            streaming=streaming,
+            fairness_id=fairness_id,
+            priority=priority,
+        )
+    finally:
+        for m, t, f, p in finish:
+            recorder.record_running_request_finished(m, t, fairness_id=f, priority=p)
 
 
 def simulate_pools(
     recorder: Recorder, rng: random.Random, pool_name: str = "vllm-llama3-8b"
 ) -> None:
-    """Set the pool gauges to plausible values."""
+    """Set every pool gauge (averages, standard deviations, ready pods, per-pod queues)."""
     recorder.record_pool_kv_cache_utilization(pool_name, round(rng.uniform(0.2, 0.95), 3))
     recorder.record_pool_queue_size(pool_name, round(rng.uniform(0.0, 12.0), 2))
-    recorder.record_pool_ready_pods(pool_name, 3)
+    recorder.record_pool_ready_pods(pool_name, len(PODS))
     recorder.record_pool_average_running_requests(pool_name, round(rng.uniform(1.0, 30.0), 2))
-    for pod in ("vllm-0", "vllm-1", "vllm-2"):
+    recorder.record_pool_std_dev_kv_cache_utilization(pool_name, round(rng.uniform(0, 0.2), 2))
+    recorder.record_pool_std_dev_queue_size(pool_name, round(rng.uniform(0.0, 4.0), 2))
+    recorder.record_pool_std_dev_running_requests(pool_name, round(rng.uniform(0.0, 6.0), 2))
+    for pod in PODS:
         recorder.record_pool_per_pod_queue_size(pool_name, pod, rng.randint(0, 20))
 
 
@@ -69,12 +138,14 @@ def run_traffic(
     if not rate > 0:
         raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
     rng = random.Random(seed)
+    recorder.record_extension_info("demo", f"inference-metrics-{__version__}")
     simulate_pools(recorder, rng)
+    in_flight: deque[_Running] = deque()
     interval = 1.0 / rate
     last_pools = time.monotonic()
     while not stop.wait(interval):
         now = time.monotonic()
-        simulate_request(recorder, rng, now)
+        simulate_request(recorder, rng, now, in_flight)
         if now - last_pools >= 5.0:
             simulate_pools(recorder, rng)
             last_pools = now
