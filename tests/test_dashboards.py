@@ -10,6 +10,15 @@ upstream's alert rules. Then:
 * the 4 alerting rules of ``tools/alerts/alert.yaml`` (v1.0.2) pass ``promtool check rules``, load
   and evaluate with health "ok", and their expressions without the threshold return data.
 
+Then, per schema, a demo run with ``--schema NAME`` and a Prometheus of its own:
+
+* upstream's v1.5.0 dashboard (its 20 endpoint-picker and pool queries) and v1.5.0 alert rules,
+  unchanged, against ``demo --schema gie-v1.5`` and ``demo --schema llm-d-router`` (whose
+  deprecated twins carry the v1.5 names): every query returns data;
+* our own dashboard (``examples/monitoring/NAME/dashboard.json``): every query returns data;
+* our own rules: every recording rule returns data, every alert's expression without its
+  threshold returns data, every rule evaluates with health "ok".
+
 The upstream files are byte-for-byte copies in ``tests/data/upstream/`` (their origin is in its
 README.md; ``$INFERENCE_METRICS_REFERENCE`` points elsewhere); their git blob ids are checked so a
 changed copy cannot pass unnoticed. The module is skipped only when Prometheus is missing.
@@ -19,6 +28,7 @@ Grafana's ``$__rate_interval`` is replaced by ``[15s]`` (see ``RATE_INTERVAL``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -54,12 +64,16 @@ REFERENCE = Path(
 )
 DASHBOARD_V03 = "gie-inference-gateway-v0.3.0.json"
 DASHBOARD_V10 = "gie-inference-gateway-v1.0.2.json"
+DASHBOARD_V15 = "gie-inference-gateway-v1.5.0.json"
 ALERTS = "gie-alerts-v1.0.2.yaml"
+ALERTS_V15 = "gie-alerts-v1.5.0.yaml"
 #: ``git hash-object`` of the byte-for-byte upstream copies (from the reference README).
 BLOBS = {
     DASHBOARD_V03: "cf00420d3f50c57e0b145a26bbb60efc69b4dea9",
     DASHBOARD_V10: "244f4ab14eb2ab5e697c3c6dac3269236841739e",
     ALERTS: "c712207a441bb27aeea3528f8f3950698c62828c",
+    DASHBOARD_V15: "d5431f19eb412d29a4770a089c565ce3aa6cc1e0",
+    ALERTS_V15: "687123febe25148953ed41486cf17bcbad8d8601",
 }
 
 pytestmark = [
@@ -77,7 +91,7 @@ SCRAPE_TOKEN = "dashboards-scrape-token-5c1e07"
 PROMETHEUS_JOB = "demo"
 #: How long every query gets to return data, counted from the first successful scrape.
 DATA_TIMEOUT = 30.0
-EPP_METRIC = re.compile(r"\binference_(?:model|pool)_\w+")
+EPP_METRIC = re.compile(r"\binference_(?:model|objective|pool)_\w+")
 POOL_NAME = "vllm-llama3-8b"  # simulate_pools' default
 ALERT_NAMES = {
     "HighInferenceRequestLatencyP99",
@@ -208,12 +222,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dashboards")
 
 
-@pytest.fixture(scope="module")
-def demo(workdir: Path) -> Iterator[Demo]:
-    tokens = workdir / "server-tokens"
+@contextlib.contextmanager
+def running_demo(workdir: Path, name: str, schemas: Sequence[str] = ()) -> Iterator[Demo]:
+    """``inference-metrics demo`` (token auth, seed 1) until the block ends."""
+    tokens = workdir / f"{name}-server-tokens"
     tokens.write_text(SCRAPE_TOKEN + "\n")
     port = free_port()
-    log_path = workdir / "demo.log"
+    log_path = workdir / f"{name}-demo.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
@@ -225,6 +240,7 @@ def demo(workdir: Path) -> Iterator[Demo]:
                 f"--token-file={tokens}",
                 f"--rate={DEMO_RATE}",
                 "--seed=1",
+                *(f"--schema={schema}" for schema in schemas),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -247,6 +263,12 @@ def demo(workdir: Path) -> Iterator[Demo]:
         yield running
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def demo(workdir: Path) -> Iterator[Demo]:
+    with running_demo(workdir, "default") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -471,3 +493,147 @@ def test_alert_rules_load_and_evaluate(prometheus: PrometheusServer) -> None:
         assert alert["state"] == "pending", alert  # for: 5m, so none can fire in this test
         for text in alert["annotations"].values():
             assert "error expanding template" not in text, alert
+
+
+# ------------------------------------------------------------ schemas: GIE v1.5.0's files, ours
+#
+# One demo per schema (``--schema NAME``), each scraped by a Prometheus of its own that loads our
+# rules for that schema and, for gie-v1.5 and llm-d-router (whose deprecated twins carry the v1.5
+# names), upstream's v1.5.0 alert rules.
+
+MONITORING = Path(__file__).resolve().parent.parent / "examples" / "monitoring"
+SCHEMA_DEMOS = ("gie-v0.3", "gie-v1.5", "llm-d-router")
+WITH_V15_NAMES = ("gie-v1.5", "llm-d-router")
+
+
+@dataclass
+class SchemaWorld:
+    schema: str
+    demo: Demo
+    prometheus: PrometheusServer
+
+
+@pytest.fixture(scope="module", params=SCHEMA_DEMOS)
+def world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld]:
+    schema: str = request.param
+    with running_demo(workdir, schema, [schema]) as running:
+        credentials = workdir / f"{schema}-scrape-token"
+        credentials.write_text(SCRAPE_TOKEN + "\n")
+        job = ScrapeJob(
+            PROMETHEUS_JOB,
+            [f"127.0.0.1:{running.port}"],
+            scrape_interval="1s",
+            bearer_token_file=credentials,
+        )
+        rule_files = [MONITORING / schema / "rules.yaml"]
+        if schema in WITH_V15_NAMES:
+            rule_files.append(REFERENCE / ALERTS_V15)
+        server = PrometheusServer([job], workdir / f"prometheus-{schema}", rule_files=rule_files)
+        with server:
+            server.wait_for_targets(PROMETHEUS_JOB, "up", timeout=15)
+            yield SchemaWorld(schema, running, server)
+
+
+def our_queries(schema: str) -> list[PanelQuery]:
+    dashboard = json.loads((MONITORING / schema / "dashboard.json").read_text())
+    return panel_queries(dashboard)
+
+
+def test_the_v150_epp_queries_are_v102s_under_the_objective_names() -> None:
+    v10 = [str(query) for query in epp_queries(DASHBOARD_V10)]
+    v15 = [str(query) for query in epp_queries(DASHBOARD_V15)]
+    assert len(v15) == 20
+    assert v15 == [
+        q.replace("inference_model_", "inference_objective_").replace(
+            "[Inference Model]", "[Inference Objective]"
+        )
+        for q in v10
+    ]
+    assert v15 == readme_expressions(
+        "EPP expressions in gie-inference-gateway-v1.5.0.json (20)",
+        after="The full list, in dashboard order:",
+    )
+
+
+def test_the_v150_alert_rules_pass_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("needs promtool")
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(REFERENCE / ALERTS_V15)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 4 rules found" in checked.stdout
+
+
+@pytest.mark.parametrize("world", WITH_V15_NAMES, indirect=True)
+def test_every_v150_epp_dashboard_query_returns_data(world: SchemaWorld) -> None:
+    queries = epp_queries(DASHBOARD_V15)
+    results = wait_for_data(world.prometheus, {str(q): q.promql for q in queries})
+    by_key = {query.title + " " + query.ref_id: str(query) for query in queries}
+    assert label_sets(results, by_key["Request / s A"], "model_name", "target_model_name") == set(
+        DEFAULT_MODELS
+    )
+    for query in queries:
+        if query.expr.startswith("histogram_quantile("):
+            (series,) = results[str(query)]
+            assert float(series["value"][1]) > 0, query
+    assert label_sets(
+        results, by_key["Queue Size Per Pod A"], "name", "model_server_pod", "pod"
+    ) == {(POOL_NAME, f"vllm-{index}", "") for index in range(3)}
+
+
+@pytest.mark.parametrize("world", WITH_V15_NAMES, indirect=True)
+def test_the_v150_alert_rules_evaluate_and_return_data(world: SchemaWorld) -> None:
+    rules = [
+        rule
+        for group in world.prometheus.rules()
+        if group["name"] == "gateway-api-inference-extension"
+        for rule in group["rules"]
+    ]
+    assert {rule["name"] for rule in rules} == ALERT_NAMES
+    inner: dict[str, str] = {}
+    for rule in rules:
+        match = THRESHOLD.match(rule["query"])
+        assert match, rule["query"]
+        inner[rule["name"]] = match["inner"]
+    results = wait_for_data(world.prometheus, inner)
+    for rule in loaded_rules(world.prometheus):
+        assert rule["health"] == "ok", rule
+    p99 = label_sets(results, "HighInferenceRequestLatencyP99", "model_name", "target_model_name")
+    assert p99 == set(DEFAULT_MODELS)
+
+
+def test_every_query_of_our_dashboard_returns_data(world: SchemaWorld) -> None:
+    queries = our_queries(world.schema)
+    assert queries
+    results = wait_for_data(world.prometheus, {str(q): q.promql for q in queries})
+    for query in queries:
+        if query.expr.startswith("histogram_quantile("):
+            (series,) = results[str(query)]
+            assert float(series["value"][1]) > 0, query
+
+
+def test_our_rules_evaluate_and_every_one_returns_data(world: SchemaWorld) -> None:
+    ours = [
+        rule
+        for group in world.prometheus.rules()
+        if group["name"].startswith(f"inference-metrics-{world.schema}-")
+        for rule in group["rules"]
+    ]
+    recorded = {rule["name"]: rule["name"] for rule in ours if rule["type"] == "recording"}
+    alerting = [rule for rule in ours if rule["type"] == "alerting"]
+    assert len(recorded) >= 10
+    assert len(alerting) == 6
+    inner = {}
+    for rule in alerting:
+        match = re.match(r"^(?P<inner>.*\S)\s*(?:>|==)\s*[0-9.]+\s*$", rule["query"], re.DOTALL)
+        assert match, rule["query"]
+        inner[rule["name"]] = match["inner"]
+    wait_for_data(world.prometheus, {**recorded, **inner})
+    for rule in loaded_rules(world.prometheus):
+        assert rule["health"] == "ok", rule
+        assert not rule.get("lastError"), rule
