@@ -36,13 +36,16 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from prometheus_client.registry import CollectorRegistry
 
 from .backends.base import Backend, Instrument, Series
 from .schemas import DEFAULT_SCHEMA, LABEL_INPUTS, Role, Schema, SchemaMetric, combine, resolve
 from .spec import MetricSpec
+
+if TYPE_CHECKING:
+    from .genai import GenAIRecorder
 
 __all__ = [
     "CATALOG_LAYOUTS",
@@ -103,6 +106,11 @@ def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> flo
 
 
 _R = TypeVar("_R", bound="_Row")
+
+
+def _check_operation(operation: object) -> None:
+    if operation is not None and (not isinstance(operation, str) or not operation):
+        raise TypeError(f"operation must be a non-empty string or None, got {operation!r}")
 
 
 class _Noop:
@@ -551,7 +559,10 @@ class Recorder:
     sequence of them recorded together from the same calls. ``max_series`` bounds the distinct
     exposed label sets per kind of call; ``max_label_length`` bounds each label value
     (characters); ``max_fairness_ids`` and ``max_priorities`` bound the distinct values of those
-    two inputs. One Recorder per backend registry.
+    two inputs. ``genai``, an :class:`~inference_metrics.genai.GenAIRecorder`, also records the
+    OpenTelemetry GenAI metrics from the whole-request events (``record_request_completed``, and
+    ``record_request_failed`` when given ``received`` and ``completed``). One Recorder per
+    backend registry.
     """
 
     def __init__(
@@ -563,6 +574,7 @@ class Recorder:
         max_label_length: int = DEFAULT_MAX_LABEL_LENGTH,
         max_fairness_ids: int = DEFAULT_MAX_FAIRNESS_IDS,
         max_priorities: int = DEFAULT_MAX_PRIORITIES,
+        genai: GenAIRecorder | None = None,
     ) -> None:
         if isinstance(backend, CollectorRegistry):
             # It has a register() too: it would accept the specs as a "collector" and then fail
@@ -585,6 +597,9 @@ class Recorder:
                 raise TypeError(f"{argument} must be an int, got {value!r}")
             if value < 1:
                 raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        if genai is not None and not hasattr(genai, "record_request_completed"):
+            raise TypeError(f"genai must be a GenAIRecorder or None, got {genai!r}")
+        self.genai = genai
         self.schemas: tuple[Schema, ...] = resolve(schema)
         self.backend = backend
         self.max_series = max_series
@@ -917,6 +932,7 @@ class Recorder:
         streaming: bool | None = None,
         fairness_id: str = DEFAULT_FAIRNESS_ID,
         priority: int | str = DEFAULT_PRIORITY,
+        operation: str | None = None,
     ) -> bool:
         """A request completed successfully; records everything about it in one lookup.
 
@@ -932,6 +948,7 @@ class Recorder:
         with ``first_token`` between them: TTFT = first_token - received and, when output tokens
         > 1, TPOT = (completed - first_token) / (output tokens - 1). Not streamed: TTFT = the
         latency, only into schemas whose TTFT has a ``streaming`` label (``"false"``).
+        ``operation`` is the GenAI ``gen_ai.operation.name`` (only with ``genai``).
         """
         if not (type(received) in _FAST_NUMBER and 0 <= received <= _MAX):
             received = _number("received", received)
@@ -957,7 +974,20 @@ class Recorder:
             streaming = first_token is not None
         elif type(streaming) is not bool:
             raise TypeError(f"streaming must be a bool or None, got {streaming!r}")
+        _check_operation(operation)
         series = self._request(model_name, target_model_name, fairness_id, priority)
+        if self.genai is not None:
+            self.genai.record_request_completed(
+                model_name,
+                target_model_name,
+                received=received,
+                completed=completed,
+                first_token=first_token,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                streaming=streaming,
+                operation=operation,
+            )
 
         if request_size is not None:
             series.request_total.add(1)
@@ -991,12 +1021,33 @@ class Recorder:
         *,
         fairness_id: str = DEFAULT_FAIRNESS_ID,
         priority: int | str = DEFAULT_PRIORITY,
+        received: float | None = None,
+        completed: float | None = None,
+        operation: str | None = None,
     ) -> None:
-        """Count one failed request; an empty ``error_code`` counts as ``Unknown``."""
+        """Count one failed request; an empty ``error_code`` counts as ``Unknown``.
+
+        With ``genai`` and both ``received`` and ``completed``, the GenAI request duration is
+        recorded too, with ``error.type`` = the error code.
+        """
         if not isinstance(error_code, str):
             raise TypeError(f"error_code must be a string, got {error_code!r}")
+        if received is not None:
+            received = _number("received", received)
+        if completed is not None:
+            completed = _number("completed", completed)
+        _check_operation(operation)
         code = error_code or _UNKNOWN_ERROR
         self._error(model_name, target_model_name, fairness_id, priority, code)
+        if self.genai is not None and received is not None and completed is not None:
+            self.genai.record_request_failed(
+                model_name,
+                target_model_name,
+                error_type=code,
+                received=received,
+                completed=completed,
+                operation=operation,
+            )
 
     def record_running_request_started(
         self,

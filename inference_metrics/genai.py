@@ -1,0 +1,295 @@
+"""OpenTelemetry GenAI metrics (semantic conventions v1.41.0, status Development), opt-in.
+
+What OpenTelemetry users (and the Envoy AI Gateway) expect from a generative-AI server, recorded
+from the same request events as the endpoint picker's metrics:
+
+* ``gen_ai.server.request.duration`` (``s``): every request; ``error.type`` on failures;
+* ``gen_ai.server.time_to_first_token`` (``s``): streamed successful responses;
+* ``gen_ai.server.time_per_output_token`` (``s``): streamed, more than one output token:
+  (duration - TTFT) / (output tokens - 1);
+* ``gen_ai.client.token.usage`` (``{token}``): input and output tokens when > 0, by
+  ``gen_ai.token.type`` (``input``/``output``).
+
+All four are histograms. Attributes: ``gen_ai.operation.name`` (required;
+:func:`operation_for_path` derives it from the endpoint), ``gen_ai.provider.name`` (required;
+configured per recorder), ``gen_ai.request.model`` (when known), ``gen_ai.response.model`` (the
+target model the request was routed to, when known), ``error.type`` (failures only, on the
+duration). Each histogram advises the conventions' bucket boundaries. The names are the
+conventions' own (dots), so these are not Prometheus names: the OpenTelemetry Prometheus exporter
+turns ``gen_ai.server.request.duration`` into ``gen_ai_server_request_duration_seconds``.
+
+Label values are untrusted: at most ``max_series`` distinct attribute sets per kind of
+event, later new ones recorded with every varying attribute set to ``__overflow__``. Under N
+worker processes each process has its own instruments; the OpenTelemetry pipeline (OTLP, the
+Collector) aggregates them as it aggregates any instrument.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Histogram, MeterProvider
+
+from .recorder import _number
+
+__all__ = [
+    "GENAI_METRICS",
+    "SEMCONV_VERSION",
+    "GenAIMetric",
+    "GenAIRecorder",
+    "operation_for_path",
+]
+
+SEMCONV_VERSION = "1.41.0"
+OVERFLOW = "__overflow__"
+
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+TOKEN_BUCKETS = tuple(float(4**n) for n in range(14))  # 1, 4, 16, ... 67108864
+
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+TOKEN_TYPE = "gen_ai.token.type"  # noqa: S105 (an attribute name)
+ERROR_TYPE = "error.type"
+
+
+@dataclass(frozen=True, slots=True)
+class GenAIMetric:
+    """One GenAI metric as the conventions define it."""
+
+    name: str
+    unit: str
+    description: str
+    buckets: tuple[float, ...]
+    required: tuple[str, ...]
+    conditionally_required: tuple[str, ...]
+    recommended: tuple[str, ...]
+
+
+_COMMON_REQUIRED = (OPERATION, PROVIDER)
+REQUEST_DURATION = GenAIMetric(
+    "gen_ai.server.request.duration",
+    "s",
+    "Generative AI server request duration such as time-to-last byte or last output token.",
+    DURATION_BUCKETS,
+    _COMMON_REQUIRED,
+    (REQUEST_MODEL, ERROR_TYPE),
+    (RESPONSE_MODEL,),
+)
+TIME_TO_FIRST_TOKEN = GenAIMetric(
+    "gen_ai.server.time_to_first_token",
+    "s",
+    "Time to generate first token for successful responses.",
+    TTFT_BUCKETS,
+    _COMMON_REQUIRED,
+    (REQUEST_MODEL,),
+    (RESPONSE_MODEL,),
+)
+TIME_PER_OUTPUT_TOKEN = GenAIMetric(
+    "gen_ai.server.time_per_output_token",
+    "s",
+    "Time per output token generated after the first token for successful responses.",
+    TPOT_BUCKETS,
+    _COMMON_REQUIRED,
+    (REQUEST_MODEL,),
+    (RESPONSE_MODEL,),
+)
+TOKEN_USAGE = GenAIMetric(
+    "gen_ai.client.token.usage",
+    "{token}",
+    "Number of input and output tokens used.",
+    TOKEN_BUCKETS,
+    (*_COMMON_REQUIRED, TOKEN_TYPE),
+    (REQUEST_MODEL,),
+    (RESPONSE_MODEL,),
+)
+GENAI_METRICS = (REQUEST_DURATION, TIME_TO_FIRST_TOKEN, TIME_PER_OUTPUT_TOKEN, TOKEN_USAGE)
+
+#: OpenAI-style endpoints and the well-known operation each is.
+_OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "text_completion",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "chat",
+}
+
+
+def operation_for_path(path: str) -> str | None:
+    """The ``gen_ai.operation.name`` of an OpenAI-style endpoint path, or None if unknown."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a string, got {path!r}")
+    return _OPERATIONS.get(path.split("?", 1)[0].rstrip("/"))
+
+
+class GenAIRecorder:
+    """The GenAI metrics on ``meter_provider`` (default: the global one).
+
+    ``provider_name`` is ``gen_ai.provider.name`` (``openai``, ``aws.bedrock``, ... or your
+    own); ``default_operation`` the ``gen_ai.operation.name`` of calls that give none.
+    ``max_series`` and ``max_label_length`` bound the attribute sets and values.
+    """
+
+    def __init__(
+        self,
+        meter_provider: MeterProvider | None = None,
+        *,
+        provider_name: str,
+        meter_name: str = "inference_metrics.genai",
+        default_operation: str = "chat",
+        max_series: int = 1000,
+        max_label_length: int = 1024,
+    ) -> None:
+        if meter_provider is not None and not isinstance(meter_provider, MeterProvider):
+            raise TypeError(
+                f"meter_provider must be a MeterProvider or None, got {meter_provider!r}"
+            )
+        if not isinstance(provider_name, str) or not provider_name:
+            raise ValueError(f"provider_name must be a non-empty string, got {provider_name!r}")
+        for argument, value in (("max_series", max_series), ("max_label_length", max_label_length)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{argument} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        provider = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
+        meter = provider.get_meter(meter_name, schema_url=None)
+        if not isinstance(default_operation, str) or not default_operation:
+            raise ValueError(
+                f"default_operation must be a non-empty string, got {default_operation!r}"
+            )
+        self.provider_name = provider_name
+        self.default_operation = default_operation
+        self._max_series = max_series
+        self._max_label_length = max_label_length
+        self._instruments: dict[str, Histogram] = {
+            m.name: meter.create_histogram(
+                m.name,
+                unit=m.unit,
+                description=m.description,
+                explicit_bucket_boundaries_advisory=list(m.buckets),
+            )
+            for m in GENAI_METRICS
+        }
+        self._lock = threading.Lock()
+        self._attributes: dict[tuple[str, str, str, str], dict[str, str]] = {}
+
+    def _check(self, name: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+        if len(value) > self._max_label_length:
+            raise ValueError(
+                f"{name} is {len(value)} characters long; at most {self._max_label_length} allowed"
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} is not valid Unicode text: {value!r}") from None
+        return str.__str__(value)
+
+    def _base(
+        self, operation: str, model_name: str, target_model_name: str, error_type: str
+    ) -> Mapping[str, str]:
+        key = (operation, model_name, target_model_name, error_type)
+        found = self._attributes.get(key)
+        if found is not None:
+            return found
+        values = [
+            self._check(name, value)
+            for name, value in zip(
+                ("operation", "model_name", "target_model_name", "error_type"), key, strict=True
+            )
+        ]
+        if not values[0]:
+            raise ValueError("operation must be a non-empty string (gen_ai.operation.name)")
+        with self._lock:
+            found = self._attributes.get(key)
+            if found is not None:
+                return found
+            if len(self._attributes) >= self._max_series:
+                values = [OVERFLOW, OVERFLOW, OVERFLOW, OVERFLOW if error_type else ""]
+            attributes = {OPERATION: values[0], PROVIDER: self.provider_name}
+            if values[1]:
+                attributes[REQUEST_MODEL] = values[1]
+            if values[2]:
+                attributes[RESPONSE_MODEL] = values[2]
+            if values[3]:
+                attributes[ERROR_TYPE] = values[3]
+            if len(self._attributes) < self._max_series:
+                self._attributes[key] = attributes
+            return attributes
+
+    def record_request_completed(
+        self,
+        model_name: str,
+        target_model_name: str,
+        *,
+        received: float,
+        completed: float,
+        first_token: float | None = None,
+        input_tokens: float = 0,
+        output_tokens: float = 0,
+        streaming: bool | None = None,
+        operation: str | None = None,
+    ) -> None:
+        """A successful request: duration, TTFT and TPOT when streamed, token usage."""
+        received, completed = _number("received", received), _number("completed", completed)
+        input_tokens = _number("input_tokens", input_tokens)
+        output_tokens = _number("output_tokens", output_tokens)
+        if first_token is not None:
+            first_token = _number("first_token", first_token)
+        attributes = self._base(
+            self.default_operation if operation is None else operation,
+            model_name,
+            target_model_name,
+            "",
+        )
+        if streaming is None:
+            streaming = first_token is not None
+        if input_tokens > 0:
+            usage = self._instruments[TOKEN_USAGE.name]
+            usage.record(input_tokens, {**attributes, TOKEN_TYPE: "input"})
+        if output_tokens > 0:
+            usage = self._instruments[TOKEN_USAGE.name]
+            usage.record(output_tokens, {**attributes, TOKEN_TYPE: "output"})
+        if not completed > received:
+            return
+        duration = completed - received
+        self._instruments[REQUEST_DURATION.name].record(duration, attributes)
+        if streaming and first_token is not None and received <= first_token <= completed:
+            self._instruments[TIME_TO_FIRST_TOKEN.name].record(first_token - received, attributes)
+            if output_tokens > 1:
+                self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(
+                    (completed - first_token) / (output_tokens - 1), attributes
+                )
+
+    def record_request_failed(
+        self,
+        model_name: str,
+        target_model_name: str,
+        *,
+        error_type: str,
+        received: float,
+        completed: float,
+        operation: str | None = None,
+    ) -> None:
+        """A failed request: its duration with ``error.type`` (the error code)."""
+        if not isinstance(error_type, str) or not error_type:
+            raise ValueError(f"error_type must be a non-empty string, got {error_type!r}")
+        received, completed = _number("received", received), _number("completed", completed)
+        attributes = self._base(
+            self.default_operation if operation is None else operation,
+            model_name,
+            target_model_name,
+            error_type,
+        )
+        if completed > received:
+            self._instruments[REQUEST_DURATION.name].record(completed - received, attributes)
