@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from .catalog import SEED_METRICS
 from .recorder import OVERFLOW_LABEL_VALUE
 from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema
+from .schemas.genai import GENAI_METRICS, SEMCONV_VERSION
 from .spec import MetricSpec
 
 __all__ = ["render_reference"]
@@ -97,7 +98,10 @@ _LABEL_VALUES = [
     "Label values come from requests and are untrusted. Each group of metrics sharing a label",
     "set holds at most `max_series` distinct label sets (default 1000); later new ones are",
     f'counted in one series whose every label is `"{OVERFLOW_LABEL_VALUE}"`, so no count is',
-    "lost and memory stays bounded.",
+    "lost and memory stays bounded. `fairness_id` and `priority` (caller-controlled headers)",
+    "are bounded on their own: at most `max_fairness_ids` (default 100) and `max_priorities`",
+    f'(default 32) distinct values, later new ones recorded as `"{OVERFLOW_LABEL_VALUE}"`.',
+    "Under N worker processes each process holds its own bounds.",
 ]
 
 _INTRO = [
@@ -154,5 +158,34 @@ def render_reference(schema: Schema | None = None) -> str:
             "",
             *_schema_section(each, "###"),
         ]
-    out += ["", "## Label values", "", *_LABEL_VALUES, ""]
+    out += ["", *_genai_section(), "", "## Label values", "", *_LABEL_VALUES, ""]
     return "\n".join(out)
+
+
+def _genai_section() -> list[str]:
+    out = [
+        f"## OpenTelemetry GenAI (semantic conventions v{SEMCONV_VERSION}, opt-in)",
+        "",
+        "Recorded by `inference_metrics.genai.GenAIRecorder` on an OpenTelemetry meter provider",
+        "(alone, or beside a schema with `Recorder(backend, genai=...)`), from the same request",
+        "events. The names are the conventions' own; the OpenTelemetry Prometheus exporter adds",
+        "the unit suffix (`gen_ai.server.request.duration` becomes",
+        "`gen_ai_server_request_duration_seconds`).",
+        "",
+        "| Metric name | Instrument | Unit | Description | Attributes |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in GENAI_METRICS:
+        attributes = ", ".join(
+            [f"`{a}` (required)" for a in metric.required]
+            + [f"`{a}` (conditionally required)" for a in metric.conditionally_required]
+            + [f"`{a}`" for a in metric.recommended]
+        )
+        out.append(
+            f"| {metric.name} | Histogram | `{metric.unit}` | {metric.description} | {attributes} |"
+        )
+    out += ["", "Advised bucket boundaries:", ""]
+    for metric in GENAI_METRICS:
+        bounds = ", ".join(_bound(b) for b in metric.buckets)
+        out.append(f"- `{metric.name}` ({len(metric.buckets)}): {bounds}")
+    return out
