@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"(pip install 'inference-metrics[otel]') ({exc})"
     ) from exc
 
-from .recorder import _number
+from .recorder import _number, check_label_value
 from .schemas.genai import (
     ERROR_TYPE,
     GENAI_METRICS,
@@ -131,19 +131,6 @@ class GenAIRecorder:
         self._lock = threading.Lock()
         self._attributes: dict[tuple[str, str, str, str], dict[str, str]] = {}
 
-    def _check(self, name: str, value: object) -> str:
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-        if len(value) > self._max_label_length:
-            raise ValueError(
-                f"{name} is {len(value)} characters long; at most {self._max_label_length} allowed"
-            )
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{name} is not valid Unicode text: {value!r}") from None
-        return str.__str__(value)
-
     def _base(
         self, operation: str, model_name: str, target_model_name: str, error_type: str
     ) -> Mapping[str, str]:
@@ -152,7 +139,7 @@ class GenAIRecorder:
         if found is not None:
             return found
         values = [
-            self._check(name, value)
+            check_label_value(name, value, self._max_label_length)
             for name, value in zip(
                 ("operation", "model_name", "target_model_name", "error_type"), key, strict=True
             )

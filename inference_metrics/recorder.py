@@ -828,40 +828,37 @@ class Recorder:
 
     # --- pools -----------------------------------------------------------------------------------
 
+    def _set_pool(self, pool_name: str, field: str, value: float) -> None:
+        number = _number("value", value)
+        getattr(self._pool(pool_name), field).set(number)
+
     def record_pool_kv_cache_utilization(self, pool_name: str, value: float) -> None:
         """Set the pool's average KV-cache utilization (a fraction, usually 0..1)."""
-        number = _number("value", value)
-        self._pool(pool_name).average_kv_cache_utilization.set(number)
+        self._set_pool(pool_name, "average_kv_cache_utilization", value)
 
     def record_pool_queue_size(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of queued requests."""
-        number = _number("value", value)
-        self._pool(pool_name).average_queue_size.set(number)
+        self._set_pool(pool_name, "average_queue_size", value)
 
     def record_pool_ready_pods(self, pool_name: str, value: float) -> None:
         """Set the number of ready pods (endpoints) in the pool."""
-        number = _number("value", value)
-        self._pool(pool_name).ready_pods.set(number)
+        self._set_pool(pool_name, "ready_pods", value)
 
     def record_pool_average_running_requests(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of running requests per model server."""
-        number = _number("value", value)
-        self._pool(pool_name).average_running_requests.set(number)
+        self._set_pool(pool_name, "average_running_requests", value)
 
     def record_pool_std_dev_kv_cache_utilization(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's KV-cache utilization (llm-d-router)."""
-        number = _number("value", value)
-        self._pool(pool_name).std_dev_kv_cache_utilization.set(number)
+        self._set_pool(pool_name, "std_dev_kv_cache_utilization", value)
 
     def record_pool_std_dev_queue_size(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's queue sizes (llm-d-router)."""
-        number = _number("value", value)
-        self._pool(pool_name).std_dev_queue_size.set(number)
+        self._set_pool(pool_name, "std_dev_queue_size", value)
 
     def record_pool_std_dev_running_requests(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's running requests (llm-d-router)."""
-        number = _number("value", value)
-        self._pool(pool_name).std_dev_running_requests.set(number)
+        self._set_pool(pool_name, "std_dev_running_requests", value)
 
     def record_pool_per_pod_queue_size(self, pool_name: str, pod_name: str, value: float) -> None:
         """Set one model server's queue size (``model_server_pod``/``model_server_endpoint``)."""
