@@ -426,7 +426,7 @@ def _build_pool(
     except (TypeError, ValueError) as exc:  # KubernetesConfigError is a ValueError
         parser.error(str(exc))
     # Only once every flag is known good: registering is the one step that changes something.
-    monitor.recorder = Recorder(PrometheusBackend(registry))
+    monitor.recorder = Recorder(PrometheusBackend(registry), schema=_schemas_of(args))
     registry.register(monitor.collector())
     return monitor
 
@@ -544,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(serve, default_host="0.0.0.0")
     _add_pool_options(serve)
+    _add_schema_option(serve, several=True)
     serve.set_defaults(func=_cmd_serve, parser=serve)
 
     demo = commands.add_parser("demo", help="serve /metrics with simulated inference traffic")
