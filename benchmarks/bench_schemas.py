@@ -139,6 +139,11 @@ def main() -> None:
         "`Recorder(schema='llm-d-router')`, 6 parity calls": recorder_request(
             Recorder(PrometheusBackend(CollectorRegistry()), schema=SCHEMA)
         ),
+        "`Recorder(schema='llm-d-router-without-deprecated')`, the same": recorder_request(
+            Recorder(
+                PrometheusBackend(CollectorRegistry()), schema=SCHEMA.without_deprecated_twins()
+            )
+        ),
         "`Recorder()` (gie-v0.3), the same 6 calls": recorder_request(
             Recorder(PrometheusBackend(CollectorRegistry()))
         ),
