@@ -222,3 +222,23 @@ def test_an_unknown_schema_is_refused_before_anything_is_registered() -> None:
     with pytest.raises(ValueError, match="unknown schema"):
         Recorder(PrometheusBackend(registry), schema="nope")
     Recorder(PrometheusBackend(registry))  # the registry is still free
+
+
+def test_removing_a_pool_removes_it_under_every_name_of_the_schema() -> None:
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry), schema="llm-d-router")
+    for pool in ("gone", "kept"):
+        recorder.record_pool_queue_size(pool, 1)
+        recorder.record_pool_std_dev_queue_size(pool, 0.5)
+        recorder.record_pool_per_pod_queue_size(pool, "pod", 2)
+    recorder.remove_pool("gone")
+    recorder.remove_pod("gone", "pod")
+    families = parse_registry(registry)
+    for name in (
+        "llm_d_epp_average_queue_size",
+        "inference_pool_average_queue_size",
+        "llm_d_epp_std_dev_queue_size",
+        "llm_d_epp_per_endpoint_queue_size",
+        "inference_pool_per_pod_queue_size",
+    ):
+        assert {dict(labels)["name"] for _, labels in families[name].samples} == {"kept"}, name
