@@ -4,29 +4,50 @@
 it, and never raises: a header it cannot parse falls back to the Prometheus text format 0.0.4.
 ``render(registry, representation)`` returns the body for that representation.
 
+The families of :class:`~inference_metrics.backends.PrometheusBackend` are written by our own
+writer (``backends/writer.py``), which reuses the lines of every series not touched since the last
+render; every other collector of the registry (``process_*``, ``python_*``, a user's own) is
+rendered by prometheus_client, after ours. The bytes parse to the same families and samples as
+``generate_latest(registry)`` (the same bytes, apart from the order of collectors). A name escaping
+that would change names (``escaping=dots`` or ``values`` in the ``Accept`` header) is left to
+prometheus_client entirely.
+
 The doors add what is theirs (gzip, auth, single-flight, bounds); the bytes are decided here.
+
+Under several worker processes each process renders its own registry (see docs/backends.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .backends.prometheus import is_store_collector
+
 __all__ = ["TEXT", "Representation", "negotiate", "render"]
+
+_UNDERSCORES: str = openmetrics.UNDERSCORES
+_ALLOW_UTF8: str = openmetrics.ALLOWUTF8
+# Escapings that leave legacy-valid names (every MetricSpec name and label) as they are.
+_NAMES_UNCHANGED = frozenset((_UNDERSCORES, _ALLOW_UTF8))
 
 
 @dataclass(frozen=True, slots=True)
 class Representation:
-    """What a scrape asked for: the ``Content-Type`` answered and the encoder that makes it.
+    """What a scrape asked for: the ``Content-Type`` answered, the format, the name escaping.
 
     Hashable, so a server can share one render among concurrent scrapes asking for the same one.
     """
 
     content_type: str
     openmetrics: bool
+    #: The name escaping scheme (``underscores``, ``allow-utf-8``, ``dots``, ``values``).
+    escaping: str = _UNDERSCORES
 
 
 #: Prometheus text format 0.0.4, the fallback.
@@ -39,14 +60,67 @@ def negotiate(accept: str | None) -> Representation:
         _, content_type = choose_encoder(accept or "")
     except Exception:  # e.g. "version=abc": prometheus_client raises, a scrape must not
         return TEXT
-    return Representation(content_type, content_type.startswith("application/openmetrics-text"))
+    if content_type == CONTENT_TYPE_PLAIN_0_0_4:
+        return TEXT
+    _, found, escaping = content_type.partition("escaping=")
+    return Representation(
+        content_type,
+        content_type.startswith("application/openmetrics-text"),
+        escaping.split(";")[0].strip() if found else _UNDERSCORES,
+    )
+
+
+class _Others:
+    """The registry's collectors that are not ours, as one collector for prometheus_client."""
+
+    def __init__(self, collectors: list[Collector], target_info: Metric | None) -> None:
+        self._collectors = collectors
+        self._target_info = target_info
+
+    def collect(self) -> Iterator[Metric]:
+        if self._target_info is not None:
+            yield self._target_info
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def _split(registry: CollectorRegistry) -> tuple[list[Collector], _Others] | None:
+    """Our collectors and the others, in registration order; None if the registry is not one
+    whose collectors can be listed (a subclass without prometheus_client's fields)."""
+    try:
+        lock = registry._lock
+        with lock:
+            collectors = list(registry._collector_to_names)
+            target_info = (
+                registry._target_info_metric()  # type: ignore[no-untyped-call]
+                if registry._target_info
+                else None
+            )
+    except AttributeError:
+        return None
+    ours = [c for c in collectors if is_store_collector(c)]
+    others = [c for c in collectors if not is_store_collector(c)]
+    return ours, _Others(others, target_info)
+
+
+def _prometheus_client_encoder(representation: Representation) -> Callable[[Collector], bytes]:
+    if representation == TEXT:
+        return generate_latest
+    encoder, _ = choose_encoder(representation.content_type)
+    return encoder
 
 
 def render(registry: CollectorRegistry, representation: Representation) -> bytes:
     """The exposition of ``registry`` in ``representation``."""
-    encoder: Callable[[Collector], bytes]
-    if representation == TEXT:
-        encoder = generate_latest
-    else:
-        encoder, _ = choose_encoder(representation.content_type)
-    return encoder(registry)
+    encoder = _prometheus_client_encoder(representation)
+    split = _split(registry) if representation.escaping in _NAMES_UNCHANGED else None
+    if split is None:
+        return encoder(registry)
+    ours, others = split
+    out: list[bytes] = []
+    om = representation.openmetrics
+    for collector in ours:
+        collector.write(out, om)  # type: ignore[attr-defined]
+    # The others last; in OpenMetrics prometheus_client's part also ends with the "# EOF" line.
+    out.append(encoder(others))
+    return b"".join(out)

@@ -87,11 +87,17 @@ class FamilyWriter:
         head = f"{name}_bucket{{{labels.before}"
         tail = f"{labels.after}}} "
         cumulative = list(accumulate(series.counts))
-        lines = [
-            f"{head}{le}{tail}{n}.0\n" if n < _INTEGRAL else f"{head}{le}{tail}{go_float(n)}\n"
-            for le, n in zip(self._le, cumulative, strict=True)
-        ]
+        total = cumulative[-1]
+        if total < _INTEGRAL:  # every count prints as "<n>.0"
+            buckets = "".join(
+                [f"{head}{le}{tail}{n}.0\n" for le, n in zip(self._le, cumulative, strict=True)]
+            )
+        else:
+            buckets = "".join(
+                f"{head}{le}{tail}{_count(n)}\n" for le, n in zip(self._le, cumulative, strict=True)
+            )
         plain = f"{{{labels.plain}}}" if labels.plain else ""
-        lines.append(f"{name}_count{plain} {_count(cumulative[-1])}\n")
-        lines.append(f"{name}_sum{plain} {go_float(series.sum)}\n")
-        return "".join(lines).encode()
+        return (
+            f"{buckets}{name}_count{plain} {_count(total)}\n"
+            f"{name}_sum{plain} {go_float(series.sum)}\n"
+        ).encode()
