@@ -57,7 +57,13 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 from prometheus_client import CollectorRegistry
 
-from inference_metrics import ErrorCode, PrometheusBackend, Recorder, RequestContext
+from inference_metrics import (
+    ErrorCode,
+    NoopBackend,
+    PrometheusBackend,
+    Recorder,
+    RequestContext,
+)
 from inference_metrics.pool import (
     DEFAULT_AGGREGATE_INTERVAL,
     DEFAULT_POLL_INTERVAL,
@@ -453,13 +459,18 @@ async def serve(
     pool_endpoints: Sequence[Endpoint] = (),
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     aggregate_interval: float = DEFAULT_AGGREGATE_INTERVAL,
+    metrics_backend: str = "prometheus",
 ) -> None:
     """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM.
 
     With ``pool_endpoints`` a :class:`PoolMonitor` polls them, sets the pool gauges and every
-    request is routed to the endpoint upstream's default scorers choose."""
+    request is routed to the endpoint upstream's default scorers choose.
+
+    ``metrics_backend="noop"`` records nothing (``/metrics`` then serves an empty page): what the
+    gateway costs without metrics, for comparison (``benchmarks/bench_gateway.py``)."""
     registry = CollectorRegistry()
-    recorder = Recorder(PrometheusBackend(registry))
+    backend = NoopBackend() if metrics_backend == "noop" else PrometheusBackend(registry)
+    recorder = Recorder(backend)
     metrics = MetricsServer(auth=auth or NoAuth(), registry=registry, host=host, port=metrics_port)
     monitor = (
         PoolMonitor(
@@ -515,6 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="require a bearer token listed in PATH (one a line) on /metrics (default: none)",
     )
+    parser.add_argument(
+        "--metrics-backend",
+        choices=("prometheus", "noop"),
+        default="prometheus",
+        help="where metrics go (prometheus); noop records nothing, to measure what metrics cost",
+    )
     pool = parser.add_argument_group("picking a model server (needs the 'pool' extra)")
     pool.add_argument(
         "--pool-endpoint",
@@ -556,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pool_endpoints=endpoints,
                 poll_interval=args.poll_interval,
                 aggregate_interval=args.aggregate_interval,
+                metrics_backend=args.metrics_backend,
             )
         )
     return 0
