@@ -187,7 +187,6 @@ def start_picker(
     rewrites: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
-    extra_args: Sequence[str] = (),
 ) -> ManagedProcess:
     """The example endpoint picker as a subprocess, ready (ext_proc port open, /metrics 200)."""
     args = [
