@@ -87,8 +87,15 @@ class Gateway:
         return reply, case
 
     def exchange(self, case: str) -> Exchange:
-        """The one response the model server sent for ``case``."""
+        """The one response the model server sent for ``case``.
+
+        The upstream keeps a streamed exchange after its last write returns, on its own thread;
+        the client can have the whole body through Envoy before that, so wait for it (bounded)."""
+        deadline = time.monotonic() + 5.0
         exchanges = self.upstream.for_case(case)
+        while not exchanges and time.monotonic() < deadline:
+            time.sleep(0.01)
+            exchanges = self.upstream.for_case(case)
         assert len(exchanges) == 1, exchanges
         return exchanges[0]
 
