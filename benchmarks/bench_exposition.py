@@ -32,11 +32,12 @@ from collections.abc import Callable
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
-from prometheus_client.parser import text_string_to_metric_families
 
 from inference_metrics import CATALOG, Kind, MetricSpec, PrometheusBackend
 from inference_metrics.backends import Series
 from inference_metrics.exposition import TEXT, Representation, negotiate, render
+
+from .common import same_data
 
 GZIP_LEVEL = 6  # what MetricsServer compresses with
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
@@ -112,23 +113,6 @@ def _hand_written(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Ga
         return Gauge(spec.name, spec.documentation, labels, registry=registry)
     assert spec.buckets is not None
     return Histogram(spec.name, spec.documentation, labels, buckets=spec.buckets, registry=registry)
-
-
-def same_data(ours: CollectorRegistry, hand: CollectorRegistry) -> int:
-    """Both expose the same samples; returns how many."""
-
-    def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-        text = generate_latest(registry).decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items())), s.value)
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
-    ours_samples = samples(ours)
-    if ours_samples != samples(hand):
-        raise AssertionError("the two registries do not hold the same data")
-    return len(ours_samples)
 
 
 def timed(fn: Callable[[], bytes], before: Callable[[], None], repeat: int) -> tuple[float, bytes]:

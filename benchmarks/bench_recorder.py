@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder, catalog
 
@@ -40,6 +39,7 @@ from .common import (
     TARGET,
     per_call,
     recorder_request,
+    same_data,
 )
 
 _MODEL_LABELS = ["model_name", "target_model_name"]
@@ -195,22 +195,6 @@ def fill(recorder: Recorder, hand: HandWritten, pairs: int, seed: int = 1) -> No
         recorder.record_pool_queue_size(f"pool-{p}", queue)
         hand.kv_cache.labels(f"pool-{p}").set(utilisation)
         hand.queue_size.labels(f"pool-{p}").set(queue)
-
-
-def same_data(ours: CollectorRegistry, hand: CollectorRegistry) -> None:
-    """Both expose the same samples (``*_created`` aside): the scrapes compare like with like."""
-
-    def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-        text = generate_latest(registry).decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items())), s.value)
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if not s.name.endswith("_created")
-        }
-
-    if samples(ours) != samples(hand):
-        raise AssertionError("the two registries do not hold the same data")
 
 
 def _created_series(on: bool) -> None:

@@ -6,6 +6,9 @@ import gc
 import time
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from inference_metrics import Recorder
 
 # One whole request: the same values on every side of every comparison.
@@ -47,3 +50,22 @@ def per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float
         if gc_was_enabled:
             gc.enable()
     return best
+
+
+def same_data(ours: CollectorRegistry, hand: CollectorRegistry) -> int:
+    """Both expose the same samples (``*_created`` aside), so a comparison of their scrapes
+    compares like with like; returns how many samples. AssertionError if not."""
+
+    def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        text = generate_latest(registry).decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours_samples = samples(ours)
+    if ours_samples != samples(hand):
+        raise AssertionError("the two registries do not hold the same data")
+    return len(ours_samples)
