@@ -20,7 +20,14 @@ one kind of call (requests, errors, running requests, pools, endpoints, build in
 folded into one series whose every label is :data:`OVERFLOW_LABEL_VALUE`, so no count is lost
 and memory stays bounded. ``fairness_id`` and ``priority`` (caller-controlled headers) have their
 own bounds, ``max_fairness_ids`` and ``max_priorities`` distinct values: later new values are
-recorded as :data:`OVERFLOW_LABEL_VALUE` (admitted values stay admitted).
+recorded as :data:`OVERFLOW_LABEL_VALUE` (admitted values stay admitted). A pool or pod
+that is gone is removed (:meth:`Recorder.remove_pool`, :meth:`Recorder.remove_pod`), which frees
+its slot.
+
+Each group is described by a :class:`GroupLayout`: a row class with one named field per recording
+role (:class:`ModelRow`, :class:`PoolRow`, ...) and the specs each field records into. A label
+set's row is bound once, and every call looks it up once (one dictionary lookup) and updates the
+fields it needs.
 
 Bad input raises ``TypeError``/``ValueError`` naming the argument, before anything is recorded.
 Under N worker processes each process has its own Recorder and bounds (the backend's store
