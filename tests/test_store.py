@@ -55,3 +55,29 @@ def test_histograms_and_counters_equal_prometheus_clients_after_any_folds(
         if not name.endswith("_created")
     }
     assert actual == expected
+
+
+def test_an_amount_that_is_not_a_number_is_dropped_at_the_fold_and_breaks_no_scrape() -> None:
+    registry = CollectorRegistry()
+    histogram, counter = PrometheusBackend(registry).register([SIZES, TOTAL])
+    series, count = histogram.bind(("m", "t")), counter.bind(("m", "t"))
+    series.observe(100)
+    series.observe("a lot")  # type: ignore[arg-type]  # the Recorder never passes one
+    count.add(None)  # type: ignore[arg-type]
+    count.add(2)
+    for _ in range(FOLD_AT):  # a fold on the recording thread as well as at the scrape
+        series.observe(10)
+    families = parse_text(render(registry, TEXT).decode())
+    labels = {"model_name": "m", "target_model_name": "t"}
+    sizes = families[SIZES.name]
+    assert sizes.value(SIZES.name + "_count", **labels) == FOLD_AT + 1
+    assert sizes.value(SIZES.name + "_sum", **labels) == 100 + 10 * FOLD_AT
+    assert families[TOTAL.name].value(TOTAL.name, **labels) == 2
+    assert render(registry, TEXT) == generate_latest(registry)
+
+
+def test_a_series_given_only_non_numbers_stays_unexposed() -> None:
+    registry = CollectorRegistry()
+    (histogram,) = PrometheusBackend(registry).register([SIZES])
+    histogram.bind(("m", "t")).observe("x")  # type: ignore[arg-type]
+    assert render(registry, TEXT) == b""

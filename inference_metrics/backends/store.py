@@ -25,6 +25,7 @@ since the last scrape is not formatted again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
@@ -43,10 +44,30 @@ __all__ = [
     "StoredSeries",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: Pending amounts a series holds at most before the recording thread folds them itself.
 FOLD_AT = 256
 # From this many pending observations on, a fold sorts them instead of searching each one's bucket.
 _SORT_FOLD_AT = 32
+
+
+def _numbers(batch: list[float], start: float) -> tuple[list[float], float]:
+    """``batch`` and ``start`` plus its sum, added left to right as ``n`` times ``+=`` would.
+
+    An amount that is not an int or a float is dropped, with an error logged: the Recorder never
+    passes one, but a caller driving a series directly could, and it must not break every later
+    scrape of the registry (the amount is only looked at here, not when it was recorded).
+    """
+    try:
+        total = sum(batch, start)
+    except TypeError:
+        total = None
+    if type(total) is float:
+        return batch, total
+    kept = [amount for amount in batch if type(amount) in (int, float)]
+    logger.error("dropped %d amount(s) that are not int or float", len(batch) - len(kept))
+    return kept, sum(kept, start)
 
 
 def escape_label_value(value: str) -> str:
@@ -115,10 +136,10 @@ class CounterSeries(_Series):
         if n:
             batch = pending[:n]
             del pending[:n]
-            # sum() adds left to right from the start value, as n "value += amount" would.
-            self.value = sum(batch, self.value)
-            self.touched = True
-            self.rendered = None
+            batch, self.value = _numbers(batch, self.value)
+            if batch:
+                self.touched = True
+                self.rendered = None
 
     def snapshot(self) -> float | None:
         """The value, or None while never updated."""
@@ -175,9 +196,10 @@ class HistogramSeries(_Series):
             return
         batch = pending[:n]
         del pending[:n]
-        # sum() adds left to right from the start value, as n "sum += value" would (before the
-        # batch is sorted below).
-        self.sum = sum(batch, self.sum)
+        batch, self.sum = _numbers(batch, self.sum)  # summed before the batch is sorted below
+        n = len(batch)
+        if not n:
+            return
         counts, bounds = self.counts, self._bounds
         # A value equal to a bound belongs in that bound's bucket ("le"): bisect_left per value,
         # or, for a larger batch, the batch sorted once and bisect_right per bound (the count of
