@@ -23,7 +23,7 @@ from inference_metrics.server import (
     bearer_token,
 )
 
-from .test_server_support import bearer, get, raw_exchange, running_server, status_of
+from .server_support import bearer, get, raw_exchange, running_server, status_of
 
 TOKEN = "tok-3f9a1c7e5b2d4a6f8e0c"
 OTHER = "other-8d2e4f6a0b1c3e5d7f9a"

@@ -1,7 +1,7 @@
 """Kubernetes TokenReview + SubjectAccessReview authentication against a stand-in API server.
 
 No real API server runs in the test environment; :class:`KubeStandIn` answers over HTTPS with the
-exact wire format (see tests/test_server_support.py) and checks every request body, path, header
+exact wire format (see tests/server_support.py) and checks every request body, path, header
 and the server's own service-account token.
 """
 
@@ -26,7 +26,7 @@ from inference_metrics.server import (
 )
 from inference_metrics.server.kubernetes import ACCESS_REVIEW_PATH, TOKEN_REVIEW_PATH
 
-from .test_server_support import (
+from .server_support import (
     KubeStandIn,
     StandInUser,
     TLSMaterial,

@@ -23,7 +23,7 @@ from inference_metrics.server import (
 from inference_metrics.simulate import simulate_pools, simulate_request
 
 from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus
-from .test_server_support import KubeStandIn, StandInUser, TLSMaterial
+from .server_support import KubeStandIn, StandInUser, TLSMaterial
 
 pytestmark = [
     pytest.mark.slow,

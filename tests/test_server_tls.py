@@ -22,7 +22,7 @@ from inference_metrics.server import (
     TokenFileAuthenticator,
 )
 
-from .test_server_support import TLSMaterial, bearer, closed_by_peer, get, running_server
+from .server_support import TLSMaterial, bearer, closed_by_peer, get, running_server
 
 TOKEN = "tls-token-7c2e9a"
 

@@ -7,8 +7,8 @@
     server = MetricsServer(auth=TokenFileAuthenticator("/etc/metrics/tokens"), port=9090)
     server.start()
 
-See ``docs/exposition-server.md``. Only the standard library and prometheus_client are imported
-here; a self-signed certificate (``ServerTLS.self_signed``) needs the ``tls`` extra.
+See ``docs/exposition-server.md``. Only the standard library, prometheus_client and h11 are
+imported here; a self-signed certificate (``ServerTLS.self_signed``) needs the ``tls`` extra.
 """
 
 from .app import DEFAULT_PORT, MetricsServer, ServerLimits
@@ -21,7 +21,7 @@ from .auth import (
     TokenFileAuthenticator,
     bearer_token,
 )
-from .http11 import Headers
+from .headers import Headers
 from .kubernetes import (
     KubernetesAuthenticator,
     KubernetesConfig,
@@ -29,6 +29,7 @@ from .kubernetes import (
     ReviewError,
     ReviewStats,
 )
+from .scrape import Renderer
 from .tls import ServerTLS, TLSConfigError
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "KubernetesConfigError",
     "MetricsServer",
     "NoAuth",
+    "Renderer",
     "ReviewError",
     "ReviewStats",
     "ServerLimits",

@@ -10,32 +10,40 @@ Endpoints (exact paths, after percent-decoding; the query is ignored):
 * Any other path: 404. Another method on a known path: 405 with ``Allow: GET, HEAD``. Both are
   answered before authentication.
 
-Every connection is bounded: the TLS handshake (done per connection, never on the accept path),
-the request head (size and time), idle keep-alive time and writes all have limits, and so has the
-number of open connections, so a slow or idle client holds only its own connection. The exposition
-is built in a worker thread, so a scrape never blocks the event loop.
+HTTP/1.1 framing is h11's (requests, keep-alive, pipelining, ``Expect: 100-continue``); this
+module owns only I/O, timeouts, the connection policy and dispatch. Every connection is bounded:
+the TLS handshake (done per connection, never on the accept path), the request head (size and
+time), idle keep-alive time and writes all have limits, and so has the number of open
+connections. When that number is reached, the connection that has waited longest without a
+request in progress (idle keep-alive, or not yet sent a whole head) is closed to admit the new
+one, and head and idle timeouts shrink as connections fill up, so idle and slow clients cannot
+keep scrapers out. Expositions are built off the event loop (see :mod:`.scrape`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import gzip
 import logging
+import os
+import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
+import h11
 from prometheus_client.registry import REGISTRY, Collector
 
-from .auth import Authenticator, AuthRequest, AuthResult
-from .http11 import HTTPError, RequestHead, parse_request_head, render_response
+from .auth import Authenticator, AuthRequest
+from .headers import Headers
+from .paths import BadTarget, target_path
+from .scrape import TEXT_PLAIN, Renderer, Reply, answer_scrape, plain
 from .tls import ServerTLS
 
 __all__ = ["DEFAULT_PORT", "MetricsServer", "ServerLimits"]
@@ -44,20 +52,18 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9090
 METRICS_PATH = "/metrics"
-_TEXT = "text/plain; charset=utf-8"
 _ALLOWED_METHODS = ("GET", "HEAD")
-_STATUS_BODIES = {
-    400: b"Bad Request\n",
-    401: b"Unauthorized\n",
-    403: b"Forbidden\n",
-    404: b"404 page not found\n",
-    405: b"Method Not Allowed\n",
-    413: b"Request Entity Too Large\n",
-    431: b"Request Header Fields Too Large\n",
-    500: b"Internal Server Error\n",
-    503: b"Service Unavailable\n",
-    505: b"HTTP Version Not Supported\n",
-}
+_READ_CHUNK = 16 * 1024
+#: What Go's server answers to plain HTTP on a TLS port, and when it does so.
+_PLAIN_ON_TLS = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+_TLS_HANDSHAKE_RECORD = 0x16
+#: Bytes no field value may hold (RFC 9110 5.5: visible ASCII, space, tab and obs-text only).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: Connection states. Only BUSY connections (a request in progress) are never closed to make room.
+_HANDSHAKE, _HEAD, _IDLE, _BUSY = "handshake", "head", "idle", "busy"
 
 
 @dataclass(frozen=True)
@@ -78,55 +84,68 @@ class ServerLimits:
     write_timeout: float = 30.0
     #: Outer bound on an authenticator's decision (the Kubernetes one bounds itself tighter).
     auth_timeout: float = 10.0
-    #: Open connections beyond this are closed at once.
+    #: Open connections. At the cap, the longest-waiting connection without a request in
+    #: progress is closed to admit a new one; with every one busy, the new one is closed.
     max_connections: int = 256
-    #: Worker threads building expositions.
-    scrape_workers: int = 2
+    #: Renders (expositions being built in worker threads) running at once.
+    max_renders: int = 2
+    #: How long a scrape waits for a render slot before it gets 503 with Retry-After.
+    render_wait: float = 5.0
     #: On shutdown, requests in progress get this long to finish.
     shutdown_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"ServerLimits.{name} must be a number, got {value!r}")
             if not value > 0:
                 raise ValueError(f"ServerLimits.{name} must be > 0, got {value!r}")
 
+    def pressure_scale(self, open_connections: int) -> float:
+        """The factor head and idle timeouts are multiplied by with this many connections open.
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False
-    auth: AuthResult | None = None
+        1 up to half the cap, then falling linearly to 0.1 at the cap (a 60 s idle timeout
+        becomes 6 s, a 10 s head timeout 1 s).
+        """
+        fill = open_connections / self.max_connections
+        return 1.0 if fill <= 0.5 else max(0.1, 2.0 * (1.0 - fill))
+
+
+class _Tally:
+    """A warning logged at most once per ``interval`` seconds, with how many times it happened."""
+
+    def __init__(self, message: str, interval: float = 10.0) -> None:
+        self.message = message
+        self.interval = interval
+        self.count = 0
+        self._logged_at = -float("inf")
+        #: Every occurrence since the server started; for tests and diagnostics.
+        self.total = 0
+
+    def note(self, *args: object) -> None:
+        self.count += 1
+        self.total += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self.interval:
+            logger.warning(
+                self.message + " (%d time(s) since the last such warning)", *args, self.count
+            )
+            self.count = 0
+            self._logged_at = now
 
 
 @dataclass(eq=False)
 class _Connection:
+    writer: asyncio.StreamWriter
     task: asyncio.Task[None]
-    busy: bool = False
+    state: str = _HANDSHAKE
+    since: float = 0.0
+    #: Closed by the server to make room or on a timeout: write nothing more.
+    dropped: bool = False
 
-
-def _plain(status: int, **kwargs: Any) -> _Response:
-    response = _Response(status, _STATUS_BODIES.get(status, b""), **kwargs)
-    response.headers.insert(0, ("Content-Type", _TEXT))
-    return response
-
-
-def _gzip_accepted(accept_encoding: str) -> bool:
-    """Whether ``gzip`` is an accepted coding (and not refused with ``q=0``)."""
-    for item in accept_encoding.split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        if coding.lower() != "gzip":
-            continue
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    return float(value) > 0
-                except ValueError:
-                    return False
-        return True
-    return False
+    def enter(self, state: str) -> None:
+        self.state = state
+        self.since = time.monotonic()
 
 
 class MetricsServer:
@@ -176,8 +195,11 @@ class MetricsServer:
         self._port: int | None = None
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._renderer: Renderer | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._evicted = _Tally("connection cap (%d) reached: closed the longest-waiting idle one")
+        self._refused = _Tally("connection cap (%d) reached with every connection busy: refused")
         self._closing = False
         self._stop_requested: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -217,17 +239,13 @@ class MetricsServer:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return _Protocol(reader, self._on_connection, loop=loop, pause=pause)
 
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.limits.scrape_workers, thread_name_prefix="inference-metrics-scrape"
+        self._server = await loop.create_server(
+            protocol_factory, self.host, self._requested_port, reuse_address=True
         )
-        try:
-            self._server = await loop.create_server(
-                protocol_factory, self.host, self._requested_port, reuse_address=True
-            )
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        self._renderer = Renderer(
+            self.registry, max_renders=self.limits.max_renders, render_wait=self.limits.render_wait
+        )
+        self._reaper = loop.create_task(self._reap())
         # With host None and port 0 each address family gets its own port: report the IPv4 one,
         # which url names.
         sockets = sorted(self._server.sockets, key=lambda s: s.family != socket.AF_INET)
@@ -241,8 +259,11 @@ class MetricsServer:
             return
         self._closing = True
         server.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         for connection in list(self._connections.values()):
-            if not connection.busy:
+            if connection.state != _BUSY:
                 connection.task.cancel()
         pending = set(self._connections)
         if pending:
@@ -252,9 +273,9 @@ class MetricsServer:
             if still:
                 await asyncio.wait(still, timeout=1.0)
         await server.wait_closed()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
         self._server = None
         if self._stop_requested is not None:
             self._stop_requested.set()
@@ -350,33 +371,80 @@ class MetricsServer:
 
     # ----------------------------------------------------------------------------- connections
 
+    @property
+    def evictions(self) -> int:
+        """Connections closed to admit new ones since the server started."""
+        return self._evicted.total
+
+    def _admit(self, writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> _Connection | None:
+        """Register a new connection, closing the longest-waiting idle one at the cap."""
+        if len(self._connections) >= self.limits.max_connections:
+            waiting = [c for c in self._connections.values() if c.state != _BUSY]
+            if not waiting:
+                self._refused.note(self.limits.max_connections)
+                return None
+            victim = min(waiting, key=lambda c: c.since)
+            self._drop(victim, abort=True)
+            self._evicted.note(self.limits.max_connections)
+        connection = _Connection(writer, task)
+        connection.enter(_HANDSHAKE if self.tls is not None else _HEAD)
+        self._connections[task] = connection
+        return connection
+
+    def _drop(self, connection: _Connection, *, abort: bool) -> None:
+        """Close a waiting connection now (abort: reset at once, freeing its slot)."""
+        connection.dropped = True
+        self._connections.pop(connection.task, None)
+        if abort:
+            connection.writer.transport.abort()
+        connection.task.cancel()
+
+    async def _reap(self) -> None:
+        """Close connections that waited longer than their (pressure-scaled) timeout."""
+        limits = self.limits
+        tick = min(max(min(limits.header_timeout, limits.idle_timeout) / 4, 0.05), 0.5)
+        timeouts = {
+            _HANDSHAKE: limits.handshake_timeout,
+            _HEAD: limits.header_timeout,
+            _IDLE: limits.idle_timeout,
+        }
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            scale = limits.pressure_scale(len(self._connections))
+            for connection in list(self._connections.values()):
+                if connection.state == _BUSY:
+                    continue
+                if now - connection.since > timeouts[connection.state] * scale:
+                    logger.debug(
+                        "closing a connection %s for %gs", connection.state, now - connection.since
+                    )
+                    self._drop(connection, abort=False)
+
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if self._closing or len(self._connections) >= self.limits.max_connections:
+        connection = None if self._closing else self._admit(writer, task)
+        if connection is None:
             writer.transport.abort()
-            if not self._closing:
-                logger.warning(
-                    "connection refused: %d connections open", self.limits.max_connections
-                )
             return
-        connection = _Connection(task)
-        self._connections[task] = connection
         try:
             await self._serve_connection(reader, writer, connection)
         except asyncio.CancelledError:
             pass
-        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
             pass
         except Exception:
             logger.exception("metrics server connection failed")
         finally:
-            try:
-                await self._close(writer, abort=self._closing or connection.busy)
-            finally:
-                del self._connections[task]
+            self._connections.pop(task, None)
+            # Cancelled while closing (a second drop or shutdown): the transport is aborted.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._close(
+                    writer, abort=self._closing or connection.state == _BUSY or connection.dropped
+                )
 
     async def _close(self, writer: asyncio.StreamWriter, *, abort: bool) -> None:
         """Close a connection; the TLS close_notify exchange gets a moment, then it is cut."""
@@ -391,142 +459,208 @@ class MetricsServer:
                 raise
             except Exception as exc:  # timed out, a failed TLS shutdown, a reset
                 logger.debug("connection closed uncleanly: %s", type(exc).__name__)
-        # Shutting down, interrupted mid-request, or the client did not answer close_notify.
+        # Shutting down, interrupted mid-request, dropped, or no answer to close_notify.
         writer.transport.abort()
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """The TLS handshake, or a 400 for plain HTTP sent to the TLS port; whether to go on."""
+        assert self.tls is not None
+        if await self._plain_http_on_tls(writer):
+            logger.debug("plain HTTP from %s on the TLS port: answering 400", peer)
+            writer.write(_PLAIN_ON_TLS)
+            async with asyncio.timeout(self.limits.write_timeout):
+                await writer.drain()
+            return False
+        try:
+            await writer.start_tls(
+                self.tls.context(), ssl_handshake_timeout=self.limits.handshake_timeout
+            )
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            logger.debug("TLS handshake with %s failed: %s", peer, exc)
+            return False
+        return True
+
+    async def _plain_http_on_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """Whether the client's first byte is not a TLS handshake record (peeked, not read).
+
+        The transport does not read until the handshake starts; a duplicate of its socket is
+        watched for the first byte instead, so nothing the TLS layer needs is consumed.
+        """
+        raw = writer.get_extra_info("socket")
+        if raw is None:
+            return False
+        loop = asyncio.get_running_loop()
+        with socket.socket(fileno=os.dup(raw.fileno())) as peek:
+            peek.setblocking(False)
+            readable = loop.create_future()
+
+            def ready() -> None:
+                if not readable.done():
+                    readable.set_result(None)
+
+            loop.add_reader(peek.fileno(), ready)
+            try:
+                async with asyncio.timeout(self.limits.handshake_timeout):
+                    await readable
+            finally:
+                loop.remove_reader(peek.fileno())
+            try:
+                first = peek.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                return False
+        return bool(first) and first[0] != _TLS_HANDSHAKE_RECORD
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
     ) -> None:
         peer = _peer(writer.get_extra_info("peername"))
         if self.tls is not None:
-            context = self.tls.context()
-            try:
-                await writer.start_tls(context, ssl_handshake_timeout=self.limits.handshake_timeout)
-            except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
-                logger.debug("TLS handshake with %s failed: %s", peer, exc)
+            if not await self._handshake(writer, peer):
                 return
+            connection.enter(_HEAD)
         certificate = writer.get_extra_info("peercert") if self.tls is not None else None
-        first = True
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         while not self._closing:
             try:
-                head = await self._read_head(reader, first)
-            except HTTPError as error:
-                connection.busy = True
-                await self._write(writer, _plain(error.status, close=True), head=False, keep=False)
-                connection.busy = False
+                event = await self._next_request(reader, http, connection)
+                if event is None:
+                    return
+                connection.enter(_BUSY)
+                path = self._check_request(event)
+                await self._discard_body(reader, writer, http, event)
+            except _Refused as refused:
+                if not connection.dropped:
+                    logger.debug("bad request from %s: %s", peer, refused.reason)
+                    await self._send(
+                        writer, http, plain(refused.status, ("Connection", "close")), head=False
+                    )
                 return
-            if head is None:
-                return
-            first = False
-            connection.busy = True
-            try:
-                request = parse_request_head(head, max_headers=self.limits.max_headers)
-                await self._discard_body(reader, request)
-            except HTTPError as error:
-                logger.debug("bad request from %s: %s", peer, error.reason)
-                await self._write(writer, _plain(error.status, close=True), head=False, keep=False)
-                connection.busy = False
-                return
-            response = await self._respond(request, peer, certificate)
-            keep = request.keep_alive and not response.close and not self._closing
-            if keep and request.version == (1, 0):
-                response.headers.append(("Connection", "keep-alive"))
-            await self._write(writer, response, head=request.method == "HEAD", keep=keep)
-            _access_log(peer, request, response)
-            connection.busy = False
-            if not keep:
-                return
-
-    async def _read_head(self, reader: asyncio.StreamReader, first: bool) -> bytes | None:
-        """The next request head, or None when the client closed or stayed idle too long."""
-        limits = self.limits
-        try:
-            async with asyncio.timeout(limits.header_timeout if first else limits.idle_timeout):
-                start = await reader.readexactly(1)
-        except (asyncio.IncompleteReadError, TimeoutError):
-            return None
-        try:
-            async with asyncio.timeout(limits.header_timeout):
-                return start + await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise HTTPError(431, "request head too large") from None
-        except asyncio.IncompleteReadError:
-            return None
-        except TimeoutError:
-            logger.debug("request head not received within %gs", limits.header_timeout)
-            return None
-
-    async def _discard_body(self, reader: asyncio.StreamReader, request: RequestHead) -> None:
-        if "Transfer-Encoding" in request.headers:
-            raise HTTPError(400, "request bodies with Transfer-Encoding are not accepted")
-        length = request.content_length
-        if length > self.limits.max_body_bytes:
-            raise HTTPError(413, "request body too large")
-        if length:
-            try:
-                async with asyncio.timeout(self.limits.header_timeout):
-                    await reader.readexactly(length)
-            except TimeoutError:
-                raise HTTPError(400, "request body not received in time") from None
-
-    async def _write(
-        self, writer: asyncio.StreamWriter, response: _Response, *, head: bool, keep: bool
-    ) -> None:
-        writer.write(
-            render_response(
-                response.status,
-                response.headers,
-                response.body,
-                send_body=not head,
-                keep_alive=keep,
+            method = event.method.decode("ascii")
+            reply = await self._respond(
+                method, path, Headers.from_raw(event.headers), peer, certificate
             )
-        )
+            if self._closing:
+                reply.headers.append(("Connection", "close"))
+            await self._send(writer, http, reply, head=method == "HEAD")
+            _access_log(peer, method, path, reply)
+            if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+                return  # the client or the reply asked to close, or HTTP/1.0
+            http.start_next_cycle()
+            connection.enter(_IDLE)
+
+    async def _next_request(
+        self, reader: asyncio.StreamReader, http: h11.Connection, connection: _Connection
+    ) -> h11.Request | None:
+        """The next request head, or None when the client closed (or was closed for waiting)."""
+        probed = False
+        while True:
+            try:
+                event = http.next_event()
+            except h11.RemoteProtocolError as error:
+                raise _Refused(error.error_status_hint, str(error)) from None
+            if isinstance(event, h11.Request):
+                return event
+            if event is not h11.NEED_DATA:
+                return None  # ConnectionClosed (or PAUSED, which a new cycle never is)
+            buffered = http.trailing_data[0]
+            if not probed and b"\n" in buffered:
+                probed = True
+                _refuse_request_line(buffered)
+            data = await reader.read(_READ_CHUNK)
+            if data and connection.state == _IDLE:
+                connection.enter(_HEAD)  # the head timeout runs from its first byte
+            http.receive_data(data)
+
+    def _check_request(self, request: h11.Request) -> str:
+        """The decoded path of a parsed request; :class:`_Refused` for what h11 lets through."""
+        if request.http_version not in (b"1.0", b"1.1"):
+            raise _Refused(505, "HTTP version not supported")
+        if len(request.headers) > self.limits.max_headers:
+            raise _Refused(431, "too many header fields")
+        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if size > self.limits.max_header_bytes:
+            raise _Refused(431, "request head too large")
+        # h11 lets control characters through in field values; an authenticator never sees them.
+        if any(_CONTROL.search(value) for _, value in request.headers):
+            raise _Refused(400, "control character in a header field")
+        try:
+            return target_path(request.target)
+        except BadTarget as error:
+            raise _Refused(400, str(error)) from None
+
+    async def _discard_body(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        http: h11.Connection,
+        request: h11.Request,
+    ) -> None:
+        """Read and drop a request body (bounded), answering ``Expect: 100-continue`` first."""
+        fields = dict(request.headers)  # h11 lower-cased the names and checked the values
+        if b"transfer-encoding" in fields:
+            raise _Refused(400, "request bodies with Transfer-Encoding are not accepted")
+        length = int(fields.get(b"content-length", b"0"))  # digits only: h11 checked
+        if length > self.limits.max_body_bytes:
+            raise _Refused(413, "request body too large")
+        if http.they_are_waiting_for_100_continue:
+            writer.write(http.send(h11.InformationalResponse(status_code=100, headers=[])))
+        try:
+            async with asyncio.timeout(self.limits.header_timeout):
+                while True:
+                    event = http.next_event()
+                    if isinstance(event, h11.EndOfMessage):
+                        return
+                    if event is h11.NEED_DATA:
+                        data = await reader.read(_READ_CHUNK)
+                        if not data:
+                            raise _Refused(400, "request body cut short")
+                        http.receive_data(data)
+        except TimeoutError:
+            raise _Refused(400, "request body not received in time") from None
+        except h11.RemoteProtocolError as error:
+            raise _Refused(error.error_status_hint, str(error)) from None
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, http: h11.Connection, reply: Reply, *, head: bool
+    ) -> None:
+        headers = [*reply.headers, ("Content-Length", str(len(reply.body)))]
+        try:
+            phrase = HTTPStatus(reply.status).phrase
+        except ValueError:
+            phrase = ""
+        data = http.send(h11.Response(status_code=reply.status, headers=headers, reason=phrase))
+        if not head and reply.body:
+            data += http.send(h11.Data(data=reply.body))
+        data += http.send(h11.EndOfMessage())
+        writer.write(data)
         async with asyncio.timeout(self.limits.write_timeout):
             await writer.drain()
 
     # -------------------------------------------------------------------------------- routing
 
     async def _respond(
-        self, request: RequestHead, peer: str, certificate: Mapping[str, Any] | None
-    ) -> _Response:
-        path = request.path
+        self,
+        method: str,
+        path: str,
+        headers: Headers,
+        peer: str,
+        certificate: Mapping[str, Any] | None,
+    ) -> Reply:
         if path not in (METRICS_PATH, "/healthz", "/readyz"):
-            return _plain(404)
-        if request.method not in _ALLOWED_METHODS:
-            return _plain(405, headers=[("Allow", ", ".join(_ALLOWED_METHODS))])
+            return plain(404)
+        if method not in _ALLOWED_METHODS:
+            return plain(405, ("Allow", ", ".join(_ALLOWED_METHODS)))
         if path == "/healthz":
-            return _Response(200, b"ok\n", [("Content-Type", _TEXT)])
+            return Reply(200, b"ok\n", [("Content-Type", TEXT_PLAIN)])
         if path == "/readyz":
             if self._closing or not self._ready():
-                return _plain(503)
-            return _Response(200, b"ok\n", [("Content-Type", _TEXT)])
-
-        decision = await self._authorize(
-            AuthRequest(
-                method=request.method,
-                path=path,
-                headers=request.headers,
-                peer_certificate=certificate or None,
-                peer=peer,
-            )
+                return plain(503)
+            return Reply(200, b"ok\n", [("Content-Type", TEXT_PLAIN)])
+        request = AuthRequest(method, path, headers, certificate or None, peer)
+        assert self._renderer is not None
+        return await answer_scrape(
+            self.auth, self._renderer, request, auth_timeout=self.limits.auth_timeout
         )
-        if not decision.allowed:
-            response = _plain(decision.status, auth=decision)
-            if decision.status == 401:
-                response.headers.append(("WWW-Authenticate", decision.challenge or "Bearer"))
-            return response
-
-        loop = asyncio.get_running_loop()
-        accept = request.headers.joined("Accept")
-        accept_encoding = request.headers.joined("Accept-Encoding")
-        try:
-            body, headers = await loop.run_in_executor(
-                self._executor, self._render, accept, accept_encoding
-            )
-        except Exception:
-            logger.exception("building the exposition failed")
-            return _plain(500, auth=decision)
-        return _Response(200, body, headers, auth=decision)
 
     def _ready(self) -> bool:
         if self.readiness is None:
@@ -537,30 +671,31 @@ class MetricsServer:
             logger.exception("readiness check failed")
             return False
 
-    async def _authorize(self, request: AuthRequest) -> AuthResult:
-        try:
-            async with asyncio.timeout(self.limits.auth_timeout):
-                decision = await self.auth.authorize(request)
-        except TimeoutError:
-            logger.warning("authenticator gave no answer within %gs", self.limits.auth_timeout)
-            return AuthResult.unavailable("authenticator timed out")
-        except Exception as exc:
-            logger.warning("authenticator failed (%s): answering 503", type(exc).__name__)
-            return AuthResult.unavailable("authenticator failed")
-        if not isinstance(decision, AuthResult) or decision.status not in (200, 401, 403, 503):
-            logger.warning("authenticator answered %r: answering 503", type(decision).__name__)
-            return AuthResult.unavailable("authenticator answered nonsense")
-        return decision
 
-    def _render(self, accept: str, accept_encoding: str) -> tuple[bytes, list[tuple[str, str]]]:
-        encoder: Callable[[Collector], bytes]
-        encoder, content_type = choose_encoder(accept)
-        body = encoder(self.registry)
-        headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
-        if _gzip_accepted(accept_encoding):
-            body = gzip.compress(body, compresslevel=6)
-            headers.append(("Content-Encoding", "gzip"))
-        return body, headers
+class _Refused(Exception):
+    """A request answered with ``status`` and a closed connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def _refuse_request_line(buffered: bytes) -> None:
+    """Refuse at once a first line h11 would refuse only once a whole head arrived.
+
+    An HTTP/0.9 request (``GET /``) has no head to wait for; h11 is asked about the line alone
+    (with a Host field so only the line is judged), so nothing is parsed here by hand.
+    """
+    line = buffered.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line:
+        return  # an empty line before the request line: h11 decides
+    probe = h11.Connection(h11.SERVER)
+    probe.receive_data(line + b"\r\nHost: probe\r\n\r\n")
+    try:
+        probe.next_event()
+    except h11.RemoteProtocolError as error:
+        raise _Refused(400, f"malformed request line: {error}") from None
 
 
 class _Protocol(asyncio.StreamReaderProtocol):
@@ -603,17 +738,17 @@ def _peer(peername: object) -> str:
     return str(peername or "")
 
 
-def _access_log(peer: str, request: RequestHead, response: _Response) -> None:
+def _access_log(peer: str, method: str, path: str, reply: Reply) -> None:
     if not logger.isEnabledFor(logging.DEBUG):
         return
-    decision = response.auth
+    decision = reply.auth
     # The decoded path only (never the query, never a header), length-capped and repr()'d so a
     # request cannot forge log lines.
     logger.debug(
         "%s %s %r -> %d%s",
         peer,
-        request.method,
-        request.path[:200],
-        response.status,
+        method,
+        path[:200],
+        reply.status,
         f" ({decision.user or '-'}: {decision.reason})" if decision is not None else "",
     )

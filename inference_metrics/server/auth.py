@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .http11 import Headers
+from .headers import Headers
+from .watch import FileWatch
 
 __all__ = [
     "AuthRequest",
@@ -134,9 +135,8 @@ class NoAuth:
         return "NoAuth()"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _TokenSet:
-    signature: tuple[int, int, int] | None
     #: HMAC-SHA256 of every token under a per-process key: fixed-length values to compare.
     digests: tuple[bytes, ...]
     #: 1-based line number of each token, for logs.
@@ -155,7 +155,8 @@ class TokenFileAuthenticator:
 
     The file is checked (``os.stat``) on every request and re-read when its modification time,
     size or inode changes, so a rotated Secret takes effect on the next request. If the file
-    becomes unreadable every request gets 503 (fail closed) until it is readable again.
+    cannot be stat'ed or read (gone, a directory now, EACCES, EIO) every request gets 503 (fail
+    closed) and the next request tries again, so it recovers as soon as the file is readable.
     Raises ``OSError`` or ``ValueError`` at construction if the file cannot be read or holds no
     token.
     """
@@ -163,21 +164,18 @@ class TokenFileAuthenticator:
     def __init__(self, token_file: str | os.PathLike[str]) -> None:
         self.token_file = Path(token_file)
         self._key = os.urandom(32)
+        self._watch = FileWatch(self.token_file)
+        #: Serialises re-reads; never held by anything that could wait on it again.
         self._lock = threading.Lock()
-        tokens = self._load(strict=True)
+        data, _ = self._watch.read()
+        tokens = self._parse(data, strict=True)
         if not tokens.digests:
             raise ValueError(f"token file {str(self.token_file)!r} holds no token")
         self._tokens = tokens
-        #: How many times the file was (re-)read; for tests and diagnostics.
+        #: How many times the file was re-read after a change; for tests and diagnostics.
         self.reloads = 0
 
-    def _signature(self) -> tuple[int, int, int]:
-        stat = os.stat(self.token_file)
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-    def _load(self, *, strict: bool) -> _TokenSet:
-        signature = self._signature()
-        raw = self.token_file.read_bytes()
+    def _parse(self, raw: bytes, *, strict: bool) -> _TokenSet:
         digests: list[bytes] = []
         lines: list[int] = []
         for number, line in enumerate(raw.splitlines(), start=1):
@@ -195,23 +193,26 @@ class TokenFileAuthenticator:
                 continue
             digests.append(self._digest(token))
             lines.append(number)
-        return _TokenSet(signature, tuple(digests), tuple(lines))
+        return _TokenSet(tuple(digests), tuple(lines))
 
     def _digest(self, token: bytes) -> bytes:
         return hmac.new(self._key, token, hashlib.sha256).digest()
 
     def _current(self) -> _TokenSet:
-        try:
-            signature = self._signature()
-        except OSError as exc:
-            return self._failed(f"cannot stat token file: {exc.strerror or type(exc).__name__}")
         with self._lock:
-            if signature == self._tokens.signature:
-                return self._tokens
             try:
-                tokens = self._load(strict=False)
+                data, changed = self._watch.read()
             except OSError as exc:
-                return self._failed(f"cannot read token file: {exc.strerror or type(exc).__name__}")
+                error = f"cannot read token file: {exc.strerror or type(exc).__name__}"
+                if self._tokens.error != error:
+                    logger.warning(
+                        "%s (%s): answering 503 until it is readable", error, self.token_file
+                    )
+                self._tokens = _TokenSet((), (), error)
+                return self._tokens
+            if not changed:
+                return self._tokens
+            tokens = self._parse(data, strict=False)
             self._tokens = tokens
             self.reloads += 1
         if tokens.digests:
@@ -221,15 +222,6 @@ class TokenFileAuthenticator:
                 "token file %s holds no token: every request is refused", self.token_file
             )
         return tokens
-
-    def _failed(self, error: str) -> _TokenSet:
-        with self._lock:
-            if self._tokens.error != error:
-                logger.warning(
-                    "%s (%s): answering 503 until it is readable", error, self.token_file
-                )
-            self._tokens = _TokenSet(None, (), (), error)
-            return self._tokens
 
     async def authorize(self, request: AuthRequest) -> AuthResult:
         token, why = bearer_token(request.headers)

@@ -22,10 +22,10 @@ import logging
 import os
 import ssl
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from .watch import FileWatch
 
 __all__ = ["ServerTLS", "TLSConfigError"]
 
@@ -34,14 +34,6 @@ logger = logging.getLogger(__name__)
 
 class TLSConfigError(ValueError):
     """Certificate, key or CA files that cannot be loaded."""
-
-
-def _signature(paths: Sequence[Path]) -> tuple[tuple[int, int, int], ...]:
-    signature = []
-    for path in paths:
-        stat = os.stat(path)
-        signature.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-    return tuple(signature)
 
 
 def _new_context(client_ca_pem: str | None) -> ssl.SSLContext:
@@ -86,15 +78,18 @@ class ServerTLS:
         #: The PEM certificate of a self-signed configuration (None for files).
         self.certificate_pem: bytes | None = pem[0] if pem is not None else None
         self._pem = pem
-        self._lock = threading.Lock()
-        self._checked_at = time.monotonic()
         #: How many times the files were re-loaded after a change; for tests and diagnostics.
         self.reloads = 0
+        paths = self._paths()
+        # A self-signed configuration without a client CA watches nothing.
+        self._watch = FileWatch(*paths, check_interval=check_interval) if paths else None
         try:
-            self._signature = _signature(self._paths())
+            signature = self._watch.signature() if self._watch is not None else ()
             self._context = self._load()
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise TLSConfigError(f"cannot load TLS files: {_describe(exc)}") from None
+        if self._watch is not None:
+            self._watch.loaded(signature)
 
     @property
     def client_auth(self) -> bool:
@@ -126,36 +121,30 @@ class ServerTLS:
 
     def context(self) -> ssl.SSLContext:
         """The context for a new connection, reloaded first if the files changed."""
-        now = time.monotonic()
-        if now - self._checked_at < self.check_interval:
+        if self._watch is None:
             return self._context
-        with self._lock:
-            if now - self._checked_at < self.check_interval:
-                return self._context
-            self._checked_at = now
-            try:
-                signature = _signature(self._paths())
-            except OSError as exc:
-                logger.warning(
-                    "cannot stat TLS files (%s): keeping the loaded ones", _describe(exc)
-                )
-                return self._context
-            if signature == self._signature:
-                return self._context
-            try:
-                context = self._load()
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                logger.warning(
-                    "TLS files changed but do not load (%s): keeping the previous ones, "
-                    "retrying in %gs",
-                    _describe(exc),
-                    self.check_interval,
-                )
-                return self._context
-            self._context, self._signature = context, signature
-            self.reloads += 1
-            logger.info("TLS files reloaded (%s)", ", ".join(map(str, self._paths())))
-            return context
+        try:
+            signature = self._watch.changed()
+        except OSError as exc:
+            logger.warning("cannot stat TLS files (%s): keeping the loaded ones", _describe(exc))
+            return self._context
+        if signature is None:
+            return self._context
+        try:
+            context = self._load()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            logger.warning(
+                "TLS files changed but do not load (%s): keeping the previous ones, "
+                "retrying in %gs",
+                _describe(exc),
+                self.check_interval,
+            )
+            return self._context
+        self._context = context
+        self._watch.loaded(signature)
+        self.reloads += 1
+        logger.info("TLS files reloaded (%s)", ", ".join(map(str, self._paths())))
+        return context
 
     @classmethod
     def self_signed(
