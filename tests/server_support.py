@@ -1,4 +1,4 @@
-"""Helpers for the exposition-server tests: a running server, requests, TLS files, a stand-in API server.
+"""Helpers for the exposition-server tests: a server, requests, TLS files, a stand-in API server.
 
 * :func:`running_server`: a :class:`MetricsServer` on 127.0.0.1 and a free port, in its thread.
 * :func:`get` / :func:`raw_exchange`: an HTTP(S) request with http.client, or raw bytes.

@@ -177,6 +177,23 @@ def test_an_unreadable_token_file_fails_closed_then_recovers(token_file: Path) -
         assert get(server, headers=bearer(TOKEN)).status == 200
 
 
+def test_a_token_file_that_can_be_stated_but_not_read_fails_closed_and_recovers(
+    token_file: Path,
+) -> None:
+    # The path becomes a directory: os.stat works, reading fails (as EACCES or EIO would).
+    with running_server(TokenFileAuthenticator(token_file)) as server:
+        saved = token_file.read_text()
+        token_file.unlink()
+        token_file.mkdir()
+        for _ in range(2):  # a second failure on the same file must not hang either
+            assert get(server, headers=bearer(TOKEN), timeout=5).status == 503
+        assert get(server, "/healthz", timeout=5).status == 200
+        token_file.rmdir()
+        token_file.write_text(saved)
+        assert get(server, headers=bearer(TOKEN), timeout=5).status == 200
+    # Leaving the with block stopped the server in time (stop() raises otherwise).
+
+
 def test_an_emptied_token_file_refuses_everyone(token_file: Path) -> None:
     with running_server(TokenFileAuthenticator(token_file)) as server:
         token_file.write_text("# nobody\n")

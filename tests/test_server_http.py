@@ -289,6 +289,40 @@ def test_malformed_requests_are_refused_and_closed(
     assert recording.requests == []
 
 
+def test_an_http_0_9_request_is_refused_at_once(server: MetricsServer) -> None:
+    # No head follows an HTTP/0.9 request line: the 400 comes without waiting for one (the
+    # 5 s read bound is half the 10 s head timeout the server used to wait for).
+    response = raw_exchange(server.port, b"GET /metrics\r\n", timeout=5)
+    assert status_of(response) == 400
+    assert b"Connection: close" in response
+
+
+def test_bare_lf_line_endings_are_answered(server: MetricsServer) -> None:
+    response = raw_exchange(
+        server.port, b"GET /healthz HTTP/1.1\nHost: x\nConnection: close\n\n", timeout=5
+    )
+    assert status_of(response) == 200
+    assert response.endswith(b"ok\n")
+
+
+def test_expect_100_continue_gets_a_100_then_the_answer(server: MetricsServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        interim = sock.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(b"hello")
+        assert _read_response(sock).endswith(b"ok\n")
+
+
+def test_an_unparsable_accept_header_gets_the_text_format(server: MetricsServer) -> None:
+    reply = get(server, headers={"Accept": "application/openmetrics-text; version=abc"})
+    assert reply.status == 200
+    assert reply.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+    assert b"inference_model_request_total" in reply.body
+
+
 def test_a_small_body_is_read_and_ignored(server: MetricsServer) -> None:
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
     request += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

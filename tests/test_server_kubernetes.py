@@ -24,7 +24,12 @@ from inference_metrics.server import (
     KubernetesConfigError,
     MetricsServer,
 )
-from inference_metrics.server.kubernetes import ACCESS_REVIEW_PATH, TOKEN_REVIEW_PATH
+from inference_metrics.server.kubernetes import (
+    ACCESS_REVIEW_PATH,
+    TOKEN_REVIEW_PATH,
+    ReviewClient,
+    ReviewError,
+)
 
 from .server_support import (
     KubeStandIn,
@@ -247,7 +252,7 @@ def test_token_cache_is_keyed_by_an_hmac_not_the_token(
     server: MetricsServer, auth: KubernetesAuthenticator
 ) -> None:
     assert get(server, headers=bearer(READER_TOKEN)).status == 200
-    keys = list(auth._tokens._entries)
+    keys = auth.token_cache.keys()
     assert len(keys) == 1
     assert isinstance(keys[0], bytes)
     assert len(keys[0]) == 32
@@ -369,6 +374,11 @@ async def test_malformed_replies_are_review_errors(material: TLSMaterial, tmp_pa
         b'HTTP/1.1 201 Created\r\nContent-Length: 15\r\n\r\n{"kind":"Pod"}\n',
         b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"SPDY/3 200 OK\r\n\r\n",
+        # Chunk sizes and lengths int() would take: a sign, an underscore, a Unicode digit.
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n{}\r\n0\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nContent-Length: \u0662\r\n\r\n{}".encode(),
+        b"HTTP/1.1 201 Created\r\nContent-Length: +2\r\n\r\n{}",
     ]
     served: list[bytes] = []
 
@@ -413,13 +423,50 @@ async def test_a_chunked_reply_is_read(material: TLSMaterial) -> None:
     plain = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = plain.sockets[0].getsockname()[1]
     config = KubernetesConfig(f"http://127.0.0.1:{port}")
-    from inference_metrics.server.kubernetes import ReviewClient
-
     async with plain:
         result = await ReviewClient(config).token_review("t")
     assert result.authenticated
     assert result.user is not None
     assert result.user.username == "u"
+
+
+async def straddling_reply(token: str, status: int, body: dict[str, object]) -> ReviewError | str:
+    """Ask a one-shot API server that answers ``status`` and ``body`` for a TokenReview."""
+    payload = json.dumps(body).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+        )
+        await writer.drain()
+        writer.close()
+
+    plain = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = plain.sockets[0].getsockname()[1]
+    async with plain:
+        try:
+            review = await ReviewClient(KubernetesConfig(f"http://127.0.0.1:{port}")).token_review(
+                token
+            )
+        except ReviewError as error:
+            return error
+    return review.error
+
+
+@pytest.mark.parametrize("offset", [170, 185, 199, 200])
+async def test_a_token_straddling_the_message_cut_is_redacted_whole(offset: int) -> None:
+    token = "straddling-token-" + "0123456789abcdef" * 2
+    message = "x" * offset + token + " is not valid"
+    failure = await straddling_reply(token, 500, {"kind": "Status", "message": message})
+    rejection = await straddling_reply(
+        token, 201, {"kind": "TokenReview", "status": {"authenticated": False, "error": message}}
+    )
+    assert isinstance(failure, ReviewError)
+    assert isinstance(rejection, str)
+    for text in (str(failure), rejection):
+        assert token[:8] not in text
+        assert len(text) <= 250
 
 
 # --------------------------------------------------------------------- identity & config

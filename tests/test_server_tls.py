@@ -7,7 +7,6 @@ import os
 import socket
 import ssl
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,14 @@ from inference_metrics.server import (
     TokenFileAuthenticator,
 )
 
-from .server_support import TLSMaterial, bearer, closed_by_peer, get, running_server
+from .server_support import (
+    TLSMaterial,
+    bearer,
+    closed_by_peer,
+    get,
+    raw_exchange,
+    running_server,
+)
 
 TOKEN = "tls-token-7c2e9a"
 
@@ -87,10 +93,8 @@ def test_an_idle_tls_client_does_not_stall_others(material: TLSMaterial) -> None
         # TCP connected, never a ClientHello: the handshake waits on its own task.
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
         try:
-            started = time.monotonic()
             reply = get(server, context=material.client_context(), timeout=5)
             assert reply.status == 200
-            assert time.monotonic() - started < 5
             # ... and the idle ones are dropped once the handshake time is up.
             for sock in idle:
                 assert closed_by_peer(sock)
@@ -99,12 +103,13 @@ def test_an_idle_tls_client_does_not_stall_others(material: TLSMaterial) -> None
                 sock.close()
 
 
-def test_plain_http_on_the_tls_port_is_dropped(material: TLSMaterial) -> None:
+def test_plain_http_on_the_tls_port_gets_a_400_and_a_close(material: TLSMaterial) -> None:
     tls = ServerTLS(material.cert_file, material.key_file)
     with running_server(NoAuth(), tls=tls) as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert b"inference_model" not in sock.recv(65536)
+        response = raw_exchange(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert response.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+        assert response.endswith(b"\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+        assert b"inference_model" not in response
         assert get(server, "/healthz", context=material.client_context()).status == 200
 
 

@@ -462,14 +462,15 @@ class MetricsServer:
         # Shutting down, interrupted mid-request, dropped, or no answer to close_notify.
         writer.transport.abort()
 
-    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> bool:
         """The TLS handshake, or a 400 for plain HTTP sent to the TLS port; whether to go on."""
         assert self.tls is not None
         if await self._plain_http_on_tls(writer):
             logger.debug("plain HTTP from %s on the TLS port: answering 400", peer)
             writer.write(_PLAIN_ON_TLS)
-            async with asyncio.timeout(self.limits.write_timeout):
-                await writer.drain()
+            await _linger(reader, writer, self.limits.write_timeout)
             return False
         try:
             await writer.start_tls(
@@ -515,7 +516,7 @@ class MetricsServer:
     ) -> None:
         peer = _peer(writer.get_extra_info("peername"))
         if self.tls is not None:
-            if not await self._handshake(writer, peer):
+            if not await self._handshake(reader, writer, peer):
                 return
             connection.enter(_HEAD)
         certificate = writer.get_extra_info("peercert") if self.tls is not None else None
@@ -721,6 +722,27 @@ class _Protocol(asyncio.StreamReaderProtocol):
         if self._pause and isinstance(transport, asyncio.ReadTransport):
             transport.pause_reading()
         super().connection_made(transport)
+
+
+async def _linger(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, write_timeout: float
+) -> None:
+    """Send what was written, half-close, and drop what the client still sends (for a moment).
+
+    Closing with unread bytes from the client resets the connection, and a reset can destroy
+    the answer before the client reads it; reading them first lets the answer arrive.
+    """
+    async with asyncio.timeout(write_timeout):
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    transport = writer.transport
+    if isinstance(transport, asyncio.ReadTransport) and not transport.is_reading():
+        transport.resume_reading()
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(1.0):
+            while await reader.read(_READ_CHUNK):
+                pass
 
 
 def _url(host: str | None, port: int, *, tls: bool) -> str:

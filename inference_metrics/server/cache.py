@@ -57,6 +57,11 @@ class TTLCache(Generic[K, V]):
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
 
+    def keys(self) -> list[K]:
+        """The keys held now (expired ones included until next looked up), oldest first."""
+        with self._lock:
+            return list(self._entries)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -122,6 +122,11 @@ class KubernetesAuthenticator:
     def __repr__(self) -> str:
         return f"KubernetesAuthenticator(api_server={self.config.api_server!r})"
 
+    @property
+    def token_cache(self) -> TTLCache[bytes, _Cached]:
+        """TokenReview outcomes, keyed by an HMAC-SHA256 of the token (never the token)."""
+        return self._tokens
+
     def clear_caches(self) -> None:
         self._tokens.clear()
         self._access.clear()
