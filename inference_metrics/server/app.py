@@ -60,6 +60,9 @@ _PLAIN_ON_TLS = (
     b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 )
 _TLS_HANDSHAKE_RECORD = 0x16
+_ACCEPT_BURST = 100
+#: The kernel's queue of connections not yet accepted (capped by net.core.somaxconn).
+_LISTEN_QUEUE = 1024
 #: Bytes no field value may hold (RFC 9110 5.5: visible ASCII, space, tab and obs-text only).
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 #: Connection states. Only BUSY connections (a request in progress) are never closed to make room.
@@ -239,9 +242,17 @@ class MetricsServer:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return _Protocol(reader, self._on_connection, loop=loop, pause=pause)
 
+        # Accepts are taken in bursts of at most half the connection cap, so a connection
+        # admitted in one burst has read its request before a later burst could make it the
+        # longest-waiting one; the kernel's queue behind them is deep, so a crowd of
+        # reconnecting clients does not get a scraper's SYN dropped (and retried a second later).
+        burst = max(1, min(_ACCEPT_BURST, self.limits.max_connections // 2))
         self._server = await loop.create_server(
-            protocol_factory, self.host, self._requested_port, reuse_address=True
+            protocol_factory, self.host, self._requested_port, reuse_address=True, backlog=burst
         )
+        for listening in self._server.sockets:
+            with socket.socket(fileno=os.dup(listening.fileno())) as listener:
+                listener.listen(_LISTEN_QUEUE)
         self._renderer = Renderer(
             self.registry, max_renders=self.limits.max_renders, render_wait=self.limits.render_wait
         )
