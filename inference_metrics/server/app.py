@@ -533,6 +533,7 @@ class MetricsServer:
         certificate = writer.get_extra_info("peercert") if self.tls is not None else None
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         while not self._closing:
+            event: h11.Request | None = None
             try:
                 event = await self._next_request(reader, http, connection)
                 if event is None:
@@ -543,9 +544,10 @@ class MetricsServer:
             except _Refused as refused:
                 if not connection.dropped:
                     logger.debug("bad request from %s: %s", peer, refused.reason)
-                    await self._send(
-                        writer, http, plain(refused.status, ("Connection", "close")), head=False
-                    )
+                    head = event is not None and event.method == b"HEAD"
+                    reply = plain(refused.status, ("Connection", "close"))
+                    with contextlib.suppress(h11.LocalProtocolError):  # h11 allows no answer
+                        await self._send(writer, http, reply, head=head)
                 return
             method = event.method.decode("ascii")
             reply = await self._respond(
