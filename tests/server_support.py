@@ -17,6 +17,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +26,15 @@ from typing import Any
 
 import trustme
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.server import Authenticator, MetricsServer, ServerLimits, ServerTLS
 from inference_metrics.server.kubernetes import ACCESS_REVIEW_PATH, TOKEN_REVIEW_PATH
 
 __all__ = [
+    "GatedCollector",
     "KubeStandIn",
     "Reply",
     "StandInUser",
@@ -38,8 +42,31 @@ __all__ = [
     "get",
     "raw_exchange",
     "recorded_registry",
+    "running_asgi",
     "running_server",
 ]
+
+
+class GatedCollector(Collector):
+    """A collector that counts its calls, signals ``entered`` and then waits for ``release``:
+    a render held in progress for as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        self.calls += 1
+        self.entered.release()
+        self.release.wait(30)
+        yield GaugeMetricFamily("gated_gauge", "A gauge that waits to be let through.", value=1.0)
+
+    def registry(self) -> CollectorRegistry:
+        """A registry holding only this collector."""
+        registry = CollectorRegistry()
+        registry.register(self)
+        return registry
 
 
 def recorded_registry() -> CollectorRegistry:
@@ -78,6 +105,28 @@ def running_server(
         server.stop()
 
 
+@contextlib.contextmanager
+def running_asgi(app: Any) -> Iterator[int]:
+    """``app`` under a real uvicorn on 127.0.0.1 and a free port, in a thread; yields the port."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
 @dataclass
 class Reply:
     status: int
@@ -89,7 +138,7 @@ class Reply:
 
 
 def get(
-    server: MetricsServer,
+    server: MetricsServer | int,
     path: str = "/metrics",
     headers: Mapping[str, str] | None = None,
     *,
@@ -97,9 +146,11 @@ def get(
     context: ssl.SSLContext | None = None,
     timeout: float = 10.0,
 ) -> Reply:
-    """One request on a new connection."""
+    """One request on a new connection (to a server, or to a plain-HTTP port)."""
     connection: http.client.HTTPConnection
-    if server.tls is not None:
+    if isinstance(server, int):
+        connection = http.client.HTTPConnection("127.0.0.1", server, timeout=timeout)
+    elif server.tls is not None:
         connection = http.client.HTTPSConnection(
             "127.0.0.1", server.port, context=context, timeout=timeout
         )

@@ -34,6 +34,7 @@ from inference_metrics.server.paths import BadTarget, target_path
 
 from .expo import parse_text
 from .server_support import (
+    GatedCollector,
     closed_by_peer,
     get,
     raw_exchange,
@@ -64,19 +65,6 @@ class SlowCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         time.sleep(self.delay)
         yield GaugeMetricFamily("slow_gauge", "A gauge that takes its time.", value=1.0)
-
-
-class GatedCollector(Collector):
-    """A collector that signals ``entered`` and then waits for ``release``."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Semaphore(0)
-        self.release = threading.Event()
-
-    def collect(self) -> Iterator[Metric]:
-        self.entered.release()
-        self.release.wait(30)
-        yield GaugeMetricFamily("gated_gauge", "A gauge that waits to be let through.", value=1.0)
 
 
 def slow_registry(delay: float) -> CollectorRegistry:
@@ -443,10 +431,8 @@ def test_at_the_cap_the_longest_idle_connection_makes_room_for_a_new_one() -> No
 
 def test_at_the_cap_with_every_connection_busy_a_new_one_is_closed() -> None:
     gate = GatedCollector()
-    registry = CollectorRegistry()
-    registry.register(gate)
     limits = ServerLimits(max_connections=2)
-    with running_server(NoAuth(), registry=registry, limits=limits) as server:
+    with running_server(NoAuth(), registry=gate.registry(), limits=limits) as server:
         busy = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
         try:
             for index, sock in enumerate(busy):  # two different renders, both held in collect()

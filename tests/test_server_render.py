@@ -5,55 +5,33 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from inference_metrics import exposition
 from inference_metrics.server import NoAuth, Renderer, ServerLimits
 
-from .server_support import raw_exchange, running_server, status_of
-
-
-class Gate(Collector):
-    """A collector that counts its calls, signals ``entered`` and waits for ``release``."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.entered = threading.Semaphore(0)
-        self.release = threading.Event()
-
-    def collect(self) -> Iterator[Metric]:
-        self.calls += 1
-        self.entered.release()
-        self.release.wait(30)
-        yield GaugeMetricFamily("gated_gauge", "A gauge that waits to be let through.", value=1.0)
+from .server_support import GatedCollector, raw_exchange, running_server, status_of
 
 
 @pytest.fixture
-def gate() -> Iterator[Gate]:
-    gate = Gate()
+def gate() -> Iterator[GatedCollector]:
+    gate = GatedCollector()
     yield gate
     gate.release.set()
 
 
-def registry_with(collector: Collector) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return registry
-
-
-async def entered(gate: Gate) -> None:
+async def entered(gate: GatedCollector) -> None:
     """Wait (off the loop, so every task gets to run meanwhile) until a render is in collect()."""
     assert await asyncio.to_thread(gate.entered.acquire, True, 5)
 
 
-async def test_concurrent_scrapes_of_one_representation_share_one_render(gate: Gate) -> None:
-    renderer = Renderer(registry_with(gate))
+async def test_concurrent_scrapes_of_one_representation_share_one_render(
+    gate: GatedCollector,
+) -> None:
+    renderer = Renderer(gate.registry())
     try:
         scrapes = [asyncio.create_task(renderer.render(exposition.TEXT, False)) for _ in range(5)]
         await entered(gate)
@@ -67,9 +45,9 @@ async def test_concurrent_scrapes_of_one_representation_share_one_render(gate: G
     assert b"gated_gauge 1.0" in bodies[0]
 
 
-async def test_gzip_and_plain_are_separate_renders_of_the_same_bytes(gate: Gate) -> None:
+async def test_gzip_and_plain_are_separate_renders_of_the_same_bytes(gate: GatedCollector) -> None:
     gate.release.set()
-    renderer = Renderer(registry_with(gate))
+    renderer = Renderer(gate.registry())
     try:
         plain = await renderer.render(exposition.TEXT, False)
         packed = await renderer.render(exposition.TEXT, True)
@@ -79,8 +57,8 @@ async def test_gzip_and_plain_are_separate_renders_of_the_same_bytes(gate: Gate)
     assert gate.calls == 2
 
 
-async def test_a_render_whose_scrapes_all_left_is_never_started(gate: Gate) -> None:
-    renderer = Renderer(registry_with(gate), max_renders=1)
+async def test_a_render_whose_scrapes_all_left_is_never_started(gate: GatedCollector) -> None:
+    renderer = Renderer(gate.registry(), max_renders=1)
     try:
         holder = asyncio.create_task(renderer.render(exposition.TEXT, False))
         await entered(gate)  # the only render slot is taken
@@ -99,9 +77,11 @@ async def test_a_render_whose_scrapes_all_left_is_never_started(gate: Gate) -> N
     assert renderer.renders == 2
 
 
-def test_beyond_max_renders_a_scrape_waits_then_gets_503_with_retry_after(gate: Gate) -> None:
+def test_beyond_max_renders_a_scrape_waits_then_gets_503_with_retry_after(
+    gate: GatedCollector,
+) -> None:
     limits = ServerLimits(max_renders=1, render_wait=0.2)
-    with running_server(NoAuth(), registry=registry_with(gate), limits=limits) as server:
+    with running_server(NoAuth(), registry=gate.registry(), limits=limits) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as holder:
             holder.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert gate.entered.acquire(timeout=5)

@@ -43,7 +43,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from .auth import Authenticator, AuthRequest
 from .headers import Headers
 from .paths import BadTarget, target_path
-from .scrape import TEXT_PLAIN, Renderer, Reply, answer_scrape, plain
+from .scrape import TEXT_PLAIN, Renderer, Reply, answer_scrape, peer_name, plain
 from .tls import ServerTLS
 
 __all__ = ["DEFAULT_PORT", "MetricsServer", "ServerLimits"]
@@ -525,7 +525,7 @@ class MetricsServer:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
     ) -> None:
-        peer = _peer(writer.get_extra_info("peername"))
+        peer = peer_name(writer.get_extra_info("peername"))
         if self.tls is not None:
             if not await self._handshake(reader, writer, peer):
                 return
@@ -764,13 +764,6 @@ def _url(host: str | None, port: int, *, tls: bool) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{'https' if tls else 'http'}://{host}:{port}"
-
-
-def _peer(peername: object) -> str:
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host, port = peername[0], peername[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peername or "")
 
 
 def _access_log(peer: str, method: str, path: str, reply: Reply) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "answer_scrape",
     "decide",
     "gzip_accepted",
+    "peer_name",
     "plain",
 ]
 
@@ -229,6 +230,14 @@ class Renderer:
             if result.cancelled() and task is not None and not task.cancelling():
                 raise Busy from None  # the render was dropped, this scrape was not cancelled
             raise
+
+
+def peer_name(address: object) -> str:
+    """``host:port`` (``[host]:port`` for IPv6) of a socket or ASGI client address, for logs."""
+    if isinstance(address, list | tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address or "")
 
 
 async def decide(auth: Authenticator, request: AuthRequest, limit: float) -> AuthResult:
