@@ -488,9 +488,28 @@ def _add_server_options(parser: argparse.ArgumentParser, *, default_host: str) -
         metavar="SECONDS",
         help="bound on one authentication decision; 503 beyond it (5)",
     )
-    kube.add_argument("--token-cache-ttl", type=float, default=60.0, metavar="SECONDS")
-    kube.add_argument("--allow-cache-ttl", type=float, default=300.0, metavar="SECONDS")
-    kube.add_argument("--deny-cache-ttl", type=float, default=30.0, metavar="SECONDS")
+    kube.add_argument(
+        "--token-cache-ttl",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a TokenReview's answer (authenticated or not) is reused; 0: never "
+        "(default: %(default)g)",
+    )
+    kube.add_argument(
+        "--allow-cache-ttl",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long an allowing SubjectAccessReview is reused; 0: never (default: %(default)g)",
+    )
+    kube.add_argument(
+        "--deny-cache-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a refusing SubjectAccessReview is reused; 0: never (default: %(default)g)",
+    )
     tls = parser.add_argument_group("TLS (default: plain HTTP)")
     tls.add_argument("--tls-cert", metavar="PATH", help="PEM certificate chain (reloaded)")
     tls.add_argument("--tls-key", metavar="PATH", help="PEM private key (reloaded)")
@@ -549,7 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="serve /metrics with simulated inference traffic")
     _add_server_options(demo, default_host="127.0.0.1")
-    demo.add_argument("--rate", type=float, default=20.0, help="simulated requests per second")
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=20.0,
+        metavar="PER_SECOND",
+        help="simulated inference requests per second, > 0 (default: %(default)g)",
+    )
     demo.add_argument("--seed", type=int, default=None, help="random seed (reproducible traffic)")
     _add_schema_option(demo, several=True)
     demo.set_defaults(func=_cmd_demo, parser=demo)
@@ -557,7 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        # Reported by the subcommand's parser, so the usage shown is the subcommand's.
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
