@@ -36,8 +36,6 @@ EXAMPLE_ENVOY_CONFIG = EXAMPLE_DIR / "envoy.yaml"
 ENVOY_BINARY = Path(sys.executable).parent / "envoy"
 
 BODY_MODES = ("BUFFERED", "STREAMED", "FULL_DUPLEX_STREAMED")
-# The example configuration's ports, replaced by free ones.
-_EXAMPLE_PORTS = {"admin": 9901, "listener": 8080, "picker": 9002, "upstream": 8000}
 
 _base_ids = itertools.count()
 
@@ -74,17 +72,14 @@ def render_envoy_config(
     template: Path = EXAMPLE_ENVOY_CONFIG,
 ) -> str:
     """The example Envoy configuration with these ports and body modes."""
-    text = template.read_text()
     ports = {
         "admin": admin_port,
         "listener": listener_port,
         "picker": picker_port,
         "upstream": upstream_port,
     }
-    for name, port in ports.items():
-        old = f"port_value: {_EXAMPLE_PORTS[name]} "
-        assert text.count(old) == 1, f"the example config has no single {old!r} ({name})"
-        text = text.replace(old, f"port_value: {port} ")
+    # The example's own port parameters (examples/ext_proc/envoy_config.py), as users run them.
+    text: str = load_example("envoy_config").render(ports, template.read_text())
     for direction, mode in (("request", request_body_mode), ("response", response_body_mode)):
         assert mode in BODY_MODES, mode
         pattern = re.compile(rf"^(\s*){direction}_body_mode: \w+$", re.MULTILINE)
@@ -279,7 +274,13 @@ def post(
 
 def load_example_server() -> ModuleType:
     """``examples/ext_proc/server.py`` as a module (examples are not a package)."""
-    spec = importlib.util.spec_from_file_location("ext_proc_example_server", EXAMPLE_SERVER)
+    return load_example("server")
+
+
+def load_example(name: str) -> ModuleType:
+    """``examples/ext_proc/<name>.py`` as a module (examples are not a package)."""
+    module_name = f"ext_proc_example_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLE_DIR / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
