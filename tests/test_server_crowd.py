@@ -48,7 +48,8 @@ def scrape_within(port: int, seconds: float) -> bool:
                 answer += chunk
     except OSError:
         return False
-    return answer.startswith(b"HTTP/1.1 200 ") and b"inference_model_request_total" in answer
+    ok = answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.0 200 "))
+    return ok and b"inference_model_request_total" in answer
 
 
 @pytest.fixture
