@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .test_server_support import TLSMaterial
-from .test_server_support import kube_status as status
+from .server_support import TLSMaterial
+from .server_support import kube_status as status
 
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
 PODS = "/api/v1/namespaces/{namespace}/pods"

@@ -15,8 +15,8 @@ from .expo import parse_text
 from .kube_api import PODS, KubeAPI, pod
 from .model_servers import Load, ModelServer, ServersThread
 from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus
+from .server_support import TLSMaterial
 from .test_cli_serve import Starter, run  # noqa: F401  (the fixture)
-from .test_server_support import TLSMaterial
 
 
 def test_an_unknown_engine_exits_2_listing_the_engines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ from inference_metrics.server import KubernetesConfig
 
 from .kube_api import PODS, SLICES, KubeAPI, endpoint_slice, pod
 from .model_servers import Load, ModelServer, wait_until
-from .test_server_support import TLSMaterial
+from .server_support import TLSMaterial
 
 TOKEN = "discovery-sa-token-7f3a"
 SLICE_PATH = SLICES.format(namespace="models")

@@ -17,7 +17,7 @@ from aiohttp import web
 from inference_metrics.pool import ClientTLS, Endpoint, PoolMonitor
 
 from .model_servers import Load, vllm_page
-from .test_server_support import TLSMaterial
+from .server_support import TLSMaterial
 
 
 class HTTPSServer:
