@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,8 @@ from inference_metrics.server import MetricsServer, TokenFileAuthenticator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_server_crowd import TOKEN, scrape_within  # noqa: E402  (the test's own scrape)
+from tests.flood import crowd  # noqa: E402  (the test's own crowd and scrape)
+from tests.test_server_crowd import TOKEN, scrape_within  # noqa: E402
 
 
 def registry() -> CollectorRegistry:
@@ -61,26 +61,6 @@ def prometheus_client_server(directory: Path) -> Iterator[int]:
         thread.join(10)
 
 
-@contextlib.contextmanager
-def crowd(port: int, persistent: bool) -> Iterator[None]:
-    args = [sys.executable, "-m", "tests.flood", str(port)]
-    if persistent:
-        args.append("--persistent")
-    flood = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert flood.stdout is not None
-        if flood.stdout.readline().strip() != "ready":
-            raise RuntimeError("the crowd did not start")
-        yield
-    finally:
-        flood.terminate()
-        try:
-            flood.wait(10)
-        except subprocess.TimeoutExpired:
-            flood.kill()
-            flood.wait(10)
-
-
 def measure(port: int, rounds: int) -> tuple[int, list[float]]:
     times = []
     for _ in range(rounds):
@@ -105,7 +85,7 @@ def main() -> int:
             with (
                 tempfile.TemporaryDirectory() as directory,
                 start(Path(directory)) as port,
-                crowd(port, persistent),
+                crowd(port, persistent=persistent),
             ):
                 ok, times = measure(port, args.rounds)
             median = f"{times[len(times) // 2] * 1000:.0f} ms" if times else "-"

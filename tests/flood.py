@@ -22,7 +22,10 @@ import asyncio
 import contextlib
 import socket
 import struct
+import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: flood\r\n\r\n"
 HALF = b"GET /metrics HTTP/1.1\r\nHost: flood\r\nX-Never-Ends: "
@@ -40,32 +43,18 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _idle_slot(port: int, connected: asyncio.Event, persistent: bool) -> None:
+async def _slot(port: int, connected: asyncio.Event, persistent: bool, *, idle: bool) -> None:
+    """An idle keep-alive connection (``idle``) or a half-sent request, until the server closes
+    it; then again at once when ``persistent``."""
     while True:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             reader, writer = await _connect(port)
             try:
-                writer.write(HEALTHZ)
-                await reader.readuntil(b"ok\n")
+                writer.write(HEALTHZ if idle else HALF)
+                if idle:
+                    await reader.readuntil(b"ok\n")
                 connected.set()
-                while await reader.read(4096):  # idle until the server closes it
-                    pass
-            finally:
-                _reset(writer)
-        connected.set()
-        if not persistent:
-            return
-        await asyncio.sleep(0)
-
-
-async def _half_slot(port: int, connected: asyncio.Event, persistent: bool) -> None:
-    while True:
-        with contextlib.suppress(OSError):
-            reader, writer = await _connect(port)
-            try:
-                writer.write(HALF)
-                connected.set()
-                while await reader.read(4096):
+                while await reader.read(4096):  # until the server closes it
                     pass
             finally:
                 _reset(writer)
@@ -91,15 +80,37 @@ async def main(port: int, idle: int, half: int, churn: int, persistent: bool) ->
     tasks = []
     for _ in range(idle):
         slots.append(asyncio.Event())
-        tasks.append(asyncio.create_task(_idle_slot(port, slots[-1], persistent)))
+        tasks.append(asyncio.create_task(_slot(port, slots[-1], persistent, idle=True)))
     for _ in range(half):
         slots.append(asyncio.Event())
-        tasks.append(asyncio.create_task(_half_slot(port, slots[-1], persistent)))
+        tasks.append(asyncio.create_task(_slot(port, slots[-1], persistent, idle=False)))
     await asyncio.gather(*(slot.wait() for slot in slots))
     if churn:
         tasks.append(asyncio.create_task(_churn(port, churn)))
     print("ready", flush=True)
     await asyncio.Event().wait()  # until terminated
+
+
+@contextlib.contextmanager
+def crowd(port: int, *, persistent: bool = False) -> Iterator[None]:
+    """This module's crowd against ``port``, in its own process, from ``ready`` until the end of
+    the ``with`` block."""
+    from .prometheus_harness import stop_process
+
+    args = [sys.executable, "-m", "tests.flood", str(port)]
+    if persistent:
+        args.append("--persistent")
+    flood = subprocess.Popen(
+        args, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE
+    )
+    try:
+        assert flood.stdout is not None
+        line = flood.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the crowd did not start: {line!r}")
+        yield
+    finally:
+        stop_process(flood)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,10 @@ import pytest
 
 from inference_metrics.server import MetricsServer, TokenFileAuthenticator
 
+from .flood import crowd
 from .server_support import running_server
 
 TOKEN = "crowd-token-5d1c9e"
-ROOT = Path(__file__).resolve().parent.parent
 SCRAPE = (
     f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
     "Connection: close\r\n\r\n"
@@ -56,24 +54,8 @@ def scrape_within(port: int, seconds: float) -> bool:
 def crowded(tmp_path: Path) -> Iterator[MetricsServer]:
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
-    with running_server(TokenFileAuthenticator(tokens)) as server:
-        flood = subprocess.Popen(
-            [sys.executable, "-m", "tests.flood", str(server.port)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert flood.stdout is not None
-            assert flood.stdout.readline().strip() == "ready"
-            yield server
-        finally:
-            flood.terminate()
-            try:
-                flood.wait(10)
-            except subprocess.TimeoutExpired:
-                flood.kill()
-                flood.wait(10)
+    with running_server(TokenFileAuthenticator(tokens)) as server, crowd(server.port):
+        yield server
 
 
 def test_idle_slow_and_churning_clients_do_not_keep_scrapers_out(
