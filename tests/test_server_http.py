@@ -429,6 +429,29 @@ def test_at_the_cap_the_longest_idle_connection_makes_room_for_a_new_one() -> No
                 sock.close()
 
 
+def test_idle_connections_are_closed_sooner_when_connections_fill_up() -> None:
+    # Unscaled, these idle connections would be kept 20 s; with the cap full, a tenth of it.
+    limits = ServerLimits(max_connections=4, idle_timeout=20.0, header_timeout=20.0)
+    with running_server(NoAuth(), limits=limits) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                _read_response(sock)
+            for sock in idle:  # each recv is bounded by 10 s, half the configured timeout
+                assert closed_by_peer(sock)
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+@pytest.mark.parametrize(
+    ("open_connections", "scale"), [(0, 1.0), (128, 1.0), (192, 0.5), (256, 0.1), (300, 0.1)]
+)
+def test_timeouts_scale_down_past_half_the_cap(open_connections: int, scale: float) -> None:
+    assert ServerLimits().pressure_scale(open_connections) == pytest.approx(scale)
+
+
 def test_at_the_cap_with_every_connection_busy_a_new_one_is_closed() -> None:
     gate = GatedCollector()
     limits = ServerLimits(max_connections=2)
@@ -605,6 +628,13 @@ async def test_cancelling_serve_stops_the_server() -> None:
         await serving
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+def test_limits_must_be_numbers() -> None:
+    with pytest.raises(TypeError, match="max_renders"):
+        ServerLimits(max_renders="2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="idle_timeout"):
+        ServerLimits(idle_timeout=True)
 
 
 def test_limits_must_be_positive() -> None:
