@@ -41,6 +41,7 @@ PIECES = [
     b"9" * 20,
     "\u00b2".encode(),
     b"\xff",
+    b"\xb2",
     b"HTTP/1.1",
     b"Content-Length: ",
     b"\r\n\r\n",
