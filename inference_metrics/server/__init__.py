@@ -12,6 +12,7 @@ imported here; a self-signed certificate (``ServerTLS.self_signed``) needs the `
 """
 
 from .app import DEFAULT_PORT, MetricsServer, ServerLimits
+from .asgi import metrics_app
 from .auth import (
     Authenticator,
     AuthRequest,
@@ -52,4 +53,5 @@ __all__ = [
     "TLSConfigError",
     "TokenFileAuthenticator",
     "bearer_token",
+    "metrics_app",
 ]

@@ -403,10 +403,11 @@ class MetricsServer:
         return connection
 
     def _drop(self, connection: _Connection, *, abort: bool) -> None:
-        """Close a waiting connection now (abort: reset at once, freeing its slot)."""
-        connection.dropped = True
+        """Stop serving a waiting connection: reset at once (``abort``, to make room), or closed
+        cleanly by its task (a timeout)."""
         self._connections.pop(connection.task, None)
         if abort:
+            connection.dropped = True
             connection.writer.transport.abort()
         connection.task.cancel()
 
