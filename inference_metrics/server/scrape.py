@@ -202,7 +202,8 @@ class Renderer:
         body = exposition.render(cast(CollectorRegistry, self.registry), representation)
         if gzipped:
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
-        self.renders += 1
+        with self._lock:
+            self.renders += 1
         return body
 
     async def _wait(self, flight: _Flight) -> bytes:
