@@ -413,7 +413,9 @@ def test_idle_keep_alive_connection_is_closed() -> None:
 
 
 def test_at_the_cap_the_longest_idle_connection_makes_room_for_a_new_one() -> None:
-    with running_server(NoAuth(), limits=ServerLimits(max_connections=2)) as server:
+    # Timeouts long enough that, shrunk tenfold at the cap, none of them closes anything here.
+    limits = ServerLimits(max_connections=2, header_timeout=600.0, idle_timeout=600.0)
+    with running_server(NoAuth(), limits=limits) as server:
         held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
         try:
             for sock in held:  # both served once, then idle: the first has waited longest
@@ -435,11 +437,12 @@ def test_idle_connections_are_closed_sooner_when_connections_fill_up() -> None:
     # Unscaled, these idle connections would be kept 20 s; with the cap full, a tenth of it.
     limits = ServerLimits(max_connections=4, idle_timeout=20.0, header_timeout=20.0)
     with running_server(NoAuth(), limits=limits) as server:
-        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+        idle: list[socket.socket] = []
         try:
-            for sock in idle:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                _read_response(sock)
+            for _ in range(4):
+                idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+                idle[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                _read_response(idle[-1])
             for sock in idle:  # each recv is bounded by 10 s, half the configured timeout
                 assert closed_by_peer(sock)
         finally:

@@ -20,9 +20,9 @@ from typing import Any
 
 from prometheus_client.registry import REGISTRY, Collector
 
-from .app import ServerLimits
 from .auth import Authenticator, AuthRequest, NoAuth
 from .headers import Headers
+from .limits import ServerLimits
 from .scrape import Renderer, Reply, answer_scrape, peer_name, plain
 
 __all__ = ["ASGIApp", "metrics_app"]
