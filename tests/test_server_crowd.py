@@ -69,5 +69,5 @@ def test_idle_slow_and_churning_clients_do_not_keep_scrapers_out(
     assert crowded.evictions > 0  # the crowd really was at the cap
     # Warnings about closed connections come at most once per 10 s, not once per connection.
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) <= elapsed / 10 + 2
+    assert len(warnings) <= 2 * (elapsed / 10 + 1)  # two kinds: closed to make room, refused
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
