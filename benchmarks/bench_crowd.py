@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.server import MetricsServer, TokenFileAuthenticator
@@ -28,6 +28,7 @@ from inference_metrics.server import MetricsServer, TokenFileAuthenticator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_scrape import theirs  # noqa: E402  (start_http_server, stopped after)
 from tests.flood import crowd  # noqa: E402  (the test's own crowd and scrape)
 from tests.test_server_crowd import TOKEN, scrape_within  # noqa: E402
 
@@ -50,15 +51,8 @@ def guarded(directory: Path) -> Iterator[int]:
         yield server.port
 
 
-@contextlib.contextmanager
-def prometheus_client_server(directory: Path) -> Iterator[int]:
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry())
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+def prometheus_client_server(directory: Path) -> contextlib.AbstractContextManager[int]:
+    return theirs(registry())
 
 
 def measure(port: int, rounds: int) -> tuple[int, list[float]]:
