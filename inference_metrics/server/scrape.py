@@ -198,7 +198,7 @@ class Renderer:
         self, flight: _Flight, representation: exposition.Representation, gzipped: bool
     ) -> bytes:
         flight.started.set_result(None)
-        # Any collector will do: rendering only calls collect().
+        # Any collector will do: one that is not a registry goes to prometheus_client's encoder.
         body = exposition.render(cast(CollectorRegistry, self.registry), representation)
         if gzipped:
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
