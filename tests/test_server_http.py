@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import socket
 import threading
 import time
@@ -311,6 +312,23 @@ def test_an_unparsable_accept_header_gets_the_text_format(server: MetricsServer)
     assert reply.status == 200
     assert reply.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
     assert b"inference_model_request_total" in reply.body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization : Bearer SECRET-5a7c\r\n\r\n",
+        b"GET /metrics?token=SECRET-5a7c HTTP/1.1 x\r\nHost: x\r\n\r\n",
+        b"GET /metrics?token=SECRET-5a7c\r\n",
+    ],
+)
+def test_a_refused_request_is_not_quoted_in_the_logs(
+    server: MetricsServer, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="inference_metrics")
+    assert status_of(raw_exchange(server.port, request_bytes)) == 400
+    assert "bad request from" in caplog.text
+    assert "SECRET" not in caplog.text
 
 
 def test_a_small_body_is_read_and_ignored(server: MetricsServer) -> None:
