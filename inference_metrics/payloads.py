@@ -179,6 +179,9 @@ _NULL_USAGE_SPACED = b'"usage": null'
 _CR = 0x0D
 _LF = 0x0A
 _COLON = 0x3A
+_NEWLINE = b"\n"
+# How much of a chunk is split into lines at once: bounds the line objects alive at a time.
+_SLICE = 16 * 1024
 
 
 class SSEUsageParser:
@@ -199,6 +202,7 @@ class SSEUsageParser:
         "_broken",
         "_buf",
         "_data",
+        "_data_lines",
         "_data_size",
         "_discarding",
         "_first_line",
@@ -221,7 +225,9 @@ class SSEUsageParser:
         self._discarding = False
         self._skip_lf = False
         self._first_line = True
-        self._data: list[bytes] = []
+        # One event's data lines joined with newlines (one buffer, not an object per line).
+        self._data = bytearray()
+        self._data_lines = 0
         self._data_size = 0
         self._broken = False
         #: The last usage object seen, or None.
@@ -241,9 +247,20 @@ class SSEUsageParser:
         return self.invalid_events > 0 or self.oversized_lines > 0
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Parse the next ``chunk`` of the stream (any split, even inside a UTF-8 sequence)."""
-        if not isinstance(chunk, bytes):
-            chunk = bytes(chunk)
+        """Parse the next ``chunk`` of the stream (any split, even inside a UTF-8 sequence).
+
+        A large chunk is parsed in slices of 16 KiB, so what parsing it allocates is bounded by
+        the slice, not by the chunk (a chunk of millions of short lines would otherwise be
+        split into millions of objects at once).
+        """
+        if len(chunk) <= _SLICE:
+            self._feed(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            return
+        view = memoryview(chunk)
+        for start in range(0, len(view), _SLICE):
+            self._feed(view[start : start + _SLICE].tobytes())
+
+    def _feed(self, chunk: bytes) -> None:
         if not chunk:
             return
         if self._skip_lf:
@@ -317,26 +334,39 @@ class SSEUsageParser:
                 self.oversized_lines += 1
             self._broken = True
             self._data.clear()
+            self._data_lines = 0
             return
         if not self._broken:
-            self._data.append(value)
+            if self._data_lines:
+                self._data += _NEWLINE
+            self._data += value
+            self._data_lines += 1
 
     def _dispatch(self) -> None:
-        data, broken = self._data, self._broken
-        self._data = []
+        lines, broken = self._data_lines, self._broken
+        data = bytes(self._data)
+        self._data.clear()
+        self._data_lines = 0
         self._data_size = 0
         self._broken = False
-        if not data or broken:
+        if not lines or broken:
             return
         self.events += 1
-        if len(data) == 1:
-            if not self._handle(data[0]):
-                self.invalid_events += 1
+        if self._handle(data):
             return
-        if self._handle(b"\n".join(data)):
+        if lines == 1:
+            self.invalid_events += 1
             return
-        # Not one JSON document: producers that leave out the blank line between events.
-        if not all([self._handle(part) for part in data]):
+        # Not one JSON document: producers that leave out the blank line between events. Each
+        # line is taken in turn (found, not split: no list of every line at once).
+        valid = True
+        start = 0
+        while start >= 0:
+            end = data.find(_NEWLINE, start)
+            part = data[start:] if end < 0 else data[start:end]
+            valid = self._handle(part) and valid
+            start = end if end < 0 else end + 1
+        if not valid:
             self.invalid_events += 1
 
     def _handle(self, data: bytes) -> bool:

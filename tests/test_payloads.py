@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inference_metrics.payloads import (
+    DEFAULT_MAX_LINE_BYTES,
     RequestInfo,
     SSEUsageParser,
     Usage,
@@ -245,6 +247,32 @@ def test_sse_stream_without_newlines_does_not_grow_memory() -> None:
     for _ in range(1000):
         parser.feed(b"y" * 1000)
     assert len(parser._buf) <= 1024
+
+
+@pytest.mark.parametrize("chunk_size", [16 * 1024, 0], ids=["16KiB-chunks", "one-chunk"])
+def test_sse_event_of_millions_of_empty_data_lines_stays_within_the_line_bound(
+    chunk_size: int,
+) -> None:
+    # As many empty data lines as the bound of one event's data allows (one byte each): 4 Mi
+    # lines under the default 4 MiB grew memory by 378 MiB. The bound is scaled down 16 times
+    # here (tracing every allocation of 4 Mi lines takes seconds); the ratio is the same.
+    bound = DEFAULT_MAX_LINE_BYTES // 16
+    stream = b"data:\n" * (bound - 1) + b"\n"
+    step = chunk_size or len(stream)
+    chunks = [stream[i : i + step] for i in range(0, len(stream), step)]
+    parser = SSEUsageParser(max_line_bytes=bound)
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+        parser.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert parser.events == 1
+    assert not parser.failed
+    # The event's data, its copy at dispatch, and what one 16 KiB slice of lines costs.
+    assert peak < 2 * bound + 512 * 1024, f"peak {peak} bytes"
 
 
 # --- properties -------------------------------------------------------------------------------
