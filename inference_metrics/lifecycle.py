@@ -230,9 +230,11 @@ class RequestContext:
         """The request's model, for callers that parsed the request themselves.
 
         Returns False (and records ``BadRequest``) when ``model_name`` is not a non-empty string
-        usable as a label value. Never raises.
+        usable as a label value. Once the request is routed its model is fixed: a later call
+        changes nothing (the running gauge and the completion stay under the routed model) and
+        returns False. Never raises.
         """
-        if self.finished:
+        if self.finished or self.routed:
             return False
         self._body = None
         if (

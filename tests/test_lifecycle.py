@@ -152,6 +152,27 @@ def test_route_before_the_model_is_known_records_nothing(setup: Setup) -> None:
     assert setup.families() == {}
 
 
+def test_on_request_after_route_changes_neither_the_model_nor_running_requests(
+    setup: Setup,
+) -> None:
+    ctx = routed(setup)
+    for _ in range(3):
+        assert ctx.on_request("other") is False
+    assert ctx.model_name == "m"
+    setup.clock.advance(1)
+    ctx.on_response_body(chat_response(1, 1), end_of_stream=True)
+    fams = setup.families()
+    running = fams["inference_model_running_requests"]
+    assert running.samples == {
+        ("inference_model_running_requests", frozenset({("model_name", "m")})): 0.0
+    }
+    duration = fams["inference_model_request_duration_seconds"]
+    assert {
+        (dict(labels)["model_name"], dict(labels)["target_model_name"])
+        for _, labels in duration.samples
+    } == {("m", "t")}
+
+
 # --- successful completion --------------------------------------------------------------------
 
 
