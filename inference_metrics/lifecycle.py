@@ -12,6 +12,9 @@ stage                             recorded
                                   ``BadRequest`` (empty model labels), False is returned
 ``route``                         ``request_total``, ``request_sizes``;
                                   ``running_requests`` +1
+``admit`` (target not known yet)  ``running_requests`` +1; ``route`` when the target is
+                                  known, else at the end: to the model the response names
+                                  (``response_model``), else the model itself
 ``on_response_headers``           nothing; a non-2xx ``:status`` makes the request end as
                                   ``ModelServerError``
 ``on_response_body``              nothing until the end of stream, then as ``finish``
@@ -114,6 +117,7 @@ class RequestContext:
         "_mode",
         "_pending",
         "_response",
+        "_response_model",
         "_running",
         "_sse",
         "_usage",
@@ -182,6 +186,7 @@ class RequestContext:
         self._sse: SSEUsageParser | None = None
         self._usage: Usage | None = None
         self._first_chunk: float | None = None
+        self._response_model: str | None = None
 
     # --- request ----------------------------------------------------------------------------------
 
@@ -234,7 +239,7 @@ class RequestContext:
         changes nothing (the running gauge and the completion stay under the routed model) and
         returns False. Never raises.
         """
-        if self.finished or self.routed:
+        if self.finished or self.routed or self._running:
             return False
         self._body = None
         if (
@@ -260,6 +265,23 @@ class RequestContext:
         """
         if self.finished or self.routed or self.model_name is None:
             return
+        self._route(target_model_name)
+
+    def admit(self) -> None:
+        """The request is in flight but its target is not known yet (a server that learns it
+        from its own response): ``running_requests`` +1 now; ``request_total`` and
+        ``request_sizes`` when :meth:`route` names the target, or at the end (finished, failed
+        or cancelled) under the model the response named (:attr:`response_model`), else the
+        model itself. Does nothing unless the model is known and the request is still open and
+        neither admitted nor routed. Never raises.
+        """
+        if self.finished or self.routed or self._running or self.model_name is None:
+            return
+        self.recorder.record_running_request_started(self.model_name)
+        self._running = True
+
+    def _route(self, target_model_name: object) -> None:
+        assert self.model_name is not None
         model = self.model_name
         target = model
         if (
@@ -271,8 +293,14 @@ class RequestContext:
         self.target_model_name = target
         self.routed = True
         self.recorder.record_request_started(model, target, self.request_size)
-        self.recorder.record_running_request_started(model)
-        self._running = True
+        if not self._running:
+            self.recorder.record_running_request_started(model)
+            self._running = True
+
+    def _route_admitted(self) -> None:
+        """An admitted request ends before it was routed: route it now (see :meth:`admit`)."""
+        if self._running and not self.routed:
+            self._route(self.response_model)
 
     # --- response ---------------------------------------------------------------------------------
 
@@ -328,11 +356,14 @@ class RequestContext:
     def on_response_part(self, *, size: int = 0, usage: Usage | None = None) -> None:
         """One part of a response produced by a handler (an item of a stream, or the whole
         result): ``size`` bytes, and the usage it reports if any. The first part is the TTFT
-        timestamp. For byte chunks use :meth:`on_response_body`. Never raises."""
+        timestamp; a second part makes the response a stream (:attr:`streamed`: TTFT and TPOT
+        are recorded). For byte chunks use :meth:`on_response_body`. Never raises."""
         if self.finished:
             return
         if self._first_chunk is None:
             self._first_chunk = self._clock()
+        else:
+            self.streamed = True  # a second part: the response is a stream
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
             self.response_size += size
         if isinstance(usage, Usage):
@@ -341,6 +372,15 @@ class RequestContext:
     def set_streamed(self, streamed: bool = True) -> None:
         """Say whether the response is streamed (TTFT and TPOT are recorded for streams)."""
         self.streamed = bool(streamed)
+
+    @property
+    def response_model(self) -> str | None:
+        """The model the response names (OpenAI responses carry ``model``; Responses API
+        events ``response.model``): from the first stream event that names one, or the JSON
+        body once it ended. None when it names none."""
+        if self._response_model is None and self._sse is not None:
+            return self._sse.model
+        return self._response_model
 
     @property
     def usage(self) -> Usage | None:
@@ -399,12 +439,14 @@ class RequestContext:
             body, self._response = self._response, None
             if body.strip():
                 try:
-                    usage = payloads.usage_from_json(body)
+                    obj = payloads.decode_json(body)
                 except ValueError:
                     self._parse_failed()
                 else:
+                    usage = payloads.usage_from_object(obj)
                     if usage is not None:
                         self._usage = usage
+                    self._response_model = payloads.model_from_object(obj)
 
     # --- end --------------------------------------------------------------------------------------
 
@@ -433,6 +475,7 @@ class RequestContext:
             return
         completed = self._clock()
         self._parse_end()
+        self._route_admitted()
         self.finished = True
         self._pending = bytearray()
         self._release()
@@ -463,12 +506,14 @@ class RequestContext:
         if self.error_code is not None:
             self._end()
             return
+        self._route_admitted()
         self.finished = True
         self._discard()
         self._release()
 
     def _end(self) -> None:
         """Record the failure once."""
+        self._route_admitted()
         self.finished = True
         self._discard()
         self._release()

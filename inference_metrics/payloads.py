@@ -30,6 +30,7 @@ __all__ = [
     "SSEUsageParser",
     "Usage",
     "decode_json",
+    "model_from_object",
     "parse_request",
     "sniff_body",
     "usage_from_json",
@@ -140,6 +141,19 @@ def usage_from_object(obj: object) -> Usage | None:
     return Usage(prompt or 0, completion or 0, cached or 0)
 
 
+def model_from_object(obj: object) -> str | None:
+    """The model a decoded response body or stream event names: ``obj["model"]``, or (Responses
+    API events) ``obj["response"]["model"]``; None when it names none (or not as a non-empty
+    string)."""
+    if not isinstance(obj, dict):
+        return None
+    model = obj.get("model")
+    if model is None:
+        response = obj.get("response")
+        model = response.get("model") if isinstance(response, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def usage_from_json(body: bytes | bytearray | memoryview | str) -> Usage | None:
     """The usage of a JSON response body (None when it has none); ``ValueError`` if not JSON."""
     return usage_from_object(decode_json(body))
@@ -173,6 +187,9 @@ def sniff_body(head: bytes | bytearray) -> BodyKind | None:
 
 
 _USAGE_KEY = b'"usage"'
+_MODEL_KEY = b'"model"'
+# How many events mentioning "model" are decoded to find the model a stream names.
+_MODEL_TRIES = 4
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 _NULL_USAGE_COMPACT = b'"usage":null'
 _NULL_USAGE_SPACED = b'"usage": null'
@@ -191,7 +208,8 @@ class SSEUsageParser:
     value with or without the space after the colon; consecutive ``data:`` lines of one event are
     joined with newlines; comments (``:`` lines) and other fields are skipped; an event ends at a
     blank line. ``[DONE]`` sets :attr:`done`. Only an event whose data mentions a non-null
-    ``"usage"`` is JSON-decoded, so the per-token chunks of a stream cost a substring search.
+    ``"usage"`` is JSON-decoded, so the per-token chunks of a stream cost a substring search;
+    and, until one names the model (:attr:`model`), the first few that mention ``"model"``.
 
     Memory is bounded: a line (or one event's data) longer than ``max_line_bytes`` is dropped
     and counted in :attr:`oversized_lines`. :attr:`invalid_events` counts events that mentioned
@@ -207,10 +225,12 @@ class SSEUsageParser:
         "_discarding",
         "_first_line",
         "_max",
+        "_model_tries",
         "_skip_lf",
         "done",
         "events",
         "invalid_events",
+        "model",
         "oversized_lines",
         "usage",
     )
@@ -232,6 +252,9 @@ class SSEUsageParser:
         self._broken = False
         #: The last usage object seen, or None.
         self.usage: Usage | None = None
+        #: The model the stream names (its first events that mention ``"model"``), or None.
+        self.model: str | None = None
+        self._model_tries = 0
         #: Whether ``data: [DONE]`` was seen.
         self.done = False
         #: Events dispatched (those with data).
@@ -370,22 +393,31 @@ class SSEUsageParser:
             self.invalid_events += 1
 
     def _handle(self, data: bytes) -> bool:
-        """Take usage from one event's data; False when it mentioned usage but was not JSON."""
-        if _USAGE_KEY not in data:
-            if data.strip() == b"[DONE]":
-                self.done = True
-            return True
-        # Every "usage" null (the chunks before the last one): nothing to decode.
+        """Take usage (and the model, from the first events) from one event's data; False when
+        it mentioned usage but was not JSON."""
+        wants_model = self.model is None and self._model_tries < _MODEL_TRIES and _MODEL_KEY in data
         mentions = data.count(_USAGE_KEY)
-        if mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data):
+        if not mentions:
+            if not wants_model:
+                if data.strip() == b"[DONE]":
+                    self.done = True
+                return True
+        elif not wants_model and (
+            # Every "usage" null (the chunks before the last one): nothing to decode.
+            (mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data))
+            or (mentions > 1 and mentions == len(_NULL_USAGE.findall(data)))
+        ):
             return True
-        if mentions > 1 and mentions == len(_NULL_USAGE.findall(data)):
-            return True
+        if wants_model:
+            self._model_tries += 1
         try:
             obj = decode_json(data)
         except ValueError:
-            return False
-        usage = usage_from_object(obj)
-        if usage is not None:
-            self.usage = usage
+            return not mentions
+        if wants_model:
+            self.model = model_from_object(obj)
+        if mentions:
+            usage = usage_from_object(obj)
+            if usage is not None:
+                self.usage = usage
         return True

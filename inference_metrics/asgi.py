@@ -1,0 +1,242 @@
+"""ASGI: a middleware that measures OpenAI-style requests from the messages that go over the wire.
+
+``MetricsMiddleware(app, recorder=...)`` wraps any ASGI application (FastAPI, Starlette, vLLM's
+or LiteLLM's servers, a plain ASGI callable) under any ASGI server. For a ``POST`` to one of its
+``paths`` it drives a :class:`~inference_metrics.lifecycle.RequestContext` from the ASGI
+messages themselves:
+
+* the request body's bytes as the app receives them (the app still gets every message
+  unchanged, as it arrives); at its end the model from the JSON body: the request is admitted
+  (``running_requests`` +1), or it fails as ``BadRequest`` (not JSON, no string ``model``,
+  larger than ``max_body_size``);
+* the response status through :meth:`ErrorCode.from_http_status` (404 ``NotFound``, 429
+  ``ResourceExhausted``, 500 ``Internal``...); an exception out of the app is ``Internal``
+  and is re-raised unchanged;
+* every response body byte as it is sent; usage from a JSON body or an event stream; TTFT and
+  TPOT for ``text/event-stream`` responses;
+* ``http.disconnect`` from the client (or a ``send`` that fails because the client left, or the
+  app's task being cancelled) as a cancel: ``running_requests`` goes back down at once.
+
+The target model is the model the response names (OpenAI responses carry ``model``), else the
+requested model; a ``target_model`` callable, given the ASGI scope and the parsed request body,
+overrides it when it returns a string. Other paths, other methods, websockets and lifespan
+messages go straight to the app.
+
+Nothing of a web framework is imported; nothing raises into the app on a malformed payload.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from . import payloads
+from .errors import ErrorCode
+from .lifecycle import DEFAULT_MAX_BODY_SIZE, RequestContext
+from .recorder import Recorder
+
+__all__ = [
+    "DEFAULT_PATHS",
+    "ASGIApp",
+    "MetricsMiddleware",
+    "Receive",
+    "Scope",
+    "Send",
+    "TargetModel",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: Given the ASGI scope and the parsed request body, the target model (None: not decided here).
+TargetModel = Callable[[Scope, dict[str, Any]], str | None]
+
+#: The OpenAI endpoints measured by default.
+DEFAULT_PATHS: frozenset[str] = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/responses"}
+)
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _content_type(headers: object) -> bytes | None:
+    if not isinstance(headers, Iterable):
+        return None
+    for header in headers:
+        if (
+            isinstance(header, (tuple, list))
+            and len(header) == 2
+            and isinstance(header[0], bytes)
+            and header[0].lower() == b"content-type"
+        ):
+            value = header[1]
+            return value if isinstance(value, bytes) else None
+    return None
+
+
+class MetricsMiddleware:
+    """Measures each ``POST`` to ``paths`` as one request of the endpoint picker's metrics.
+
+    ``recorder``: where the metrics go. ``paths``: the exact request paths measured (default
+    :data:`DEFAULT_PATHS`). ``target_model``: called once the request body is accepted with
+    the scope and the parsed body; a string it returns is the target model (default: the model
+    the response names, else the requested one); an exception from it is ignored.
+    ``max_body_size`` and ``max_sse_line``: the lifecycle's bounds (see
+    :class:`~inference_metrics.lifecycle.RequestContext`); ``clock``: its timestamps.
+
+    Under several server worker processes, each worker records into its own recorder (see
+    docs/asgi.md).
+    """
+
+    __slots__ = ("_clock", "_max_body", "_max_sse_line", "_paths", "_target", "app", "recorder")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        recorder: Recorder,
+        paths: Iterable[str] = DEFAULT_PATHS,
+        target_model: TargetModel | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_sse_line: int = payloads.DEFAULT_MAX_LINE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI application (callable), got {app!r}")
+        if not isinstance(recorder, Recorder):
+            raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
+        if isinstance(paths, str) or not isinstance(paths, Iterable):
+            raise TypeError(f"paths must be an iterable of path strings, got {paths!r}")
+        path_set = frozenset(paths)
+        for path in path_set:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"paths must hold paths starting with '/', got {path!r}")
+        if target_model is not None and not callable(target_model):
+            raise TypeError(f"target_model must be callable, got {target_model!r}")
+        # Checks max_body_size, max_sse_line and clock as the lifecycle does, once.
+        RequestContext(
+            recorder, clock=clock, max_body_size=max_body_size, max_sse_line=max_sse_line
+        )
+        self.app = app
+        self.recorder = recorder
+        self._paths = path_set
+        self._target = target_model
+        self._max_body = max_body_size
+        self._max_sse_line = max_sse_line
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "POST"
+            or scope.get("path") not in self._paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        await _Exchange(self, scope).run(receive, send)
+
+    def _admit(self, ctx: RequestContext, scope: Scope) -> None:
+        """The request body was accepted: route it now when the target is known, else admit it
+        (routed at the end to the model the response names)."""
+        target: object = None
+        if self._target is not None and ctx.request is not None:
+            try:
+                target = self._target(scope, ctx.request)
+            except Exception:
+                target = None
+        if isinstance(target, str):
+            ctx.route(target)
+        else:
+            ctx.admit()
+
+
+class _Exchange:
+    """One measured request: the ASGI receive and send of the app, watched."""
+
+    __slots__ = ("ctx", "middleware", "reading", "responded", "scope")
+
+    def __init__(self, middleware: MetricsMiddleware, scope: Scope) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.ctx = RequestContext(
+            middleware.recorder,
+            clock=middleware._clock,
+            max_body_size=middleware._max_body,
+            max_sse_line=middleware._max_sse_line,
+        )
+        self.reading = True
+        self.responded = False
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            self.on_receive(message)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            self.on_send(message)
+            try:
+                await send(message)
+            except OSError:
+                ctx.cancel()  # the client went away (ASGI 2.4 servers raise OSError)
+                raise
+
+        try:
+            await self.middleware.app(self.scope, watched_receive, watched_send)
+        except Exception:
+            ctx.fail(ErrorCode.INTERNAL)
+            raise
+        except BaseException:  # asyncio.CancelledError, KeyboardInterrupt...
+            ctx.cancel()
+            raise
+        if not ctx.finished:
+            # The app returned without ending its response.
+            if self.responded:
+                ctx.cancel()
+            else:
+                ctx.fail(ErrorCode.INTERNAL)
+
+    def on_receive(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.request":
+            if not self.reading:
+                return
+            body = message.get("body", b"")
+            end = not message.get("more_body", False)
+            accepted = self.ctx.on_request_body(
+                body if isinstance(body, _BYTES) else b"", end_of_stream=end
+            )
+            if end or not accepted:
+                self.reading = False
+                if accepted:
+                    self.middleware._admit(self.ctx, self.scope)
+        elif kind == "http.disconnect":
+            self.ctx.cancel()
+
+    def on_send(self, message: Message) -> None:
+        ctx = self.ctx
+        kind = message.get("type")
+        if kind == "http.response.start":
+            self.responded = True
+            status = message.get("status")
+            code = (
+                ErrorCode.from_http_status(status)
+                if isinstance(status, int) and not isinstance(status, bool)
+                else ErrorCode.INTERNAL
+            )
+            if code is not None:
+                ctx.fail(code)
+                return
+            content_type = _content_type(message.get("headers"))
+            if content_type is not None:
+                ctx.on_response_headers(((b"content-type", content_type),))
+        elif kind == "http.response.body":
+            body = message.get("body", b"")
+            ctx.on_response_body(
+                body if isinstance(body, _BYTES) else b"",
+                end_of_stream=not message.get("more_body", False),
+            )
