@@ -475,3 +475,64 @@ def test_error_code_http_status(code: ErrorCode, status: int) -> None:
 )
 def test_error_code_from_http_status(status: int, code: ErrorCode | None) -> None:
     assert ErrorCode.from_http_status(status) == code
+
+
+# --- admitted before the target is known ------------------------------------------------------
+
+
+def admitted(setup: Setup) -> RequestContext:
+    ctx = setup.ctx()
+    assert ctx.on_request_body(body(), end_of_stream=True)
+    ctx.admit()
+    return ctx
+
+
+def test_admit_counts_the_request_running_before_its_target_is_known(setup: Setup) -> None:
+    admitted(setup)
+    fams = setup.families()
+    assert set(fams) == {"inference_model_running_requests"}
+    running = fams["inference_model_running_requests"]
+    assert running.value("inference_model_running_requests", model_name="m") == 1
+
+
+def test_admitted_request_is_routed_at_its_end_to_the_model_its_response_names(
+    setup: Setup,
+) -> None:
+    ctx = admitted(setup)
+    setup.clock.advance(1)
+    response = json.dumps({"model": "served", "usage": {"completion_tokens": 2}}).encode()
+    ctx.on_response_body(response, end_of_stream=True)
+    fams = setup.families()
+    served = {"model_name": "m", "target_model_name": "served"}
+    assert fams["inference_model_request_total"].value("inference_model_request_total", **served)
+    output = fams["inference_model_output_tokens"]
+    assert output.value("inference_model_output_tokens_sum", **served) == 2
+    running = fams["inference_model_running_requests"]
+    assert running.value("inference_model_running_requests", model_name="m") == 0
+
+
+def test_admitted_request_cancelled_before_a_response_is_routed_to_its_own_model(
+    setup: Setup,
+) -> None:
+    ctx = admitted(setup)
+    ctx.cancel()
+    fams = setup.families()
+    own = {"model_name": "m", "target_model_name": "m"}
+    assert fams["inference_model_request_total"].value("inference_model_request_total", **own) == 1
+    running = fams["inference_model_running_requests"]
+    assert running.value("inference_model_running_requests", model_name="m") == 0
+
+
+def test_streamed_response_names_its_model_in_its_first_event(setup: Setup) -> None:
+    ctx = admitted(setup)
+    ctx.on_response_headers({"content-type": "text/event-stream"})
+    ctx.on_response_body(b'data: {"model": "served", "choices": []}\n\n', end_of_stream=False)
+    assert ctx.response_model == "served"
+
+
+def test_a_second_response_part_makes_the_response_a_stream(setup: Setup) -> None:
+    ctx = routed(setup)
+    ctx.on_response_part(size=1)
+    assert not ctx.streamed
+    ctx.on_response_part(size=1)
+    assert ctx.streamed
