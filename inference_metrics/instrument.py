@@ -8,11 +8,15 @@ stream (docs/streaming.md has the table):
   (``request_total``, ``request_sizes``, ``running_requests`` +1). No usable model: the request
   is counted as ``BadRequest`` with empty labels and the handler runs unmeasured;
 * a function or coroutine ends when it returns: usage and size come from the result;
-* a generator or async generator ends when it is exhausted: every item is a part of the response
-  (the first one is the TTFT timestamp; ``bytes``/``str`` items go through the incremental SSE
-  usage parser); closing it early (``close()``, ``aclose()``, ``break`` in ``async for``, garbage
-  collection) ends the request as cancelled, exactly once;
-* an exception is counted with its error code (``errors``; default ``Internal``) and re-raised
+* a generator or async generator starts its request (and its clock) at the call and ends when it
+  is exhausted: every item is a part of the response (the first one is the TTFT timestamp;
+  ``bytes``/``str`` items go through the incremental SSE usage parser); closing it early, even
+  before its first item (``close()``, ``aclose()``, ``break`` in ``async for``, garbage
+  collection) ends the request as cancelled at once, exactly once;
+* an exception is counted with its error code (``errors``; else the HTTP status of an exception
+  with an integer ``status_code`` or ``status``, as Starlette's, FastAPI's and aiohttp's
+  ``HTTPException`` carry, through :meth:`ErrorCode.from_http_status`; else ``Internal``) and
+  re-raised
   unchanged; ``asyncio.CancelledError`` (and any other non-``Exception``, such as
   ``KeyboardInterrupt``) cancels the request: neither a success nor an error, only
   ``running_requests`` goes back down, as upstream treats a client that went away.
@@ -97,6 +101,10 @@ def default_usage(result: object) -> Usage | None:
     """
     if isinstance(result, Usage):
         return result
+    body = getattr(result, "body", None)
+    if isinstance(body, (bytes, bytearray)) and not isinstance(result, dict):
+        # A web framework response (aiohttp's is also a Mapping of its own state).
+        return default_usage(bytes(body))
     if isinstance(result, Mapping):
         return payloads.usage_from_object(result if isinstance(result, dict) else dict(result))
     if isinstance(result, (bytes, bytearray, str)):
@@ -111,9 +119,6 @@ def default_usage(result: object) -> Usage | None:
         return payloads.usage_from_object({"usage": dict(usage)})
     if usage is not None:
         return payloads.usage_from_object({"usage": _usage_attributes(usage)})
-    body = getattr(result, "body", None)
-    if isinstance(body, bytes):
-        return default_usage(body)
     return None
 
 
@@ -132,29 +137,50 @@ def _usage_attributes(usage: object) -> dict[str, object]:
 
 
 def default_size(result: object) -> int:
-    """A result's size in bytes when it is one: ``bytes``, ``str`` (UTF-8), a mapping (its compact
-    JSON encoding), or a web framework response's ``body`` (``bytes``); else 0."""
+    """A result's size in bytes.
+
+    Exact for ``bytes``, ``str`` (UTF-8) and a web framework response's ``body`` (``bytes``:
+    Starlette's and FastAPI's ``Response``, aiohttp's ``web.Response``). A mapping or a pydantic
+    model is measured as its compact UTF-8 JSON (``ensure_ascii=False``: what FastAPI and
+    Starlette send; another encoder, such as aiohttp's ``json_response``, sends other bytes:
+    return the response object, or use :class:`~inference_metrics.asgi.MetricsMiddleware`).
+    Anything else: 0.
+    """
     if isinstance(result, (bytes, bytearray, memoryview)):
         return len(result)
     if isinstance(result, str):
         return len(result.encode("utf-8", "surrogatepass"))
+    body = getattr(result, "body", None)
+    if isinstance(body, (bytes, bytearray)) and not isinstance(result, dict):
+        return len(body)  # a web framework response (aiohttp's is also a Mapping)
     if isinstance(result, Mapping):
         try:
-            return len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
+            encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError):
             return 0
-    body = getattr(result, "body", None)
-    return len(body) if isinstance(body, bytes) else 0
+        return len(encoded.encode("utf-8", "surrogatepass"))
+    dump_json = getattr(result, "model_dump_json", None)  # a pydantic v2 model
+    if callable(dump_json):
+        encoded = dump_json()
+        if isinstance(encoded, str):
+            return len(encoded.encode("utf-8", "surrogatepass"))
+    return 0
+
+
+def _http_status(obj: object) -> int | None:
+    """The HTTP status a web framework response or exception carries (``status_code``:
+    Starlette, FastAPI; ``status``: aiohttp), or None."""
+    for attribute in ("status_code", "status"):
+        status = getattr(obj, attribute, None)
+        if isinstance(status, int) and not isinstance(status, bool):
+            return status
+    return None
 
 
 def _status_code(result: object) -> ErrorCode | None:
     """The failure a web framework response carries in its ``status``/``status_code``."""
-    status = getattr(result, "status", None)
-    if not isinstance(status, int):
-        status = getattr(result, "status_code", None)
-    if isinstance(status, int) and not isinstance(status, bool):
-        return ErrorCode.from_http_status(status)
-    return None
+    status = _http_status(result)
+    return None if status is None else ErrorCode.from_http_status(status)
 
 
 def _argument_getter(func: Callable[..., object], name: str, role: str) -> _ArgGetter:
@@ -304,7 +330,17 @@ class _Measure:
         if code is not None:
             ctx.fail(code)
         elif isinstance(exc, Exception):
-            ctx.fail(ErrorCode.INTERNAL)
+            status = _http_status(exc)
+            if status is None:
+                ctx.fail(ErrorCode.INTERNAL)
+            else:
+                # An HTTP exception (Starlette's, FastAPI's, aiohttp's): its status says how the
+                # request ended; a 1xx-3xx one (aiohttp raises redirects) is not a failure.
+                code = ErrorCode.from_http_status(status)
+                if code is None:
+                    ctx.finish()
+                else:
+                    ctx.fail(code)
         else:  # asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit
             ctx.cancel()
 
@@ -346,12 +382,14 @@ def instrument_handler(
     response body (incremental SSE parsing for streams).
 
     ``errors``: the error code of an exception (a mapping of exception types or a callable);
-    unmapped exceptions count as ``Internal``. A result with an HTTP ``status``/``status_code``
-    of 400 or more counts as that status's error code (:meth:`ErrorCode.from_http_status`).
+    an unmapped exception with an integer ``status_code`` or ``status`` (an HTTP exception)
+    counts as that status's code (1xx-3xx: not a failure), any other as ``Internal``. A result
+    with an HTTP ``status``/``status_code`` of 400 or more counts as that status's error code
+    (:meth:`ErrorCode.from_http_status`).
 
-    The decorated handler keeps its signature (``ParamSpec``); generators are wrapped in
-    generators that forward iteration and closing (values passed to ``send()`` are not
-    forwarded to the handler).
+    The decorated handler keeps its signature (``ParamSpec``); a generator handler becomes a
+    function that starts the request and returns a generator forwarding iteration and closing
+    (values passed to ``send()`` are not forwarded to the handler).
     """
     if not isinstance(recorder, Recorder):
         raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
@@ -415,47 +453,65 @@ def _wrap_coroutine(func: Callable[..., Any], measure: _Measure) -> Callable[...
     return wrapper
 
 
+def _start_stream(
+    func: Callable[..., Any], measure: _Measure, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[RequestContext, Any, _Guard]:
+    """The call of a generator handler: the request starts now (the clock with it), not at the
+    first iteration."""
+    ctx = measure.begin(args, kwargs)
+    ctx.set_streamed()
+    try:
+        inner = func(*args, **kwargs)
+    except BaseException as exc:
+        measure.error(ctx, exc)
+        raise
+    return ctx, inner, _Guard(ctx)
+
+
 def _wrap_generator(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
-        ctx = measure.begin(args, kwargs)
-        ctx.set_streamed()
-        guard = _Guard(ctx)  # noqa: F841  (held by this frame until it goes away)
-        inner: Generator[Any, None, Any] | None = None
-        try:
-            inner = func(*args, **kwargs)
-            for item in inner:
-                measure.part(ctx, item)
-                yield item
-        except BaseException as exc:
-            measure.error(ctx, exc)
-            raise
-        finally:
-            if inner is not None:
-                inner.close()
-        ctx.finish()
+        return _measured_generator(measure, *_start_stream(func, measure, args, kwargs))
 
     return wrapper
+
+
+def _measured_generator(
+    measure: _Measure, ctx: RequestContext, inner: Generator[Any, None, Any], guard: _Guard
+) -> Generator[Any, None, Any]:
+    # ``guard`` is held by this generator's frame from its creation: closing or dropping the
+    # generator before its first iteration (the frame never runs) still cancels the request.
+    try:
+        for item in inner:
+            measure.part(ctx, item)
+            yield item
+    except BaseException as exc:
+        measure.error(ctx, exc)
+        raise
+    finally:
+        inner.close()
+    ctx.finish()
 
 
 def _wrap_async_generator(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
     @functools.wraps(func)
-    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        ctx = measure.begin(args, kwargs)
-        ctx.set_streamed()
-        guard = _Guard(ctx)  # noqa: F841  (held by this frame until it goes away)
-        inner: AsyncGenerator[Any, None] | None = None
-        try:
-            inner = func(*args, **kwargs)
-            async for item in inner:
-                measure.part(ctx, item)
-                yield item
-        except BaseException as exc:
-            measure.error(ctx, exc)
-            raise
-        finally:
-            if inner is not None:
-                await inner.aclose()
-        ctx.finish()
+    def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        return _measured_async_generator(measure, *_start_stream(func, measure, args, kwargs))
 
     return wrapper
+
+
+async def _measured_async_generator(
+    measure: _Measure, ctx: RequestContext, inner: AsyncGenerator[Any, None], guard: _Guard
+) -> AsyncGenerator[Any, None]:
+    # ``guard``: as in _measured_generator.
+    try:
+        async for item in inner:
+            measure.part(ctx, item)
+            yield item
+    except BaseException as exc:
+        measure.error(ctx, exc)
+        raise
+    finally:
+        await inner.aclose()
+    ctx.finish()

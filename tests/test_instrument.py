@@ -8,7 +8,13 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, Protocol, assert_type
 
+import fastapi
+import fastapi.encoders
+import fastapi.responses
+import pydantic
 import pytest
+import starlette.exceptions
+from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import ErrorCode, PrometheusBackend, Recorder, Usage
@@ -499,3 +505,133 @@ def test_default_usage(result: object, usage: Usage | None) -> None:
 @pytest.mark.parametrize(("result", "size"), [(b"abc", 3), ("é", 2), ({"a": 1}, 7), (None, 0)])
 def test_default_size(result: object, size: int) -> None:
     assert default_size(result) == size
+
+
+# --- what a web framework sees ----------------------------------------------------------------
+
+
+def test_generator_clock_starts_at_the_call_not_the_first_iteration(env: Env) -> None:
+    @instrument_handler(env.recorder, clock=env.clock)
+    def handler(model: str) -> Iterator[bytes]:
+        yield b"data: {}\n\n"
+
+    stream = handler("m")
+    env.clock.now += 0.5  # the server waits before it iterates
+    list(stream)
+    assert env.value("inference_model_request_duration_seconds", "_sum") == 0.5
+    assert env.value("inference_model_request_ttft_seconds", "_sum") == 0.5
+
+
+def test_generator_closed_before_its_first_item_is_counted_and_cancelled_at_once(
+    env: Env,
+) -> None:
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> Generator[bytes, None, None]:
+        yield b"x"
+
+    stream = handler("m")
+    assert env.running() == 1
+    stream.close()
+    assert env.running() == 0
+    assert env.value("inference_model_request_total") == 1
+    assert env.errors() == {}
+
+
+async def test_async_generator_closed_before_its_first_item_is_cancelled_at_once(
+    env: Env,
+) -> None:
+    @instrument_handler(env.recorder)
+    async def handler(model: str) -> AsyncGenerator[bytes, None]:
+        yield b"x"
+
+    stream = handler("m")
+    assert env.running() == 1
+    await stream.aclose()
+    assert env.running() == 0
+    assert env.errors() == {}
+
+
+def test_generator_never_iterated_and_dropped_is_cancelled(env: Env) -> None:
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> Iterator[bytes]:
+        yield b"x"
+
+    handler("m")
+    gc.collect()
+    assert env.running() == 0
+    assert env.value("inference_model_request_total") == 1
+
+
+@pytest.mark.parametrize(
+    ("exception", "code"),
+    [
+        (starlette.exceptions.HTTPException(404), "NotFound"),
+        (fastapi.HTTPException(status_code=429), "ResourceExhausted"),
+        (web.HTTPServiceUnavailable(), "ServiceUnavailable"),
+        (web.HTTPConflict(), "BadRequest"),
+    ],
+    ids=["starlette-404", "fastapi-429", "aiohttp-503", "aiohttp-409"],
+)
+def test_http_exception_is_counted_with_its_status_code(
+    env: Env, exception: Exception, code: str
+) -> None:
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> dict[str, Any]:
+        raise exception
+
+    with pytest.raises(type(exception)):
+        handler("m")
+    assert env.errors() == {code: 1}
+
+
+def test_mapping_result_size_is_the_bytes_fastapi_sends(env: Env) -> None:
+    result = {"c": "日本語"}
+
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> dict[str, str]:
+        return result
+
+    handler("m")
+    sent = fastapi.responses.JSONResponse(result).body
+    assert len(sent) == 17
+    assert env.value("inference_model_response_sizes", "_sum") == len(sent)
+
+
+class Answer(pydantic.BaseModel):
+    model: str
+    text: str
+
+
+def test_pydantic_result_size_is_the_bytes_fastapi_sends(env: Env) -> None:
+    answer = Answer(model="m", text="été ☀")
+
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> Answer:
+        return answer
+
+    handler("m")
+    sent = fastapi.responses.JSONResponse(fastapi.encoders.jsonable_encoder(answer)).body
+    assert env.value("inference_model_response_sizes", "_sum") == len(sent)
+
+
+def test_aiohttp_response_result_size_is_its_body(env: Env) -> None:
+    response = web.json_response({"c": "日本語", "usage": {"completion_tokens": 2}})
+
+    @instrument_handler(env.recorder)
+    def handler(model: str) -> web.Response:
+        return response
+
+    handler("m")
+    assert isinstance(response.body, bytes)
+    assert env.value("inference_model_response_sizes", "_sum") == len(response.body)
+    assert env.value("inference_model_output_tokens", "_sum") == 2
+
+
+def test_start_request_with_several_parts_is_streamed_without_an_extra_call(env: Env) -> None:
+    with start_request(env.recorder, "m", clock=env.clock) as ctx:
+        env.clock.now += 0.25
+        ctx.on_response_part(size=3)
+        env.clock.now += 1.0
+        ctx.on_response_part(size=4, usage=Usage(1, 3, 0))
+    assert env.value("inference_model_request_ttft_seconds", "_sum") == 0.25
+    assert env.value("inference_model_request_tpot_seconds", "_sum") == 0.5
