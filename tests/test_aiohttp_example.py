@@ -1,4 +1,4 @@
-"""examples/asgi_app.py served on 127.0.0.1: what its /metrics shows after real requests."""
+"""examples/aiohttp_app.py served on 127.0.0.1: what its /metrics shows after real requests."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from aiohttp import web
 
 from .expo import Family, parse_text
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "asgi_app.py"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "aiohttp_app.py"
 
 
 def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("asgi_app_example", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("aiohttp_app_example", EXAMPLE)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

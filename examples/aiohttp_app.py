@@ -8,12 +8,13 @@ Serves on 127.0.0.1:
 * ``GET /metrics``: the endpoint picker's metrics in the Prometheus text format.
 
 The "model" echoes words: prompt tokens are the prompt's whitespace-separated words, completion
-tokens are ``max_tokens`` (default 8). The same decorator works in any framework (Starlette,
-FastAPI, plain ASGI): it wraps the functions that produce a completion, not the framework.
+tokens are ``max_tokens`` (default 8). The decorator wraps the functions that produce a
+completion, not the framework; for ASGI apps (FastAPI, Starlette), ``MetricsMiddleware`` measures
+the bytes on the wire instead (examples/fastapi_app.py).
 
 Run it::
 
-    python examples/asgi_app.py --port 8000
+    python examples/aiohttp_app.py --port 8000
     curl -s 127.0.0.1:8000/v1/chat/completions -d '{"model": "m", "messages": [{"role": "user",
          "content": "hi there"}], "stream": true, "stream_options": {"include_usage": true}}'
     curl -s 127.0.0.1:8000/metrics | grep inference_model_

@@ -1,0 +1,134 @@
+"""An OpenAI-compatible FastAPI app measured by ``MetricsMiddleware``, served by uvicorn.
+
+Serves on 127.0.0.1:
+
+* ``POST /v1/chat/completions`` and ``POST /v1/completions``: a JSON completion, or with
+  ``"stream": true`` a ``text/event-stream`` (usage in the last event when the client sends
+  ``"stream_options": {"include_usage": true}``, then ``data: [DONE]``);
+* ``GET /metrics``: the endpoint picker's metrics.
+
+The handlers know nothing of metrics: the middleware measures what goes over the wire (request
+and response bytes, the model, the status, usage, TTFT/TPOT, a client that leaves). The "model"
+repeats the prompt's words: ``max_tokens`` of them (default 8), and it answers under the name
+``<model>-served`` so that the target model label shows where the request went.
+
+Run it::
+
+    pip install 'inference-metrics' fastapi uvicorn
+    python examples/fastapi_app.py --port 8000
+    curl -s 127.0.0.1:8000/v1/chat/completions -d '{"model": "m", "messages": [{"role": "user",
+         "content": "hi there"}], "stream": true, "stream_options": {"include_usage": true}}'
+    curl -sL 127.0.0.1:8000/metrics | grep inference_model_  # -L: a mount redirects to /metrics/
+
+Under ``uvicorn --workers N`` each worker process records into its own registry (docs/asgi.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from prometheus_client import make_asgi_app
+from prometheus_client.registry import CollectorRegistry
+
+from inference_metrics import PrometheusBackend, Recorder
+from inference_metrics.asgi import MetricsMiddleware
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+    return str(body.get("prompt", ""))
+
+
+def _generate(body: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """The completion's words and its usage."""
+    words = _prompt(body).split() or ["ok"]
+    count = body.get("max_tokens", 8)
+    if not isinstance(count, int) or not 0 < count <= 4096:
+        raise HTTPException(status_code=400, detail="max_tokens must be 1..4096")
+    output = [words[i % len(words)] for i in range(count)]
+    return output, {
+        "prompt_tokens": len(words),
+        "completion_tokens": count,
+        "total_tokens": len(words) + count,
+    }
+
+
+def make_app(registry: CollectorRegistry | None = None) -> FastAPI:
+    """The application, recording into ``registry`` (a new one by default)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    @app.post("/v1/completions")
+    async def complete(request: Request) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(status_code=400, detail="the body must be JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            raise HTTPException(status_code=400, detail="a JSON object with a model")
+        chat = request.url.path.endswith("/chat/completions")
+        served = body["model"] + "-served"
+        words, usage = _generate(body)
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            return StreamingResponse(
+                _events(served, chat, words, usage if include_usage else None),
+                media_type="text/event-stream",
+            )
+        text = " ".join(words)
+        choice: dict[str, Any] = (
+            {"index": 0, "message": {"role": "assistant", "content": text}}
+            if chat
+            else {"index": 0, "text": text}
+        )
+        return {
+            "object": "chat.completion" if chat else "text_completion",
+            "model": served,
+            "choices": [{**choice, "finish_reason": "length"}],
+            "usage": usage,
+        }
+
+    # The exposition. prometheus_client's ASGI app has no authentication: keep it on a trusted
+    # network, or mount the guarded one (inference_metrics.asgi.metrics_app) where available.
+    app.mount("/metrics", make_asgi_app(registry))
+    app.add_middleware(MetricsMiddleware, recorder=Recorder(PrometheusBackend(registry)))
+    return app
+
+
+async def _events(
+    served: str, chat: bool, words: list[str], usage: dict[str, int] | None
+) -> AsyncIterator[bytes]:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    for word in words:
+        await asyncio.sleep(0)  # a real model computes here
+        choice = {"index": 0, "delta": {"content": word + " "}} if chat else {"text": word + " "}
+        yield _event({"object": kind, "model": served, "choices": [choice]})
+    if usage is not None:
+        yield _event({"object": kind, "model": served, "choices": [], "usage": usage})
+    yield b"data: [DONE]\n\n"
+
+
+def _event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    uvicorn.run(make_app(), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
