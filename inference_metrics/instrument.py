@@ -27,6 +27,8 @@ Extraction never changes what the handler does: an extractor that raises is igno
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -40,7 +42,14 @@ from .lifecycle import RequestContext
 from .payloads import Usage
 from .recorder import Recorder
 
-__all__ = ["ErrorMapping", "default_size", "default_usage", "instrument_handler", "start_request"]
+__all__ = [
+    "ErrorMapping",
+    "MeasuredStream",
+    "default_size",
+    "default_usage",
+    "instrument_handler",
+    "start_request",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -470,10 +479,73 @@ def _start_stream(
 
 def _wrap_generator(func: Callable[..., Any], measure: _Measure) -> Callable[..., Any]:
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
-        return _measured_generator(measure, *_start_stream(func, measure, args, kwargs))
+    def wrapper(*args: Any, **kwargs: Any) -> MeasuredStream:
+        ctx, inner, guard = _start_stream(func, measure, args, kwargs)
+        return MeasuredStream(_measured_generator(measure, ctx, inner, guard), ctx)
 
     return wrapper
+
+
+_EXHAUSTED = object()
+
+
+def _next_or_exhausted(generator: Generator[Any, None, Any]) -> Any:
+    # StopIteration cannot cross a Future: the end of the stream travels as a sentinel.
+    return next(generator, _EXHAUSTED)
+
+
+class MeasuredStream(Generator[Any, None, Any]):
+    """What a decorated sync generator handler returns: the measured generator, iterable both
+    ways.
+
+    Iterated synchronously it is the generator itself. Iterated asynchronously (``async for``,
+    which is how Starlette's and FastAPI's ``StreamingResponse`` take an async iterable), each
+    item is produced in the event loop's default executor thread, and a cancellation (the server
+    cancels the response when the client leaves) cancels the request at once; the generator is
+    then closed as soon as the item being produced is ready. A sync iterator in a thread pool
+    is otherwise only ever closed by garbage collection, which kept ``running_requests`` up for
+    minutes. Needs an asyncio event loop for the asynchronous path.
+    """
+
+    __slots__ = ("_ctx", "_generator")
+
+    def __init__(self, generator: Generator[Any, None, Any], ctx: RequestContext) -> None:
+        self._generator = generator
+        self._ctx = ctx
+
+    def __next__(self) -> Any:
+        return next(self._generator)
+
+    def send(self, value: None) -> Any:
+        return self._generator.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._generator.throw(*args)
+
+    def close(self) -> None:
+        self._generator.close()
+
+    def __aiter__(self) -> MeasuredStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, _next_or_exhausted, self._generator)
+        try:
+            item = await future
+        except asyncio.CancelledError:
+            self._ctx.cancel()
+            # The thread may still be producing an item: close the generator once it is done.
+            future.add_done_callback(lambda _: self._close_quietly())
+            raise
+        if item is _EXHAUSTED:
+            raise StopAsyncIteration
+        return item
+
+    def _close_quietly(self) -> None:
+        # The handler's own cleanup failing changes nothing: the request has ended.
+        with contextlib.suppress(Exception):
+            self._generator.close()
 
 
 def _measured_generator(

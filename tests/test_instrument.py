@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, Protocol, assert_type
 
 import fastapi
 import fastapi.encoders
 import fastapi.responses
+import httpx
 import pydantic
 import pytest
 import starlette.exceptions
@@ -26,6 +28,7 @@ from inference_metrics.instrument import (
 )
 
 from .expo import Family, parse_registry
+from .uvicorn_harness import serve, wait_for
 
 M = {"model_name": "m", "target_model_name": "m"}
 
@@ -635,3 +638,32 @@ def test_start_request_with_several_parts_is_streamed_without_an_extra_call(env:
         ctx.on_response_part(size=4, usage=Usage(1, 3, 0))
     assert env.value("inference_model_request_ttft_seconds", "_sum") == 0.25
     assert env.value("inference_model_request_tpot_seconds", "_sum") == 0.5
+
+
+def test_sync_generator_behind_a_streaming_response_ends_when_the_client_leaves(
+    env: Env,
+) -> None:
+    @instrument_handler(env.recorder)
+    def tokens(model: str) -> Iterator[bytes]:
+        while True:
+            time.sleep(0.005)
+            yield b'data: {"choices": []}\n\n'
+
+    app = fastapi.FastAPI()
+
+    @app.post("/v1/completions")
+    async def complete(request: fastapi.Request) -> fastapi.responses.StreamingResponse:
+        body = await request.json()
+        return fastapi.responses.StreamingResponse(tokens(body["model"]))
+
+    gc.disable()  # the request must end without waiting for a collection
+    try:
+        with serve(app) as url, httpx.Client(timeout=10) as client:
+            with client.stream("POST", url + "/v1/completions", json={"model": "m"}) as response:
+                chunks = response.iter_raw()
+                next(chunks)
+                assert env.running() == 1
+            assert wait_for(lambda: env.running() == 0, timeout=1.0)
+    finally:
+        gc.enable()
+    assert env.errors() == {}
