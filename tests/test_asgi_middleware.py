@@ -345,3 +345,115 @@ def test_bad_arguments_are_refused_naming_the_argument(
     arguments: dict[str, Any] = {"recorder": recorder, **kwargs}
     with pytest.raises(error, match=next(iter(kwargs))):
         MetricsMiddleware(app, **arguments)
+
+
+# --- a plain ASGI app: what the app receives, bounds, the Responses API -----------------------
+
+
+class Echo:
+    """A plain ASGI app that answers with what it received, and a chosen response."""
+
+    def __init__(self, status: int = 200, chunks: tuple[bytes, ...] = (b"{}",)) -> None:
+        self.status = status
+        self.chunks = chunks
+        self.received: list[bytes] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        more = True
+        while more:
+            message = await receive()
+            self.received.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        headers = [(b"content-type", b"text/event-stream")] if len(self.chunks) > 1 else []
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_streamed_request_body_reaches_the_app_unchanged_and_is_counted_whole(
+    registry: CollectorRegistry, recorder: Recorder
+) -> None:
+    app = Echo()
+    parts = [b'{"model": ', b'"m", "prompt": "', "é".encode() * 40_000, b'"}']
+    with serve(MetricsMiddleware(app, recorder=recorder)) as url, httpx.Client() as client:
+        client.post(url + "/v1/completions", content=iter(parts))  # chunked upload
+    assert b"".join(app.received) == b"".join(parts)
+    sizes = parse_registry(registry)["inference_model_request_sizes"]
+    own = {"model_name": "m", "target_model_name": "m"}
+    assert sizes.value("inference_model_request_sizes_sum", **own) == len(b"".join(parts))
+
+
+def test_request_body_beyond_the_bound_is_bad_request_and_still_reaches_the_app(
+    registry: CollectorRegistry, recorder: Recorder
+) -> None:
+    app = Echo()
+    body = json.dumps({"model": "m", "prompt": "x" * 5000}).encode()
+    wrapped = MetricsMiddleware(app, recorder=recorder, max_body_size=1024)
+    with serve(wrapped) as url, httpx.Client() as client:
+        client.post(url + "/v1/completions", content=body)
+    assert b"".join(app.received) == body
+    errors = parse_registry(registry)["inference_model_request_error_total"]
+    labels, value = one(errors, "inference_model_request_error_total")
+    assert (labels, value) == ({**NO_LABELS, "error_code": "BadRequest"}, 1)
+
+
+def test_responses_api_stream_names_its_target_and_usage(
+    registry: CollectorRegistry, recorder: Recorder
+) -> None:
+    created = {"type": "response.created", "response": {"model": "gpt-x-2026", "usage": None}}
+    done = {
+        "type": "response.completed",
+        "response": {"model": "gpt-x-2026", "usage": {"input_tokens": 9, "output_tokens": 4}},
+    }
+    events = tuple(
+        b"event: " + e["type"].encode() + b"\ndata: " + json.dumps(e).encode() + b"\n\n"  # type: ignore[attr-defined]
+        for e in (created, done)
+    )
+    with serve(MetricsMiddleware(Echo(chunks=events), recorder=recorder)) as url:
+        post(url + "/v1/responses", {"model": "gpt-x"})
+    fams = parse_registry(registry)
+    served = {"model_name": "gpt-x", "target_model_name": "gpt-x-2026"}
+    output = fams["inference_model_output_tokens"]
+    assert output.value("inference_model_output_tokens_sum", **served) == 4
+    assert (
+        fams["inference_model_input_tokens"].value("inference_model_input_tokens_sum", **served)
+        == 9
+    )
+
+
+def test_malformed_event_stream_completes_and_is_counted_as_a_parse_failure(
+    registry: CollectorRegistry, recorder: Recorder
+) -> None:
+    events = (b'data: {"model": "m", "usage": {"prompt_tokens": \n\n', b"data: [DONE]\n\n")
+    with serve(MetricsMiddleware(Echo(chunks=events), recorder=recorder)) as url:
+        response, _ = post(url + "/v1/chat/completions", {"model": "m"})
+    assert response.status_code == 200
+    assert recorder.response_parse_failures == 1
+    fams = parse_registry(registry)
+    own = {"model_name": "m", "target_model_name": "m"}
+    responses = fams["inference_model_response_sizes"]
+    assert responses.value("inference_model_response_sizes_sum", **own) == sum(map(len, events))
+
+
+def test_concurrent_requests_all_end_and_leave_nothing_running(
+    base_url: str, registry: CollectorRegistry
+) -> None:
+    async def many() -> list[int]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            bodies = [
+                {"model": "m", "mode": mode, "max_tokens": 2}
+                for mode in ("json", "sse", "http_exception", "crash") * 5
+            ]
+            responses = await asyncio.gather(
+                *(client.post(base_url + "/v1/chat/completions", json=b) for b in bodies)
+            )
+            return [r.status_code for r in responses]
+
+    statuses = asyncio.run(many())
+    assert sorted(set(statuses)) == [200, 404, 500]
+    fams = parse_registry(registry)
+    running = fams["inference_model_running_requests"]
+    assert running.value("inference_model_running_requests", model_name="m") == 0
+    total = fams["inference_model_request_total"]
+    assert sum(total.samples.values()) == 20
