@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from .examples import load_example
 from .expo import Family, parse_text
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "aiohttp_app.py"
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aiohttp_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 async def base_url() -> AsyncIterator[str]:
-    app: web.Application = load_example().make_app()
+    app: web.Application = load_example("aiohttp_app.py").make_app()
     runner = web.AppRunner(app)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

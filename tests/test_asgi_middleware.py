@@ -107,6 +107,8 @@ def starlette_app(recorder: Recorder) -> Starlette:
         mode = body.get("mode", "json")
         if mode == "http_exception":
             raise StarletteHTTPException(status_code=404)
+        if mode == "status":
+            return StarletteJSONResponse({"error": "slow down"}, status_code=429)
         if mode == "crash":
             raise RuntimeError("the handler failed")
         if mode == "sse":
@@ -150,7 +152,19 @@ def one(family: Family, sample: str) -> tuple[dict[str, str], float]:
     return found[0]
 
 
+def total(fams: dict[str, Family], family: str, **labels: str) -> float:
+    """The ``_sum`` of histogram ``family`` for ``labels`` (default: model m, the served one)."""
+    return fams[family].value(family + "_sum", **(labels or M))
+
+
+def the_error(registry: CollectorRegistry) -> tuple[dict[str, str], float]:
+    """The one error series recorded: its labels and count."""
+    errors = parse_registry(registry)["inference_model_request_error_total"]
+    return one(errors, "inference_model_request_error_total")
+
+
 M = {"model_name": "m", "target_model_name": SERVED}
+OWN = {"model_name": "m", "target_model_name": "m"}
 NO_LABELS = {"model_name": "", "target_model_name": ""}
 
 
@@ -162,14 +176,11 @@ def test_json_response_records_exact_request_and_response_bytes_and_tokens(
     assert "日本語" in response.text
     fams = parse_registry(registry)
     assert fams["inference_model_request_total"].value("inference_model_request_total", **M) == 1
-    sizes = fams["inference_model_request_sizes"]
-    assert sizes.value("inference_model_request_sizes_sum", **M) == sent
-    responses = fams["inference_model_response_sizes"]
-    received = responses.value("inference_model_response_sizes_sum", **M)
+    assert total(fams, "inference_model_request_sizes") == sent
+    received = total(fams, "inference_model_response_sizes")
     assert received == response.num_bytes_downloaded
-    assert fams["inference_model_input_tokens"].value("inference_model_input_tokens_sum", **M) == 7
-    output = fams["inference_model_output_tokens"]
-    assert output.value("inference_model_output_tokens_sum", **M) == 3
+    assert total(fams, "inference_model_input_tokens") == 7
+    assert total(fams, "inference_model_output_tokens") == 3
     assert "inference_model_request_ttft_seconds" not in fams
 
 
@@ -179,11 +190,9 @@ def test_pydantic_response_model_is_measured_as_the_bytes_sent(
     response, _ = post(fastapi_url + "/v1/completions", {"model": "m"})
     assert response.json()["text"] == "été ☀"
     fams = parse_registry(registry)
-    responses = fams["inference_model_response_sizes"]
-    received = responses.value("inference_model_response_sizes_sum", **M)
+    received = total(fams, "inference_model_response_sizes")
     assert received == response.num_bytes_downloaded > 0
-    output = fams["inference_model_output_tokens"]
-    assert output.value("inference_model_output_tokens_sum", **M) == 4
+    assert total(fams, "inference_model_output_tokens") == 4
 
 
 def test_event_stream_records_bytes_tokens_ttft_and_tpot(
@@ -194,16 +203,11 @@ def test_event_stream_records_bytes_tokens_ttft_and_tpot(
     )
     assert response.headers["content-type"].startswith("text/event-stream")
     fams = parse_registry(registry)
-    assert (
-        fams["inference_model_request_sizes"].value("inference_model_request_sizes_sum", **M)
-        == sent
-    )
-    responses = fams["inference_model_response_sizes"]
-    received = responses.value("inference_model_response_sizes_sum", **M)
+    assert total(fams, "inference_model_request_sizes") == sent
+    received = total(fams, "inference_model_response_sizes")
     assert received == response.num_bytes_downloaded
-    output = fams["inference_model_output_tokens"]
-    assert output.value("inference_model_output_tokens_sum", **M) == 4
-    assert fams["inference_model_input_tokens"].value("inference_model_input_tokens_sum", **M) == 5
+    assert total(fams, "inference_model_output_tokens") == 4
+    assert total(fams, "inference_model_input_tokens") == 5
     ttft = fams["inference_model_request_ttft_seconds"]
     assert ttft.value("inference_model_request_ttft_seconds_count", **M) == 1
     tpot = fams["inference_model_request_tpot_seconds"]
@@ -219,52 +223,29 @@ def test_byte_sums_add_up_over_several_requests(base_url: str, registry: Collect
         sent_total += sent
         received_total += response.num_bytes_downloaded
     fams = parse_registry(registry)
-    sizes = fams["inference_model_request_sizes"]
-    assert sizes.value("inference_model_request_sizes_sum", **M) == sent_total
-    responses = fams["inference_model_response_sizes"]
-    assert responses.value("inference_model_response_sizes_sum", **M) == received_total
-    output = fams["inference_model_output_tokens"]
-    assert output.value("inference_model_output_tokens_sum", **M) == 11
+    assert total(fams, "inference_model_request_sizes") == sent_total
+    assert total(fams, "inference_model_response_sizes") == received_total
+    assert total(fams, "inference_model_output_tokens") == 11
 
 
-def test_raised_http_exception_is_counted_with_its_status_code(
-    base_url: str, registry: CollectorRegistry
+@pytest.mark.parametrize(
+    ("mode", "status", "code"),
+    [
+        ("http_exception", 404, "NotFound"),  # a raised HTTPException
+        ("status", 429, "ResourceExhausted"),  # a returned error response
+        ("crash", 500, "Internal"),  # an unhandled exception
+    ],
+)
+def test_error_response_is_counted_once_with_its_status_code(
+    base_url: str, registry: CollectorRegistry, mode: str, status: int, code: str
 ) -> None:
-    response, _ = post(base_url + "/v1/chat/completions", {"model": "m", "mode": "http_exception"})
-    assert response.status_code == 404
-    errors = parse_registry(registry)["inference_model_request_error_total"]
-    labels, value = one(errors, "inference_model_request_error_total")
-    assert (labels, value) == (
-        {"model_name": "m", "target_model_name": "m", "error_code": "NotFound"},
-        1,
-    )
-
-
-def test_returned_429_is_counted_as_resource_exhausted(
-    fastapi_url: str, registry: CollectorRegistry
-) -> None:
-    response, _ = post(fastapi_url + "/v1/chat/completions", {"model": "m", "mode": "status"})
-    assert response.status_code == 429
+    response, _ = post(base_url + "/v1/chat/completions", {"model": "m", "mode": mode})
+    assert response.status_code == status
+    assert the_error(registry) == ({**OWN, "error_code": code}, 1)
     fams = parse_registry(registry)
-    labels, _ = one(
-        fams["inference_model_request_error_total"], "inference_model_request_error_total"
-    )
-    assert labels["error_code"] == "ResourceExhausted"
-    assert "inference_model_response_sizes" not in fams
-
-
-def test_unhandled_exception_is_counted_as_internal(
-    base_url: str, registry: CollectorRegistry
-) -> None:
-    response, _ = post(base_url + "/v1/chat/completions", {"model": "m", "mode": "crash"})
-    assert response.status_code == 500
-    fams = parse_registry(registry)
-    labels, value = one(
-        fams["inference_model_request_error_total"], "inference_model_request_error_total"
-    )
-    assert (labels["error_code"], value) == ("Internal", 1)
     running = fams["inference_model_running_requests"]
     assert running.value("inference_model_running_requests", model_name="m") == 0
+    assert "inference_model_response_sizes" not in fams
 
 
 def test_non_json_body_is_a_bad_request_with_empty_labels(
@@ -273,9 +254,7 @@ def test_non_json_body_is_a_bad_request_with_empty_labels(
     response, _ = post(fastapi_url + "/v1/chat/completions", b"model=m")
     assert response.status_code == 400
     fams = parse_registry(registry)
-    labels, value = one(
-        fams["inference_model_request_error_total"], "inference_model_request_error_total"
-    )
+    labels, value = the_error(registry)
     assert (labels, value) == ({**NO_LABELS, "error_code": "BadRequest"}, 1)
     assert "inference_model_request_total" not in fams
 
@@ -379,9 +358,8 @@ def test_streamed_request_body_reaches_the_app_unchanged_and_is_counted_whole(
     with serve(MetricsMiddleware(app, recorder=recorder)) as url, httpx.Client() as client:
         client.post(url + "/v1/completions", content=iter(parts))  # chunked upload
     assert b"".join(app.received) == b"".join(parts)
-    sizes = parse_registry(registry)["inference_model_request_sizes"]
-    own = {"model_name": "m", "target_model_name": "m"}
-    assert sizes.value("inference_model_request_sizes_sum", **own) == len(b"".join(parts))
+    sizes = total(parse_registry(registry), "inference_model_request_sizes", **OWN)
+    assert sizes == len(b"".join(parts))
 
 
 def test_request_body_beyond_the_bound_is_bad_request_and_still_reaches_the_app(
@@ -393,29 +371,25 @@ def test_request_body_beyond_the_bound_is_bad_request_and_still_reaches_the_app(
     with serve(wrapped) as url, httpx.Client() as client:
         client.post(url + "/v1/completions", content=body)
     assert b"".join(app.received) == body
-    errors = parse_registry(registry)["inference_model_request_error_total"]
-    labels, value = one(errors, "inference_model_request_error_total")
+    labels, value = the_error(registry)
     assert (labels, value) == ({**NO_LABELS, "error_code": "BadRequest"}, 1)
 
 
 def test_responses_api_stream_names_its_target_and_usage(
     registry: CollectorRegistry, recorder: Recorder
 ) -> None:
-    created = {"type": "response.created", "response": {"model": "gpt-x-2026", "usage": None}}
-    done = {
-        "type": "response.completed",
-        "response": {"model": "gpt-x-2026", "usage": {"input_tokens": 9, "output_tokens": 4}},
-    }
+    created = {"model": "gpt-x-2026", "usage": None}
+    done = {"model": "gpt-x-2026", "usage": {"input_tokens": 9, "output_tokens": 4}}
     events = tuple(
-        b"event: " + e["type"].encode() + b"\ndata: " + json.dumps(e).encode() + b"\n\n"  # type: ignore[attr-defined]
-        for e in (created, done)
+        b"event: %s\ndata: %s\n\n"
+        % (kind, json.dumps({"type": kind.decode(), "response": r}).encode())
+        for kind, r in ((b"response.created", created), (b"response.completed", done))
     )
     with serve(MetricsMiddleware(Echo(chunks=events), recorder=recorder)) as url:
         post(url + "/v1/responses", {"model": "gpt-x"})
     fams = parse_registry(registry)
     served = {"model_name": "gpt-x", "target_model_name": "gpt-x-2026"}
-    output = fams["inference_model_output_tokens"]
-    assert output.value("inference_model_output_tokens_sum", **served) == 4
+    assert total(fams, "inference_model_output_tokens", **served) == 4
     assert (
         fams["inference_model_input_tokens"].value("inference_model_input_tokens_sum", **served)
         == 9
@@ -431,9 +405,7 @@ def test_malformed_event_stream_completes_and_is_counted_as_a_parse_failure(
     assert response.status_code == 200
     assert recorder.response_parse_failures == 1
     fams = parse_registry(registry)
-    own = {"model_name": "m", "target_model_name": "m"}
-    responses = fams["inference_model_response_sizes"]
-    assert responses.value("inference_model_response_sizes_sum", **own) == sum(map(len, events))
+    assert total(fams, "inference_model_response_sizes", **OWN) == sum(map(len, events))
 
 
 def test_concurrent_requests_all_end_and_leave_nothing_running(

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
+from .examples import load_example
 from .expo import Family, parse_text
 from .uvicorn_harness import serve
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
 M = {"model_name": "m", "target_model_name": "m-served"}
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
     with (
-        serve(load_example().make_app()) as url,
+        serve(load_example("fastapi_app.py").make_app()) as url,
         httpx.Client(base_url=url, timeout=10, follow_redirects=True) as c,
     ):
         yield c
