@@ -504,7 +504,8 @@ class MeasuredStream(Generator[Any, None, Any]):
     cancels the response when the client leaves) cancels the request at once; the generator is
     then closed as soon as the item being produced is ready. A sync iterator in a thread pool
     is otherwise only ever closed by garbage collection, which kept ``running_requests`` up for
-    minutes. Needs an asyncio event loop for the asynchronous path.
+    minutes. Needs an asyncio event loop for the asynchronous path; its threads are the loop's
+    default executor's (``loop.set_default_executor()`` sizes it).
     """
 
     __slots__ = ("_ctx", "_generator")
