@@ -111,7 +111,9 @@ class MetricsMiddleware:
             raise TypeError(f"paths must be an iterable of path strings, got {paths!r}")
         path_set = frozenset(paths)
         for path in path_set:
-            if not isinstance(path, str) or not path.startswith("/"):
+            if not isinstance(path, str):
+                raise TypeError(f"paths must hold strings, got {path!r}")
+            if not path.startswith("/"):
                 raise ValueError(f"paths must hold paths starting with '/', got {path!r}")
         if target_model is not None and not callable(target_model):
             raise TypeError(f"target_model must be callable, got {target_model!r}")
@@ -137,9 +139,19 @@ class MetricsMiddleware:
             return
         await _Exchange(self, scope).run(receive, send)
 
+    def _context(self) -> RequestContext:
+        """A new request's context, with this middleware's bounds and clock."""
+        return RequestContext(
+            self.recorder,
+            clock=self._clock,
+            max_body_size=self._max_body,
+            max_sse_line=self._max_sse_line,
+        )
+
     def _admit(self, ctx: RequestContext, scope: Scope) -> None:
         """The request body was accepted: route it now when the target is known, else admit it
-        (routed at the end to the model the response names)."""
+        (routed at the end to the model the response names). The one place where what the
+        request says about itself (scope and parsed body) becomes the request's labels."""
         target: object = None
         if self._target is not None and ctx.request is not None:
             try:
@@ -160,12 +172,7 @@ class _Exchange:
     def __init__(self, middleware: MetricsMiddleware, scope: Scope) -> None:
         self.middleware = middleware
         self.scope = scope
-        self.ctx = RequestContext(
-            middleware.recorder,
-            clock=middleware._clock,
-            max_body_size=middleware._max_body,
-            max_sse_line=middleware._max_sse_line,
-        )
+        self.ctx = middleware._context()
         self.reading = True
         self.responded = False
 

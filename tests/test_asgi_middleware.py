@@ -311,6 +311,7 @@ def test_target_model_callable_overrides_the_response_model(
         ({"recorder": object()}, TypeError),
         ({"paths": "/v1/completions"}, TypeError),
         ({"paths": ["v1/completions"]}, ValueError),
+        ({"paths": [b"/v1/completions"]}, TypeError),
         ({"target_model": "m"}, TypeError),
         ({"max_body_size": 0}, ValueError),
     ],
