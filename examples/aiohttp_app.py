@@ -79,10 +79,11 @@ def make_app(registry: CollectorRegistry | None = None) -> web.Application:
     recorder = Recorder(PrometheusBackend(registry))
 
     # One request = one call. The model comes from the request body (the "body" parameter), the
-    # request size from "raw_size"; usage from the returned dict (non-streamed) or the SSE events
-    # the generator yields (streamed).
+    # request size from "raw_size"; usage and size from the returned response's body
+    # (non-streamed: returning the response, not a dict, makes the size the bytes aiohttp sends)
+    # or the SSE events the generator yields (streamed).
     @instrument_handler(recorder, model="body", request_size="raw_size")
-    async def complete(body: dict[str, Any], raw_size: int, chat: bool) -> dict[str, Any]:
+    async def complete(body: dict[str, Any], raw_size: int, chat: bool) -> web.Response:
         text = " ".join(_words(body))
         choice: dict[str, Any] = (
             {
@@ -93,14 +94,16 @@ def make_app(registry: CollectorRegistry | None = None) -> web.Application:
             if chat
             else {"index": 0, "text": text, "finish_reason": "length"}
         )
-        return {
-            "id": "cmpl-example",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [choice],
-            "usage": _usage(body),
-        }
+        return web.json_response(
+            {
+                "id": "cmpl-example",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [choice],
+                "usage": _usage(body),
+            }
+        )
 
     @instrument_handler(recorder, model="body", request_size="raw_size")
     async def stream(
@@ -136,7 +139,7 @@ def make_app(registry: CollectorRegistry | None = None) -> web.Application:
             return web.json_response({"error": {"message": "a JSON body with a model"}}, status=400)
         chat = request.path.endswith("/chat/completions")
         if body.get("stream") is not True:
-            return web.json_response(await complete(body, len(raw), chat))
+            return await complete(body, len(raw), chat)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         # aclosing: a client that goes away mid-stream ends the request now (as cancelled).

@@ -46,6 +46,8 @@ async def test_non_streamed_completion_is_measured(base_url: str) -> None:
             body = await response.read()
             assert json.loads(body)["usage"]["completion_tokens"] == 5
         fams = await metrics(session, base_url)
+    responses = fams["inference_model_response_sizes"]
+    assert responses.value("inference_model_response_sizes_sum", **M) == len(body)
     assert fams["inference_model_request_total"].value("inference_model_request_total", **M) == 1
     sizes = fams["inference_model_request_sizes"]
     assert sizes.value("inference_model_request_sizes_sum", **M) == len(raw)
