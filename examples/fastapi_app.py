@@ -5,7 +5,9 @@ Serves on 127.0.0.1:
 * ``POST /v1/chat/completions`` and ``POST /v1/completions``: a JSON completion, or with
   ``"stream": true`` a ``text/event-stream`` (usage in the last event when the client sends
   ``"stream_options": {"include_usage": true}``, then ``data: [DONE]``);
-* ``GET /metrics``: the endpoint picker's metrics.
+* ``GET /metrics/``: the endpoint picker's metrics, to a client that presents a bearer token
+  listed in ``--token-file`` (401 without one; ``/metrics`` redirects to ``/metrics/``, as any
+  Starlette mount does).
 
 The handlers know nothing of metrics: the middleware measures what goes over the wire (request
 and response bytes, the model, the status, usage, TTFT/TPOT, a client that leaves). The "model"
@@ -15,10 +17,12 @@ repeats the prompt's words: ``max_tokens`` of them (default 8), and it answers u
 Run it::
 
     pip install 'inference-metrics' fastapi uvicorn
-    python examples/fastapi_app.py --port 8000
+    echo "$(openssl rand -hex 16)" > /tmp/metrics-token
+    python examples/fastapi_app.py --port 8000 --token-file /tmp/metrics-token
     curl -s 127.0.0.1:8000/v1/chat/completions -d '{"model": "m", "messages": [{"role": "user",
          "content": "hi there"}], "stream": true, "stream_options": {"include_usage": true}}'
-    curl -sL 127.0.0.1:8000/metrics | grep inference_model_  # -L: a mount redirects to /metrics/
+    TOKEN=$(cat /tmp/metrics-token)
+    curl -s -H "Authorization: Bearer $TOKEN" 127.0.0.1:8000/metrics/ | grep inference_model_
 
 Under ``uvicorn --workers N`` each worker process records into its own registry (docs/asgi.md).
 """
@@ -29,16 +33,17 @@ import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from prometheus_client import make_asgi_app
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
-from inference_metrics.asgi import MetricsMiddleware
+from inference_metrics.asgi import MetricsMiddleware, metrics_app
+from inference_metrics.server import TokenFileAuthenticator
 
 
 def _prompt(body: dict[str, Any]) -> str:
@@ -62,8 +67,9 @@ def _generate(body: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
     }
 
 
-def make_app(registry: CollectorRegistry | None = None) -> FastAPI:
-    """The application, recording into ``registry`` (a new one by default)."""
+def make_app(token_file: str | Path, registry: CollectorRegistry | None = None) -> FastAPI:
+    """The application, recording into ``registry`` (a new one by default); ``/metrics`` serves
+    it to the bearer tokens listed in ``token_file``."""
     registry = registry if registry is not None else CollectorRegistry()
     app = FastAPI()
 
@@ -99,9 +105,11 @@ def make_app(registry: CollectorRegistry | None = None) -> FastAPI:
             "usage": usage,
         }
 
-    # The exposition. prometheus_client's ASGI app has no authentication: keep it on a trusted
-    # network, or mount the guarded one (inference_metrics.asgi.metrics_app) where available.
-    app.mount("/metrics", make_asgi_app(registry))
+    # The guarded exposition: format negotiation and gzip, 401 without a listed token (compared in
+    # constant time; the file is re-read when it changes, and unreadable means 503, fail closed).
+    app.mount(
+        "/metrics", metrics_app(registry=registry, authenticator=TokenFileAuthenticator(token_file))
+    )
     app.add_middleware(MetricsMiddleware, recorder=Recorder(PrometheusBackend(registry)))
     return app
 
@@ -126,8 +134,11 @@ def _event(obj: dict[str, Any]) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--token-file", required=True, help="bearer tokens allowed to read /metrics, one a line"
+    )
     args = parser.parse_args()
-    uvicorn.run(make_app(), host="127.0.0.1", port=args.port)
+    uvicorn.run(make_app(args.token_file), host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

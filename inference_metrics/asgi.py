@@ -23,18 +23,22 @@ overrides it when it returns a string. Other paths, other methods, websockets an
 messages go straight to the app.
 
 Nothing of a web framework is imported; nothing raises into the app on a malformed payload.
+
+``metrics_app`` (from :mod:`inference_metrics.server.asgi`, re-exported here) is the other half:
+the guarded exposition as an ASGI app, for ``app.mount("/metrics", metrics_app(...))``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import payloads
 from .errors import ErrorCode
 from .lifecycle import DEFAULT_MAX_BODY_SIZE, RequestContext
 from .recorder import Recorder
+from .server.asgi import ASGIApp, Message, Receive, Scope, Send, metrics_app
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -44,13 +48,8 @@ __all__ = [
     "Scope",
     "Send",
     "TargetModel",
+    "metrics_app",
 ]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Given the ASGI scope and the parsed request body, the target model (None: not decided here).
 TargetModel = Callable[[Scope, dict[str, Any]], str | None]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,19 +16,46 @@ from .uvicorn_harness import serve
 M = {"model_name": "m", "target_model_name": "m-served"}
 
 
+TOKEN = "example-scrape-token"
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
+def client(tmp_path: Path) -> Iterator[httpx.Client]:
+    token_file = tmp_path / "tokens"
+    token_file.write_text(TOKEN + "\n")
     with (
-        serve(load_example("fastapi_app.py").make_app()) as url,
-        httpx.Client(base_url=url, timeout=10, follow_redirects=True) as c,
+        serve(load_example("fastapi_app.py").make_app(token_file)) as url,
+        httpx.Client(base_url=url, timeout=10) as c,
     ):
         yield c
 
 
 def metrics(client: httpx.Client) -> dict[str, Family]:
-    response = client.get("/metrics")
+    response = client.get("/metrics/", headers=AUTHORIZED)
     assert response.status_code == 200
     return parse_text(response.text)
+
+
+def test_metrics_mount_refuses_a_scrape_without_a_token(client: httpx.Client) -> None:
+    response = client.get("/metrics/")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "inference_model" not in response.text
+
+
+def test_metrics_mount_refuses_a_wrong_token(client: httpx.Client) -> None:
+    response = client.get("/metrics/", headers={"Authorization": "Bearer not-the-token"})
+    assert response.status_code in (401, 403)
+    assert "inference_model" not in response.text
+
+
+def test_metrics_mount_serves_a_listed_token_gzip_when_asked(client: httpx.Client) -> None:
+    client.post("/v1/completions", json={"model": "m", "prompt": "x", "max_tokens": 1})
+    response = client.get("/metrics/", headers={**AUTHORIZED, "Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert "inference_model_request_total" in parse_text(response.text)
 
 
 def test_json_and_streamed_completions_are_measured_as_sent(client: httpx.Client) -> None:
