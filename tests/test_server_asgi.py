@@ -14,6 +14,7 @@ from inference_metrics.server import (
     AuthRequest,
     AuthResult,
     ClientCertificateAuthenticator,
+    NoAuth,
     ServerLimits,
     TokenFileAuthenticator,
 )
@@ -147,7 +148,11 @@ def test_a_client_certificate_authenticator_refuses_without_a_certificate() -> N
 
 def test_beyond_max_renders_the_app_answers_503_with_retry_after() -> None:
     gate = GatedCollector()
-    app = metrics_app(registry=gate.registry(), limits=ServerLimits(max_renders=1, render_wait=0.2))
+    app = metrics_app(
+        registry=gate.registry(),
+        authenticator=NoAuth(),
+        limits=ServerLimits(max_renders=1, render_wait=0.2),
+    )
     try:
         with running_asgi(app) as port:
             holder = threading.Thread(target=lambda: get(port))
@@ -166,4 +171,11 @@ def test_the_app_refuses_what_is_not_an_authenticator() -> None:
     with pytest.raises(TypeError, match="authenticator"):
         metrics_app(authenticator=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limits"):
-        metrics_app(limits={"max_renders": 1})  # type: ignore[arg-type]
+        metrics_app(authenticator=NoAuth(), limits={"max_renders": 1})  # type: ignore[arg-type]
+
+
+def test_the_app_has_no_unguarded_default() -> None:
+    with pytest.raises(TypeError, match="authenticator"):
+        metrics_app()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="authenticator"):
+        metrics_app(authenticator=None)  # type: ignore[arg-type]

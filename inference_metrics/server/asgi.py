@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client.registry import REGISTRY, Collector
 
-from .auth import Authenticator, AuthRequest, NoAuth
+from .auth import Authenticator, AuthRequest
 from .headers import Headers
 from .limits import ServerLimits
 from .scrape import Renderer, Reply, answer_scrape, peer_name, plain
@@ -39,15 +39,16 @@ _ALLOWED_METHODS = ("GET", "HEAD")
 def metrics_app(
     *,
     registry: Collector | None = None,
-    authenticator: Authenticator | None = None,
+    authenticator: Authenticator,
     limits: ServerLimits | None = None,
 ) -> ASGIApp:
     """An ASGI app serving ``registry``'s exposition to requests ``authenticator`` allows.
 
     ``registry``: prometheus_client's default ``REGISTRY`` when None. ``authenticator``: any of
-    the server's (``TokenFileAuthenticator``, ``KubernetesAuthenticator``, ...); None serves
-    everyone, like prometheus_client's own ASGI app, for an application that authenticates in
-    front of it. ``ClientCertificateAuthenticator`` sees no certificate here (ASGI servers do not
+    the server's (``TokenFileAuthenticator``, ``KubernetesAuthenticator``, ...), required, so
+    that an unguarded exposition is always asked for by name: ``NoAuth()`` serves everyone (like
+    prometheus_client's own ASGI app), for an application that authenticates in front of it.
+    ``ClientCertificateAuthenticator`` sees no certificate here (ASGI servers do not
     pass a verified one on) and so refuses every request. ``limits``: ``auth_timeout``,
     ``max_renders`` and ``render_wait`` are used (the connection limits are the ASGI server's).
 
@@ -55,8 +56,6 @@ def metrics_app(
     whole path, mount prefix included (``/metrics``). Lifespan events are accepted, and shutdown
     stops the render threads.
     """
-    if authenticator is None:
-        authenticator = NoAuth()
     if not isinstance(authenticator, Authenticator):
         raise TypeError(
             f"authenticator must be an Authenticator (async authorize()), got {authenticator!r}"
