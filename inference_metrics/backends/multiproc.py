@@ -1,0 +1,794 @@
+"""Several worker processes: one memory-mapped file per process, merged at scrape time.
+
+Every process that records (a uvicorn or gunicorn worker, say) owns one file in a shared directory,
+``proc-<pid>-<start>-<token>.db``: the pid, the process' start time in clock ticks (from
+``/proc/self/stat``, 0 where there is no ``/proc``) and 128 random bits, so a reused pid never
+names an old file. The file is mapped into memory; an update is a store into that mapping (no
+system call), under one ``threading.Lock`` per process for correctness under threads.
+
+File layout (little endian)::
+
+    header   64 bytes   magic "IMMPROC\\0", version, kind (0 process, 1 archive), used (bytes),
+                        pid, start ticks, created (ns since the epoch), token (16 bytes)
+    entries  from 64    u32 total length, u32 key length, key (JSON, padded to 8), float64 values
+
+An entry is written (header, key; values already zero) before ``used`` moves past it, so a reader
+never sees half an entry. A key length of 0 is padding up to the end of a 64 KiB mapping: entries
+never straddle two mappings, and the file grows by whole mappings, so nothing is ever remapped.
+
+Values per entry: a counter ``[value, touched]``; a gauge ``[value, set time, touched]`` (``set``
+stores ``time.time()``, ``add`` leaves it 0); a histogram ``[bucket counts..., +Inf count, sum]``
+(not cumulative).
+
+Liveness: each process holds an exclusive ``flock`` on its own file for its whole life; the kernel
+drops it when the process ends, however it ends (SIGKILL included), and it works across pid
+namespaces (an exporter in another container sharing the volume). A reader tests it with a
+shared non-blocking ``flock``. A file is created under a temporary name, locked, then renamed, so
+no reader ever sees an unlocked file of a live process.
+
+Merging (:class:`MultiprocessCollector`):
+
+* counters and histograms: summed over every process that ever wrote, live or exited;
+* gauges that were ``set`` (pool gauges, ``inference_extension_info``): the value of the most recent
+  ``set`` by any process, live or exited;
+* gauges only ever ``add``-ed (``inference_model_running_requests``): summed over live processes,
+  and still exposed (as 0) once every process that touched them has exited.
+
+Compaction: a scrape that finds files of exited processes folds them into ``archive.db`` while it
+holds an exclusive ``flock`` on ``compact.lock`` (other scrapes hold a shared one while they read,
+so none sees a half-done compaction). The new archive is written to ``archive.db.new``, synced and
+renamed over the old one; it lists the files it absorbed, so a crash after the rename and before
+the unlinks counts nothing twice; the next compaction unlinks them and forgets their names. The
+number of files is bounded by the live processes plus four, whatever the worker churn.
+
+Series bound across processes: ``labels.db`` is an append-only, ``flock``-ed list of the admitted
+label sets per group of metrics sharing label names. A process binding a label set not in it
+appends it while the group holds fewer than ``max_series``; otherwise the label set goes to the
+overflow series (every label ``__overflow__``) in every process, for good. A label set once admitted
+stays admitted, so no count ever moves between series.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import mmap
+import os
+import re
+import secrets
+import struct
+import threading
+import time
+import weakref
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import add
+from pathlib import Path
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from ..spec import Kind, MetricSpec
+from .base import SeriesBase
+
+__all__ = [
+    "ENV_VAR",
+    "MultiprocessCollector",
+    "MultiprocessStore",
+    "check_directory",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The environment variable naming the directory when no ``multiprocess_dir`` is given.
+ENV_VAR = "INFERENCE_METRICS_MULTIPROC_DIR"
+#: The label value of the overflow series (the Recorder's ``OVERFLOW_LABEL_VALUE``).
+OVERFLOW_LABEL_VALUE = "__overflow__"
+#: The default bound on label sets per group (the Recorder's ``DEFAULT_MAX_SERIES``).
+DEFAULT_MAX_SERIES = 1000
+
+MAGIC = b"IMMPROC\x00"
+VERSION = 1
+KIND_PROCESS = 0
+KIND_ARCHIVE = 1
+_HEADER = struct.Struct("<8sIIQQQQ16s")
+_USED = struct.Struct("<Q")
+_USED_AT = 16
+_ENTRIES_AT = _HEADER.size  # 64
+_ENTRY = struct.Struct("<II")
+MAPPING = 1 << 16
+
+ARCHIVE = "archive.db"
+LABELS = "labels.db"
+COMPACT_LOCK = "compact.lock"
+_PROCESS_RE = re.compile(r"proc-[0-9]+-[0-9]+-[0-9a-f]{32}\.db")
+_CREATING_RE = re.compile(r"proc-[0-9a-f]{32}\.new")
+_OURS = frozenset((ARCHIVE, ARCHIVE + ".new", LABELS, COMPACT_LOCK))
+
+
+def check_directory(directory: object, argument: str = "multiprocess_dir") -> Path:
+    """``directory`` as a Path, or a ValueError/TypeError naming ``argument``: it must exist, be a
+    directory, and be writable and searchable (files are created there, and locks taken)."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a path (str or os.PathLike), got {directory!r}")
+    path = Path(directory)
+    if not path.exists():
+        raise ValueError(f"{argument} {str(path)!r} does not exist; create it first")
+    if not path.is_dir():
+        raise ValueError(f"{argument} {str(path)!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK | os.R_OK):
+        raise ValueError(f"{argument} {str(path)!r} is not readable and writable by this process")
+    return path
+
+
+def _start_ticks() -> int:
+    """This process' start time in clock ticks since boot (field 22 of /proc/self/stat), or 0."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    # The command name (field 2) is in parentheses and may hold spaces: split after its end.
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
+def _values_count(spec: MetricSpec) -> int:
+    if spec.kind is Kind.COUNTER:
+        return 2
+    if spec.kind is Kind.GAUGE:
+        return 3
+    assert spec.buckets is not None
+    return len(spec.buckets) + 2
+
+
+def _encode_key(name: str, label_values: tuple[str, ...]) -> bytes:
+    return json.dumps([name, *label_values], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+# --- the writer side -----------------------------------------------------------------------------
+
+
+class _Mapping:
+    """One mapped stretch of a process file; series keep a reference and index its doubles."""
+
+    __slots__ = ("d", "length", "lock", "mm", "start")
+
+    def __init__(self, fd: int, start: int, length: int, lock: threading.Lock) -> None:
+        self.start = start
+        self.length = length
+        self.mm = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, 0, start)
+        self.d = memoryview(self.mm).cast("d")
+        self.lock = lock
+
+    def close(self) -> None:
+        self.d.release()
+        self.mm.close()
+
+
+class _Counter(SeriesBase):
+    __slots__ = ("_i", "_m")
+
+    def __init__(self, mapping: _Mapping, index: int) -> None:
+        self._m = mapping
+        self._i = index
+
+    def add(self, amount: float) -> None:
+        m, i = self._m, self._i
+        with m.lock:
+            d = m.d
+            d[i] += amount
+            d[i + 1] = 1.0
+
+
+class _Gauge(SeriesBase):
+    __slots__ = ("_i", "_m")
+
+    def __init__(self, mapping: _Mapping, index: int) -> None:
+        self._m = mapping
+        self._i = index
+
+    def add(self, amount: float) -> None:
+        m, i = self._m, self._i
+        with m.lock:
+            d = m.d
+            d[i] += amount
+            d[i + 2] = 1.0
+
+    def set(self, value: float) -> None:
+        m, i = self._m, self._i
+        now = time.time()
+        with m.lock:
+            d = m.d
+            d[i] = value
+            d[i + 1] = now
+            d[i + 2] = 1.0
+
+
+class _Histogram(SeriesBase):
+    __slots__ = ("_bounds", "_i", "_m", "_sum")
+
+    def __init__(self, mapping: _Mapping, index: int, bounds: tuple[float, ...]) -> None:
+        self._m = mapping
+        self._i = index
+        self._bounds = bounds
+        self._sum = index + len(bounds) + 1
+
+    def observe(self, value: float) -> None:
+        # bisect_left puts a value equal to a bound in that bound's bucket ("le").
+        k = self._i + bisect_left(self._bounds, value)
+        m = self._m
+        with m.lock:
+            d = m.d
+            d[k] += 1.0
+            d[self._sum] += value
+
+
+_AnySeries = _Counter | _Gauge | _Histogram
+
+
+class _LabelRegistry:
+    """The shared, locked list of admitted label sets per group (``labels.db``, JSON lines)."""
+
+    def __init__(self, path: Path, max_series: int) -> None:
+        self._path = path
+        self._max_series = max_series
+        self._offset = 0
+        self._known: dict[str, set[tuple[str, ...]]] = {}
+
+    def admit(self, group: str, label_values: tuple[str, ...]) -> bool:
+        """Whether ``label_values`` has (or now gets) its own series in ``group``."""
+        known = self._known.setdefault(group, set())
+        if label_values in known:
+            return True
+        if len(known) >= self._max_series:  # the list only grows: full stays full
+            return False
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._refresh(fd)
+            if label_values in known:
+                return True
+            if len(known) >= self._max_series:
+                return False
+            line = json.dumps([group, list(label_values)], separators=(",", ":")) + "\n"
+            data = line.encode()
+            os.lseek(fd, self._offset, os.SEEK_SET)
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            self._offset += len(data)
+            known.add(label_values)
+            return True
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _refresh(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size <= self._offset:
+            return
+        data = os.pread(fd, size - self._offset, self._offset)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            # A writer died mid-line (lines are written whole under the lock): drop the stub.
+            os.ftruncate(fd, self._offset + end)
+        for line in data[:end].splitlines():
+            try:
+                group, values = json.loads(line)
+                self._known.setdefault(str(group), set()).add(tuple(str(v) for v in values))
+            except (ValueError, TypeError):
+                logger.warning("ignoring a malformed line in %s", self._path)
+        self._offset += end
+
+
+_STORES: weakref.WeakSet[MultiprocessStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._reopen_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class MultiprocessInstrument:
+    """One metric's series in this process' file, keyed by label values."""
+
+    __slots__ = ("_group", "_series", "_store", "spec")
+
+    def __init__(self, store: MultiprocessStore, spec: MetricSpec) -> None:
+        self.spec = spec
+        self._store = store
+        self._group = ",".join(spec.labels)
+        self._series: dict[tuple[str, ...], _AnySeries] = {}
+
+    def bind(self, label_values: tuple[str, ...]) -> _AnySeries:
+        spec = self.spec
+        if len(label_values) != len(spec.labels):
+            raise ValueError(
+                f"{spec.name} has labels {spec.labels}, got {len(label_values)} values"
+            )
+        store = self._store
+        with store.lock:
+            series = self._series.get(label_values)
+            if series is not None:
+                return series
+            key = label_values
+            overflow = (OVERFLOW_LABEL_VALUE,) * len(label_values)
+            if key != overflow and not store.labels.admit(self._group, key):
+                key = overflow
+                series = self._series.get(key)
+                if series is not None:
+                    self._series[label_values] = series
+                    return series
+            mapping, index = store.allocate(_encode_key(spec.name, key), _values_count(spec))
+            if spec.kind is Kind.COUNTER:
+                series = _Counter(mapping, index)
+            elif spec.kind is Kind.GAUGE:
+                series = _Gauge(mapping, index)
+            else:
+                assert spec.buckets is not None
+                series = _Histogram(mapping, index, spec.buckets)
+            self._series[key] = series
+            self._series[label_values] = series
+            return series
+
+
+class MultiprocessStore:
+    """This process' memory-mapped file in ``directory``, and the instruments writing into it.
+
+    ``max_series`` bounds the label sets per group of metrics across every process writing to
+    ``directory``; give the Recorder a ``max_series`` at least as large (the defaults are equal),
+    so that the Recorder's own per-process bound never folds a label set another process admits.
+    After ``os.fork()`` the child writes to a file of its own (values start at zero there).
+    """
+
+    def __init__(self, directory: object, *, max_series: int = DEFAULT_MAX_SERIES) -> None:
+        if isinstance(max_series, bool) or not isinstance(max_series, int):
+            raise TypeError(f"max_series must be an int, got {max_series!r}")
+        if max_series < 1:
+            raise ValueError(f"max_series must be >= 1, got {max_series!r}")
+        self.directory = check_directory(directory)
+        self.lock = threading.Lock()
+        self.labels = _LabelRegistry(self.directory / LABELS, max_series)
+        self._mappings: list[_Mapping] = []
+        self._entries: list[tuple[_Mapping, int, int]] = []  # mapping, first double, count
+        self._used = _ENTRIES_AT
+        self._fd = -1
+        self.path = self._create_file()
+        self._mappings.append(_Mapping(self._fd, 0, MAPPING, self.lock))
+        self._write_header()
+        _STORES.add(self)
+
+    def register(self, specs: Sequence[MetricSpec]) -> list[MultiprocessInstrument]:
+        return [MultiprocessInstrument(self, spec) for spec in specs]
+
+    def _create_file(self) -> Path:
+        """Create, lock and size a new file under a temporary name, then rename it into view."""
+        self._pid = os.getpid()
+        self._start = _start_ticks()
+        self._token = secrets.token_bytes(16)
+        self._created = time.time_ns()
+        creating = self.directory / f"proc-{self._token.hex()}.new"
+        path = self.directory / f"proc-{self._pid}-{self._start}-{self._token.hex()}.db"
+        fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, MAPPING)
+            os.rename(creating, path)
+        except BaseException:
+            os.close(fd)
+            creating.unlink(missing_ok=True)
+            raise
+        self._fd = fd
+        return path
+
+    def _write_header(self) -> None:
+        header = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            KIND_PROCESS,
+            self._used,
+            self._pid,
+            self._start,
+            self._created,
+            self._token,
+        )
+        self._mappings[0].mm[: _HEADER.size] = header
+
+    def allocate(self, key: bytes, count: int) -> tuple[_Mapping, int]:
+        """Append an entry for ``key`` with ``count`` zero values; its mapping and first double.
+        The caller holds :attr:`lock`."""
+        size = _ENTRY.size + _pad8(len(key)) + 8 * count
+        last = self._mappings[-1]
+        end = last.start + last.length
+        position = self._used
+        if position + size > end:
+            if end > position:  # pad to the end of this mapping
+                last.mm[position - last.start : position - last.start + _ENTRY.size] = _ENTRY.pack(
+                    end - position, 0
+                )
+            length = max(MAPPING, -(-size // MAPPING) * MAPPING)
+            os.ftruncate(self._fd, end + length)
+            last = _Mapping(self._fd, end, length, self.lock)
+            self._mappings.append(last)
+            position = end
+        offset = position - last.start
+        last.mm[offset : offset + _ENTRY.size] = _ENTRY.pack(size, len(key))
+        last.mm[offset + _ENTRY.size : offset + _ENTRY.size + len(key)] = key
+        first = (offset + _ENTRY.size + _pad8(len(key))) // 8
+        self._entries.append((last, first, count))
+        self._used = position + size
+        # The entry is complete before "used" moves past it: readers never see half of one.
+        _USED.pack_into(self._mappings[0].mm, _USED_AT, self._used)
+        return last, first
+
+    def _reopen_after_fork(self) -> None:
+        """In a forked child: the same entries in a new file of its own, every value zero."""
+        old_fd, old = self._fd, self._mappings
+        self.lock = threading.Lock()
+        self._create_file()
+        end = old[-1].start + old[-1].length
+        os.ftruncate(self._fd, end)
+        for mapping in old:
+            os.pwrite(self._fd, mapping.mm[:], mapping.start)
+        # Series keep their _Mapping objects: move a mapping of the new file into each.
+        for mapping in old:
+            replacement = _Mapping(self._fd, mapping.start, mapping.length, self.lock)
+            mm, d = mapping.mm, mapping.d
+            mapping.mm, mapping.d, mapping.lock = replacement.mm, replacement.d, self.lock
+            d.release()
+            mm.close()
+        for mapping, first, count in self._entries:
+            mapping.d[first : first + count] = memoryview(bytes(8 * count)).cast("d")
+        self._write_header()
+        os.close(old_fd)  # the parent keeps its own descriptor, and its lock
+
+    def close(self) -> None:
+        """Release the file (its values stay, to be merged and compacted as an exited process')."""
+        _STORES.discard(self)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# --- the reader side -----------------------------------------------------------------------------
+
+
+@dataclass
+class _FileEntries:
+    """What is known of one file's entries: parsed up to ``parsed_to``."""
+
+    parsed_to: int = _ENTRIES_AT
+    entries: list[tuple[bytes, int, int]] = field(default_factory=list)  # key, offset, count
+
+
+class _Foreign(Exception):
+    pass
+
+
+def _parse(buffer: mmap.mmap | bytes, known: _FileEntries, used: int) -> None:
+    position = known.parsed_to
+    while position + _ENTRY.size <= used:
+        total, key_length = _ENTRY.unpack_from(buffer, position)
+        if total < _ENTRY.size or position + total > used:
+            raise _Foreign(f"entry at {position} runs past the end")
+        if key_length:
+            values_at = position + _ENTRY.size + _pad8(key_length)
+            count, rest = divmod(position + total - values_at, 8)
+            if rest or count < 0:
+                raise _Foreign(f"entry at {position} has a bad length")
+            key = bytes(buffer[position + _ENTRY.size : position + _ENTRY.size + key_length])
+            known.entries.append((key, values_at, count))
+        position += total
+    known.parsed_to = position
+
+
+@dataclass
+class _Source:
+    """One file's values as read at one scrape."""
+
+    name: str
+    live: bool
+    values: list[tuple[bytes, tuple[float, ...]]]
+    absorbed: tuple[str, ...] = ()
+
+
+class _Merge:
+    """Values merged per key, in the per-process layout, plus live sums of add-only gauges."""
+
+    def __init__(self, specs: dict[str, MetricSpec]) -> None:
+        self._specs = specs
+        self.values: dict[bytes, list[float]] = {}
+        self.live: dict[bytes, float] = {}
+        self._keys: dict[bytes, tuple[MetricSpec, tuple[str, ...]] | None] = {}
+
+    def decode(self, key: bytes) -> tuple[MetricSpec, tuple[str, ...]] | None:
+        try:
+            return self._keys[key]
+        except KeyError:
+            pass
+        decoded: tuple[MetricSpec, tuple[str, ...]] | None = None
+        try:
+            name, *labels = json.loads(key)
+            spec = self._specs.get(name)
+            if spec is not None and len(labels) == len(spec.labels):
+                decoded = (spec, tuple(str(v) for v in labels))
+        except (ValueError, TypeError):
+            pass
+        self._keys[key] = decoded
+        return decoded
+
+    def add(self, source: _Source) -> None:
+        merged, live = self.values, self.live
+        for key, values in source.values:
+            decoded = self.decode(key)
+            if decoded is None or len(values) != _values_count(decoded[0]):
+                continue
+            kind = decoded[0].kind
+            current = merged.get(key)
+            if kind is Kind.GAUGE:
+                value, set_time, touched = values
+                if set_time == 0.0:  # add-only: this process' contribution, while it lives
+                    if source.live:
+                        live[key] = live.get(key, 0.0) + value
+                    value = 0.0
+                if current is None:
+                    merged[key] = [value, set_time, touched]
+                else:
+                    if set_time > current[1]:
+                        current[0], current[1] = value, set_time
+                    current[2] = max(current[2], touched)
+            elif current is None:
+                merged[key] = list(values)
+            elif kind is Kind.COUNTER:
+                current[0] += values[0]
+                current[1] = max(current[1], values[1])
+            else:
+                merged[key] = list(map(add, current, values))
+
+    def archive_bytes(self, absorbed: Sequence[str]) -> bytes:
+        """This merge as an archive file (add-only gauges at 0: their processes have exited)."""
+        parts = [b""]
+        for key, values in [(json.dumps({"absorbed": list(absorbed)}).encode(), [])] + [
+            (k, v) for k, v in self.values.items()
+        ]:
+            padded = _pad8(len(key))
+            total = _ENTRY.size + padded + 8 * len(values)
+            parts.append(_ENTRY.pack(total, len(key)) + key.ljust(padded, b"\0"))
+            parts.append(struct.pack(f"<{len(values)}d", *values))
+        body = b"".join(parts)
+        used = _ENTRIES_AT + len(body)
+        header = _HEADER.pack(MAGIC, VERSION, KIND_ARCHIVE, used, 0, 0, time.time_ns(), bytes(16))
+        return header + body
+
+
+class MultiprocessCollector(Collector):
+    """The merged metrics of every process writing to ``directory``, as prometheus_client families.
+
+    Each collect compacts the files of exited processes first (when no other scrape is
+    compacting). Safe to use from any number of processes at once, writers or not.
+    """
+
+    def __init__(self, directory: object, specs: Sequence[MetricSpec]) -> None:
+        self.directory = check_directory(directory)
+        self._specs = tuple(specs)
+        self._by_name = {spec.name: spec for spec in self._specs}
+        self._files: dict[str, _FileEntries] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterator[Metric]:
+        for spec in self._specs:
+            yield _empty_family(spec)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            merge = self.merge()
+        yield from _families(self._specs, merge)
+
+    def merge(self) -> _Merge:
+        """Read (and compact) the directory: the merged values of every process."""
+        fd = os.open(self.directory / COMPACT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                exclusive = True
+            except BlockingIOError:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                exclusive = False
+            return self._merge_locked(exclusive)
+        finally:
+            os.close(fd)
+
+    def _merge_locked(self, exclusive: bool) -> _Merge:
+        archive = self._read(self.directory / ARCHIVE, archive=True)
+        absorbed = set(archive.absorbed) if archive is not None else set()
+        sources: list[_Source] = []
+        stale: list[str] = []
+        for name in sorted(os.listdir(self.directory)):
+            if name in absorbed:
+                stale.append(name)
+            elif _PROCESS_RE.fullmatch(name):
+                source = self._read(self.directory / name, archive=False)
+                if source is not None:
+                    sources.append(source)
+            elif _CREATING_RE.fullmatch(name):
+                if exclusive and not _alive(self.directory / name):
+                    (self.directory / name).unlink(missing_ok=True)  # died while being created
+            elif name not in _OURS and name not in self._warned:
+                self._warned.add(name)
+                logger.warning(
+                    "ignoring %r in the multiprocess directory %s: not a file of ours",
+                    name,
+                    self.directory,
+                )
+        dead = [s for s in sources if not s.live]
+        if exclusive and (dead or stale):
+            folded = _Merge(self._by_name)
+            if archive is not None:
+                folded.add(archive)
+            for source in dead:
+                folded.add(source)
+            # Still listed: absorbed files not yet unlinked (a crash may come before we do).
+            keep = [n for n in stale if (self.directory / n).exists()]
+            self._write_archive(folded.archive_bytes([s.name for s in dead] + keep))
+            for name in [s.name for s in dead] + keep:
+                (self.directory / name).unlink(missing_ok=True)
+                self._files.pop(name, None)
+            archive = _Source(ARCHIVE, False, [], ())
+            archive.values = [(k, tuple(v)) for k, v in folded.values.items()]
+            sources = [s for s in sources if s.live]
+        merge = _Merge(self._by_name)
+        if archive is not None:
+            merge.add(archive)
+        for source in sources:
+            merge.add(source)
+        return merge
+
+    def _write_archive(self, data: bytes) -> None:
+        new = self.directory / (ARCHIVE + ".new")
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(new, self.directory / ARCHIVE)
+        directory = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _read(self, path: Path, *, archive: bool) -> _Source | None:
+        """One file's values (None if it vanished or is not ours: then warned about, once)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size < _ENTRIES_AT:
+                raise _Foreign("shorter than a header")
+            with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) as buffer:
+                magic, version, kind, used, *_ = _HEADER.unpack_from(buffer, 0)
+                if magic != MAGIC or version != VERSION:
+                    raise _Foreign("no inference-metrics header")
+                if kind != (KIND_ARCHIVE if archive else KIND_PROCESS) or used > size:
+                    raise _Foreign("a header that does not fit the file")
+                known = self._files.get(path.name) if not archive else None
+                if known is None:
+                    known = _FileEntries()
+                _parse(buffer, known, used)
+                if not archive:
+                    self._files[path.name] = known
+                values = [
+                    (key, struct.unpack_from(f"<{count}d", buffer, at))
+                    for key, at, count in known.entries
+                ]
+            if archive:
+                return _archive_source(values)
+            return _Source(path.name, _locked_elsewhere(fd), values)
+        except _Foreign as exc:
+            if path.name not in self._warned:
+                self._warned.add(path.name)
+                logger.warning("ignoring %s in the multiprocess directory: %s", path, exc)
+            return None
+        finally:
+            os.close(fd)
+
+
+def _archive_source(values: list[tuple[bytes, tuple[float, ...]]]) -> _Source:
+    absorbed: tuple[str, ...] = ()
+    rest = []
+    for key, vals in values:
+        if key.startswith(b"{"):
+            absorbed = tuple(json.loads(key).get("absorbed", ()))
+        else:
+            rest.append((key, vals))
+    return _Source(ARCHIVE, False, rest, absorbed)
+
+
+def _locked_elsewhere(fd: int) -> bool:
+    """Whether another open file (a live process) holds an exclusive flock on ``fd``'s file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _alive(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        return _locked_elsewhere(fd)
+    finally:
+        os.close(fd)
+
+
+# --- families ------------------------------------------------------------------------------------
+
+
+def _empty_family(spec: MetricSpec) -> Metric:
+    name = spec.name[: -len("_total")] if spec.kind is Kind.COUNTER else spec.name
+    return Metric(name, spec.documentation, spec.kind.value)
+
+
+def _families(specs: Sequence[MetricSpec], merge: _Merge) -> Iterator[Metric]:
+    rows: dict[str, list[tuple[bytes, tuple[str, ...], list[float]]]] = {s.name: [] for s in specs}
+    for key, values in merge.values.items():
+        decoded = merge.decode(key)
+        if decoded is not None:
+            rows[decoded[0].name].append((key, decoded[1], values))
+    for spec in specs:
+        samples: list[Sample] = []
+        names, name = spec.labels, spec.name
+        for key, label_values, values in rows[spec.name]:
+            labels = dict(zip(names, label_values, strict=True))
+            if spec.kind is Kind.COUNTER:
+                if values[1]:
+                    samples.append(Sample(name, labels, values[0]))
+            elif spec.kind is Kind.GAUGE:
+                if values[2]:
+                    value = values[0] if values[1] else merge.live.get(key, 0.0)
+                    samples.append(Sample(name, labels, value))
+            else:
+                samples.extend(_histogram_samples(spec, labels, values))
+        if samples:
+            family = _empty_family(spec)
+            family.samples = samples
+            yield family
+
+
+def _histogram_samples(
+    spec: MetricSpec, labels: dict[str, str], values: list[float]
+) -> Iterator[Sample]:
+    assert spec.buckets is not None
+    counts = values[:-1]
+    if not any(counts):
+        return
+    cumulative = 0.0
+    le = [*(floatToGoString(b) for b in spec.buckets), "+Inf"]  # type: ignore[no-untyped-call]
+    for bound, n in zip(le, counts, strict=True):
+        cumulative += n
+        yield Sample(spec.name + "_bucket", {**labels, "le": bound}, cumulative)
+    yield Sample(spec.name + "_count", labels, cumulative)
+    yield Sample(spec.name + "_sum", labels, values[-1])
