@@ -63,7 +63,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import add
 from pathlib import Path
@@ -107,7 +107,7 @@ ARCHIVE = "archive.db"
 LABELS = "labels.db"
 COMPACT_LOCK = "compact.lock"
 _PROCESS_RE = re.compile(r"proc-[0-9]+-[0-9]+-[0-9a-f]{32}\.db")
-_CREATING_RE = re.compile(r"proc-[0-9a-f]{32}\.new")
+_CREATING_RE = re.compile(r"(proc-[0-9a-f]{32}|probe-[0-9a-f]{16})\.new")
 _OURS = frozenset((ARCHIVE, ARCHIVE + ".new", LABELS, COMPACT_LOCK))
 
 
@@ -121,8 +121,14 @@ def check_directory(directory: object, argument: str = "multiprocess_dir") -> Pa
         raise ValueError(f"{argument} {str(path)!r} does not exist; create it first")
     if not path.is_dir():
         raise ValueError(f"{argument} {str(path)!r} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK | os.R_OK):
-        raise ValueError(f"{argument} {str(path)!r} is not readable and writable by this process")
+    probe = path / f"probe-{secrets.token_hex(8)}.new"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"{argument} {str(path)!r} is not writable by this process ({exc.strerror})"
+        ) from None
     return path
 
 
@@ -579,7 +585,7 @@ class MultiprocessCollector(Collector):
     compacting). Safe to use from any number of processes at once, writers or not.
     """
 
-    def __init__(self, directory: object, specs: Sequence[MetricSpec]) -> None:
+    def __init__(self, directory: object, specs: Iterable[MetricSpec]) -> None:
         self.directory = check_directory(directory)
         self._specs = tuple(specs)
         self._by_name = {spec.name: spec for spec in self._specs}
