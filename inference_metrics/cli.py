@@ -23,6 +23,8 @@ from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema, get_schema, resolve
 from .simulate import run_traffic
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from prometheus_client.registry import Collector, CollectorRegistry
 
     from .pool import Discovery, PoolMonitor
@@ -254,9 +256,39 @@ def _serve(
     return 0
 
 
+def _multiprocess_dir(args: argparse.Namespace) -> Path | None:
+    """The directory of --multiprocess-dir (or the environment variable), checked; None when
+    neither names one. A bad directory exits 2."""
+    import os
+
+    from .backends import multiproc
+
+    directory = args.multiprocess_dir or os.environ.get(multiproc.ENV_VAR) or None
+    if directory is None:
+        return None
+    try:
+        return multiproc.check_directory(directory, "--multiprocess-dir")
+    except ValueError as exc:
+        args.parser.error(str(exc))
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
     from prometheus_client.registry import REGISTRY
 
+    directory = _multiprocess_dir(args)
+    if directory is not None:
+        # The merged metrics of every process writing there; a pool monitor records there too.
+        from .backends.multiproc import MultiprocessCollector
+        from .catalog import CATALOG
+
+        merged = CollectorRegistry()
+        pool = _build_pool(args, args.parser, merged, multiprocess_dir=directory)
+        if pool is None:
+            merged.register(MultiprocessCollector(directory, CATALOG))
+        server = _build_server(args, args.parser, merged)
+        what = f"the merged metrics of every process writing to {directory}"
+        return _serve(args, server, what, pool)
     pool = _build_pool(args, args.parser, REGISTRY)
     server = _build_server(args, args.parser, REGISTRY)
     return _serve(args, server, "this process's default registry", pool)
@@ -382,7 +414,11 @@ def _pool_discovery(args: argparse.Namespace) -> Discovery:
 
 
 def _build_pool(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, registry: CollectorRegistry
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    registry: CollectorRegistry,
+    *,
+    multiprocess_dir: Path | None = None,
 ) -> PoolMonitor | None:
     """The pool monitor the flags ask for (None without --pool-name); exits 2 on bad flags."""
     pool_flags = [
@@ -426,7 +462,9 @@ def _build_pool(
     except (TypeError, ValueError) as exc:  # KubernetesConfigError is a ValueError
         parser.error(str(exc))
     # Only once every flag is known good: registering is the one step that changes something.
-    monitor.recorder = Recorder(PrometheusBackend(registry), schema=_schemas_of(args))
+    monitor.recorder = Recorder(
+        PrometheusBackend(registry, multiprocess_dir=multiprocess_dir), schema=_schemas_of(args)
+    )
     registry.register(monitor.collector())
     return monitor
 
@@ -564,6 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(serve, default_host="0.0.0.0")
     _add_pool_options(serve)
     _add_schema_option(serve, several=True)
+    serve.add_argument(
+        "--multiprocess-dir",
+        metavar="DIR",
+        help="serve the merged metrics of every process recording into DIR (see "
+        "docs/multiprocess.md; default: $INFERENCE_METRICS_MULTIPROC_DIR, else this process)",
+    )
     serve.set_defaults(func=_cmd_serve, parser=serve)
 
     demo = commands.add_parser("demo", help="serve /metrics with simulated inference traffic")

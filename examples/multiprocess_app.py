@@ -1,0 +1,95 @@
+"""An ASGI app run as several worker processes, every worker answering ``/metrics`` with the
+merged metrics of all of them (plain ASGI, no framework).
+
+Each worker records into its own memory-mapped file in ``$INFERENCE_METRICS_MULTIPROC_DIR``
+(``PrometheusBackend()`` reads the variable); a scrape of any worker, or of a separate exporter
+(``inference-metrics serve --multiprocess-dir DIR``), merges every worker's file. See
+docs/multiprocess.md.
+
+Run it::
+
+    export INFERENCE_METRICS_MULTIPROC_DIR=$(mktemp -d)
+    uvicorn examples.multiprocess_app:app --workers 3 --port 8000
+    # or: gunicorn examples.multiprocess_app:app -w 3 -k uvicorn.workers.UvicornWorker
+    for i in $(seq 100); do curl -s "127.0.0.1:8000/v1/completions?model=m" >/dev/null; done
+    curl -s 127.0.0.1:8000/metrics | grep '^inference_model_request_total'   # 100, every time
+
+Endpoints: ``GET /v1/completions?model=NAME`` records one request (``&sleep=SECONDS`` holds it
+that long), ``GET /metrics`` the merged exposition, ``GET /pid`` this worker's process id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client.registry import CollectorRegistry
+
+from inference_metrics import PrometheusBackend, Recorder
+from inference_metrics.exposition import negotiate, render
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# In multiprocess mode the registry exposes the merged view of every worker writing there.
+registry = CollectorRegistry()
+recorder = Recorder(PrometheusBackend(registry))
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode("latin-1"))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _metrics(scope: Scope, send: Send) -> None:
+    accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+    representation = negotiate(accept)
+    # Reading every worker's file is blocking work: keep it off the event loop.
+    body = await asyncio.to_thread(render, registry, representation)
+    await _respond(send, 200, body, representation.content_type)
+
+
+async def _completion(scope: Scope, send: Send) -> None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    model = query.get("model", ["default"])[0]
+    received = time.monotonic()
+    recorder.record_request_started(model, model, 0)
+    recorder.record_running_request_started(model)
+    try:
+        sleep = float(query.get("sleep", ["0"])[0])
+        if sleep > 0:
+            await asyncio.sleep(min(sleep, 10.0))
+        body = b'{"choices": [{"text": "ok"}]}'
+        await _respond(send, 200, body, "application/json")
+    finally:
+        recorder.record_running_request_finished(model)
+    recorder.record_request_completed(
+        model, model, received=received, completed=time.monotonic(), response_size=len(body)
+    )
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI application."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/metrics":
+        await _metrics(scope, send)
+    elif path == "/pid":
+        await _respond(send, 200, str(os.getpid()).encode(), "text/plain")
+    elif path == "/v1/completions":
+        await _completion(scope, send)
+    else:
+        await _respond(send, 404, b"not found\n", "text/plain")

@@ -1,0 +1,277 @@
+"""Real uvicorn and gunicorn, several workers each, recording into one directory.
+
+examples/multiprocess_app.py runs under ``uvicorn --workers 3`` and
+``gunicorn -w 3 -k uvicorn.workers.UvicornWorker`` (with examples/gunicorn_conf.py's hooks);
+``inference-metrics serve --multiprocess-dir`` is the exporter. Every server listens on
+127.0.0.1 on a free port and is stopped by the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from inference_metrics.cli import main
+
+from .expo import parse_text
+from .prometheus_harness import free_port, stop_process
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REQUESTS = "inference_model_request_total"
+RUNNING = "inference_model_running_requests"
+
+
+def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def sample(port: int, name: str, **labels: str) -> float:
+    """One sample of ``port``'s /metrics (0 when the series is absent)."""
+    status, body = get(port, "/metrics")
+    assert status == 200, body
+    for family in parse_text(body.decode()).values():
+        value = family.samples.get((name, frozenset(labels.items())))
+        if value is not None:
+            return value
+    return 0.0
+
+
+def requests(port: int) -> float:
+    return sample(port, REQUESTS, model_name="m", target_model_name="m")
+
+
+def complete(port: int) -> bool:
+    """One request; whether it got its 200 (a worker killed under it: False)."""
+    try:
+        return get(port, "/v1/completions?model=m")[0] == 200
+    except (ConnectionError, http.client.HTTPException, TimeoutError):
+        return False
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"exited with {process.returncode}"
+        try:
+            if get(port, "/metrics", timeout=5)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answers on port {port}"
+        time.sleep(0.1)
+
+
+class Servers:
+    def __init__(self, directory: Path) -> None:
+        self.env = {**os.environ, "INFERENCE_METRICS_MULTIPROC_DIR": str(directory)}
+        self.directory = directory
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        process = subprocess.Popen(
+            args, env={**self.env, **(env or {})}, stdout=subprocess.DEVNULL, stderr=None
+        )
+        self.started.append(process)
+        wait_listening(process, port)
+
+    def exporter(self) -> int:
+        port = free_port()
+        script = Path(sys.executable).parent / "inference-metrics"
+        directory = str(self.directory)
+        self.start(
+            [
+                str(script),
+                "serve",
+                "--multiprocess-dir",
+                directory,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            port,
+        )
+        return port
+
+    def uvicorn(self) -> int:
+        port = free_port()
+        self.start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "multiprocess_app:app",
+                "--app-dir",
+                str(EXAMPLES),
+                "--workers",
+                "3",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            port,
+        )
+        return port
+
+    def process_files(self) -> list[str]:
+        return [n for n in os.listdir(self.directory) if n.startswith("proc-")]
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    running = Servers(directory)
+    yield running
+    for process in reversed(running.started):
+        stop_process(process)
+
+
+def worker_pids(port: int, want: int) -> set[int]:
+    """Distinct worker pids answering on ``port`` (new connection each time), up to ``want``."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(pids) < want and time.monotonic() < deadline:
+        pids.add(int(get(port, "/pid")[1]))
+    return pids
+
+
+def test_uvicorn_workers_every_scrape_shows_every_request(servers: Servers) -> None:
+    app = servers.uvicorn()
+    exporter = servers.exporter()
+    assert len(worker_pids(app, 3)) == 3
+    n = 150
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda _: complete(app), range(n)))
+    for _ in range(8):
+        assert requests(exporter) == n
+        assert requests(app) == n
+    assert sample(app, RUNNING, model_name="m") == 0
+
+
+def test_a_worker_killed_mid_load_loses_no_completed_request(servers: Servers) -> None:
+    app = servers.uvicorn()
+    exporter = servers.exporter()
+    victim = next(iter(worker_pids(app, 1)))
+    completed = 0
+    attempted = 0
+    lock = threading.Lock()
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def load() -> None:
+        nonlocal completed, attempted
+        while not stop.is_set():
+            with lock:
+                attempted += 1
+            ok = False
+            with contextlib.suppress(ConnectionError, http.client.HTTPException, TimeoutError):
+                ok = get(app, "/v1/completions?model=m&sleep=0.005")[0] == 200
+            with lock:
+                completed += ok
+
+    def scrape() -> None:
+        while not stop.is_set():
+            seen.append(requests(exporter))
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    threads.append(threading.Thread(target=scrape))
+    for thread in threads:
+        thread.start()
+    try:
+        while completed < 200:
+            time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        while completed < 600:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    final = requests(exporter)
+    assert completed <= final <= attempted
+    assert requests(app) == final
+    assert all(a <= b for a, b in itertools.pairwise(seen)), "a counter went backwards"
+    assert len(seen) > 2
+    # The killed worker's in-flight requests stop counting as running; nothing else is running.
+    assert sample(exporter, RUNNING, model_name="m") == 0
+
+
+def test_gunicorn_worker_churn_keeps_every_count_and_few_files(servers: Servers) -> None:
+    """gunicorn -w 3 with --max-requests 50 over 2000 requests: about 40 worker exits. The
+    exporter started by the gunicorn hooks, and every worker, show exactly the requests served;
+    after every scrape the directory holds the live workers' files and a few more."""
+    app, exporter = free_port(), free_port()
+    servers.start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(EXAMPLES / "gunicorn_conf.py"),
+            "--pythonpath",
+            str(EXAMPLES),
+            "multiprocess_app:app",
+            "-w",
+            "3",
+            "-k",
+            "uvicorn.workers.UvicornWorker",
+            "--max-requests",
+            "50",
+            "--bind",
+            f"127.0.0.1:{app}",
+            "--log-level",
+            "warning",
+        ],
+        app,
+        env={"EXPORTER_PORT": str(exporter)},
+    )
+    wait_listening(servers.started[-1], exporter)
+    total = 2000
+    served = 0
+    most_files = 0
+    scraped: list[float] = []
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(total // 100):
+            served += sum(pool.map(lambda _: complete(app), range(100)))
+            scraped.append(requests(exporter))
+            most_files = max(most_files, len(servers.process_files()))
+    # A worker leaving at --max-requests resets the connections it accepted and never read.
+    assert served >= total * 0.95
+    assert requests(exporter) == served
+    assert requests(app) == served
+    assert scraped == sorted(scraped)
+    assert most_files <= 3 + 2  # three live workers, and one or two that just left
+    assert (servers.directory / "archive.db").exists()  # the ~40 exited workers, folded
+    assert len(os.listdir(servers.directory)) <= len(servers.process_files()) + 3
+
+
+def test_serve_refuses_a_missing_multiprocess_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--multiprocess-dir", str(tmp_path / "missing"), "--port", "0"])
+    assert exited.value.code == 2
+    assert "--multiprocess-dir" in capsys.readouterr().err
