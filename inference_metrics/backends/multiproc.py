@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import logging
 import mmap
@@ -102,11 +103,14 @@ _USED_AT = 16
 _ENTRIES_AT = _HEADER.size  # 64
 _ENTRY = struct.Struct("<II")
 MAPPING = 1 << 16
+#: Seconds after which an unlocked file still being created counts as abandoned.
+ABANDONED_AFTER = 60.0
 
 ARCHIVE = "archive.db"
 LABELS = "labels.db"
 COMPACT_LOCK = "compact.lock"
-_PROCESS_RE = re.compile(r"proc-[0-9]+-[0-9]+-[0-9a-f]{32}\.db")
+#: The name of a process file: pid, start ticks, token.
+PROCESS_FILE_RE = re.compile(r"proc-[0-9]+-[0-9]+-[0-9a-f]{32}\.db")
 _CREATING_RE = re.compile(r"(proc-[0-9a-f]{32}|probe-[0-9a-f]{16})\.new")
 _OURS = frozenset((ARCHIVE, ARCHIVE + ".new", LABELS, COMPACT_LOCK))
 
@@ -370,16 +374,16 @@ class MultiprocessStore:
         self._entries: list[tuple[_Mapping, int, int]] = []  # mapping, first double, count
         self._used = _ENTRIES_AT
         self._fd = -1
-        self.path = self._create_file()
+        self.path = self._create_file(b"")
         self._mappings.append(_Mapping(self._fd, 0, MAPPING, self.lock))
-        self._write_header()
         _STORES.add(self)
 
     def register(self, specs: Sequence[MetricSpec]) -> list[MultiprocessInstrument]:
         return [MultiprocessInstrument(self, spec) for spec in specs]
 
-    def _create_file(self) -> Path:
-        """Create, lock and size a new file under a temporary name, then rename it into view."""
+    def _create_file(self, content: bytes) -> Path:
+        """Create and lock a new file under a temporary name, write ``content`` after its header,
+        then rename it into view: no reader ever sees it unlocked or without its header."""
         self._pid = os.getpid()
         self._start = _start_ticks()
         self._token = secrets.token_bytes(16)
@@ -389,7 +393,11 @@ class MultiprocessStore:
         fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, MAPPING)
+            os.ftruncate(fd, max(MAPPING, _HEADER.size + len(content)))
+            data = self._header() + content
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, data[written:], written)
             os.rename(creating, path)
         except BaseException:
             os.close(fd)
@@ -398,8 +406,8 @@ class MultiprocessStore:
         self._fd = fd
         return path
 
-    def _write_header(self) -> None:
-        header = _HEADER.pack(
+    def _header(self) -> bytes:
+        return _HEADER.pack(
             MAGIC,
             VERSION,
             KIND_PROCESS,
@@ -409,7 +417,6 @@ class MultiprocessStore:
             self._created,
             self._token,
         )
-        self._mappings[0].mm[: _HEADER.size] = header
 
     def allocate(self, key: bytes, count: int) -> tuple[_Mapping, int]:
         """Append an entry for ``key`` with ``count`` zero values; its mapping and first double.
@@ -442,11 +449,13 @@ class MultiprocessStore:
         """In a forked child: the same entries in a new file of its own, every value zero."""
         old_fd, old = self._fd, self._mappings
         self.lock = threading.Lock()
-        self._create_file()
-        end = old[-1].start + old[-1].length
-        os.ftruncate(self._fd, end)
+        content = bytearray(old[-1].start + old[-1].length)
         for mapping in old:
-            os.pwrite(self._fd, mapping.mm[:], mapping.start)
+            content[mapping.start : mapping.start + mapping.length] = mapping.mm[:]
+        for mapping, first, count in self._entries:
+            at = mapping.start + 8 * first
+            content[at : at + 8 * count] = bytes(8 * count)
+        self.path = self._create_file(bytes(content[_HEADER.size :]))
         # Series keep their _Mapping objects: move a mapping of the new file into each.
         for mapping in old:
             replacement = _Mapping(self._fd, mapping.start, mapping.length, self.lock)
@@ -454,9 +463,6 @@ class MultiprocessStore:
             mapping.mm, mapping.d, mapping.lock = replacement.mm, replacement.d, self.lock
             d.release()
             mm.close()
-        for mapping, first, count in self._entries:
-            mapping.d[first : first + count] = memoryview(bytes(8 * count)).cast("d")
-        self._write_header()
         os.close(old_fd)  # the parent keeps its own descriptor, and its lock
 
     def close(self) -> None:
@@ -509,43 +515,59 @@ class _Source:
     absorbed: tuple[str, ...] = ()
 
 
-class _Merge:
-    """Values merged per key, in the per-process layout, plus live sums of add-only gauges."""
+_Decoded = tuple[MetricSpec, tuple[str, ...], int]
 
-    def __init__(self, specs: dict[str, MetricSpec]) -> None:
+
+class _Merge:
+    """Values merged per key, in the per-process layout, plus live sums of add-only gauges.
+
+    ``keys`` caches decoded keys across scrapes (a key is decoded once per collector)."""
+
+    def __init__(self, specs: dict[str, MetricSpec], keys: dict[bytes, _Decoded | None]) -> None:
         self._specs = specs
         self.values: dict[bytes, list[float]] = {}
         self.live: dict[bytes, float] = {}
-        self._keys: dict[bytes, tuple[MetricSpec, tuple[str, ...]] | None] = {}
+        self._keys = keys
 
-    def decode(self, key: bytes) -> tuple[MetricSpec, tuple[str, ...]] | None:
+    def decode(self, key: bytes) -> _Decoded | None:
+        """The spec, label values and value count of ``key`` (None: not one of our metrics)."""
         try:
             return self._keys[key]
         except KeyError:
             pass
-        decoded: tuple[MetricSpec, tuple[str, ...]] | None = None
+        decoded: _Decoded | None = None
         try:
             name, *labels = json.loads(key)
             spec = self._specs.get(name)
             if spec is not None and len(labels) == len(spec.labels):
-                decoded = (spec, tuple(str(v) for v in labels))
+                decoded = (spec, tuple(str(v) for v in labels), _values_count(spec))
         except (ValueError, TypeError):
             pass
         self._keys[key] = decoded
         return decoded
 
     def add(self, source: _Source) -> None:
-        merged, live = self.values, self.live
+        merged, live, is_live = self.values, self.live, source.live
         for key, values in source.values:
+            if not any(values):  # bound but never touched: nothing to add under any rule
+                continue
             decoded = self.decode(key)
-            if decoded is None or len(values) != _values_count(decoded[0]):
+            if decoded is None or len(values) != decoded[2]:
                 continue
             kind = decoded[0].kind
             current = merged.get(key)
-            if kind is Kind.GAUGE:
+            if kind is Kind.HISTOGRAM:
+                merged[key] = list(values) if current is None else list(map(add, current, values))
+            elif kind is Kind.COUNTER:
+                if current is None:
+                    merged[key] = list(values)
+                else:
+                    current[0] += values[0]
+                    current[1] = max(current[1], values[1])
+            else:
                 value, set_time, touched = values
                 if set_time == 0.0:  # add-only: this process' contribution, while it lives
-                    if source.live:
+                    if is_live:
                         live[key] = live.get(key, 0.0) + value
                     value = 0.0
                 if current is None:
@@ -554,13 +576,6 @@ class _Merge:
                     if set_time > current[1]:
                         current[0], current[1] = value, set_time
                     current[2] = max(current[2], touched)
-            elif current is None:
-                merged[key] = list(values)
-            elif kind is Kind.COUNTER:
-                current[0] += values[0]
-                current[1] = max(current[1], values[1])
-            else:
-                merged[key] = list(map(add, current, values))
 
     def archive_bytes(self, absorbed: Sequence[str]) -> bytes:
         """This merge as an archive file (add-only gauges at 0: their processes have exited)."""
@@ -591,6 +606,7 @@ class MultiprocessCollector(Collector):
         self._by_name = {spec.name: spec for spec in self._specs}
         self._files: dict[str, _FileEntries] = {}
         self._warned: set[str] = set()
+        self._keys: dict[bytes, _Decoded | None] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> Iterator[Metric]:
@@ -624,13 +640,13 @@ class MultiprocessCollector(Collector):
         for name in sorted(os.listdir(self.directory)):
             if name in absorbed:
                 stale.append(name)
-            elif _PROCESS_RE.fullmatch(name):
+            elif PROCESS_FILE_RE.fullmatch(name):
                 source = self._read(self.directory / name, archive=False)
                 if source is not None:
                     sources.append(source)
             elif _CREATING_RE.fullmatch(name):
-                if exclusive and not _alive(self.directory / name):
-                    (self.directory / name).unlink(missing_ok=True)  # died while being created
+                if exclusive:
+                    self._remove_abandoned(self.directory / name)
             elif name not in _OURS and name not in self._warned:
                 self._warned.add(name)
                 logger.warning(
@@ -640,7 +656,7 @@ class MultiprocessCollector(Collector):
                 )
         dead = [s for s in sources if not s.live]
         if exclusive and (dead or stale):
-            folded = _Merge(self._by_name)
+            folded = _Merge(self._by_name, self._keys)
             if archive is not None:
                 folded.add(archive)
             for source in dead:
@@ -654,12 +670,23 @@ class MultiprocessCollector(Collector):
             archive = _Source(ARCHIVE, False, [], ())
             archive.values = [(k, tuple(v)) for k, v in folded.values.items()]
             sources = [s for s in sources if s.live]
-        merge = _Merge(self._by_name)
+        merge = _Merge(self._by_name, self._keys)
         if archive is not None:
             merge.add(archive)
         for source in sources:
             merge.add(source)
         return merge
+
+    @staticmethod
+    def _remove_abandoned(path: Path) -> None:
+        """Unlink a file left by a process that died while creating it: unlocked, and older than
+        :data:`ABANDONED_AFTER` (a creator locks its file microseconds after creating it)."""
+        try:
+            old = time.time() - path.stat().st_mtime > ABANDONED_AFTER
+        except FileNotFoundError:
+            return
+        if old and not _alive(path):
+            path.unlink(missing_ok=True)
 
     def _write_archive(self, data: bytes) -> None:
         new = self.directory / (ARCHIVE + ".new")
@@ -692,8 +719,11 @@ class MultiprocessCollector(Collector):
                 magic, version, kind, used, *_ = _HEADER.unpack_from(buffer, 0)
                 if magic != MAGIC or version != VERSION:
                     raise _Foreign("no inference-metrics header")
-                if kind != (KIND_ARCHIVE if archive else KIND_PROCESS) or used > size:
-                    raise _Foreign("a header that does not fit the file")
+                if kind != (KIND_ARCHIVE if archive else KIND_PROCESS):
+                    raise _Foreign(f"a header of kind {kind}")
+                # The writer may have grown the file (and moved "used") since our fstat: the
+                # entries past our mapping are read at the next scrape.
+                used = min(used, size)
                 known = self._files.get(path.name) if not archive else None
                 if known is None:
                     known = _FileEntries()
@@ -787,14 +817,21 @@ def _families(specs: Sequence[MetricSpec], merge: _Merge) -> Iterator[Metric]:
 def _histogram_samples(
     spec: MetricSpec, labels: dict[str, str], values: list[float]
 ) -> Iterator[Sample]:
-    assert spec.buckets is not None
     counts = values[:-1]
     if not any(counts):
         return
     cumulative = 0.0
-    le = [*(floatToGoString(b) for b in spec.buckets), "+Inf"]  # type: ignore[no-untyped-call]
-    for bound, n in zip(le, counts, strict=True):
+    bucket = spec.name + "_bucket"
+    for bound, n in zip(_le(spec), counts, strict=True):
         cumulative += n
-        yield Sample(spec.name + "_bucket", {**labels, "le": bound}, cumulative)
+        yield Sample(bucket, {**labels, "le": bound}, cumulative)
     yield Sample(spec.name + "_count", labels, cumulative)
     yield Sample(spec.name + "_sum", labels, values[-1])
+
+
+@functools.cache
+def _le(spec: MetricSpec) -> tuple[str, ...]:
+    """The ``le`` label values of ``spec``, formatted as prometheus_client formats its own."""
+    assert spec.buckets is not None
+    bounds = (floatToGoString(b) for b in spec.buckets)  # type: ignore[no-untyped-call]
+    return (*bounds, "+Inf")

@@ -1,0 +1,206 @@
+"""Multiprocess mode against prometheus_client's own multiprocess mode, in one run.
+
+* **record**: one whole request (the six parity calls) through
+  ``Recorder(PrometheusBackend(registry, multiprocess_dir=...))``, against the same six updates
+  written with prometheus_client's ``labels()`` API in its multiprocess mode
+  (``PROMETHEUS_MULTIPROC_DIR`` set before it is imported), and with its children bound once.
+* **scrape**: ``generate_latest`` of the merged view of 8 worker processes that each recorded the
+  same 1000 (model, target) pairs (3 requests each), ours (``MultiprocessCollector`` of this
+  library) against prometheus_client's ``MultiProcessCollector`` over files holding the same
+  data; while the 8 workers live, and after they exited (ours then reads one compacted archive,
+  prometheus_client still its 8 x 3 files). Also the merge alone (no text formatting).
+
+Run: ``.venv/bin/python -m benchmarks.bench_multiproc`` (``--number``, ``--rounds``, ``--pairs``,
+``--workers``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# prometheus_client picks its value class when first imported: set its directory before that.
+_PROMETHEUS_DIR = tempfile.mkdtemp(prefix="bench-prometheus-multiproc-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROMETHEUS_DIR
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from inference_metrics import CATALOG, PrometheusBackend, Recorder  # noqa: E402
+from inference_metrics.backends.multiproc import MultiprocessCollector  # noqa: E402
+
+from .bench_recorder import HandWritten, bound_children_request, labels_request  # noqa: E402
+from .common import per_call, recorder_request  # noqa: E402
+
+
+def record_pairs(recorder: Recorder, hand: HandWritten, pairs: int, seed: int = 1) -> None:
+    """The same requests into both: ``pairs`` (model, target) pairs, three requests each."""
+    rng = random.Random(seed)
+    for i in range(pairs):
+        model, target = f"model-{i // 4}", f"model-{i // 4}-lora-{i % 4}"
+        for _ in range(3):
+            received, completed = 1000.0, 1000.0 + rng.uniform(0.05, 30.0)
+            sizes = (rng.randint(200, 20000), rng.randint(200, 200000))
+            tokens = (rng.randint(1, 4000), rng.randint(1, 2000))
+            recorder.record_request_counter(model, target)
+            recorder.record_request_size(model, target, sizes[0])
+            recorder.record_request_latency(model, target, received, completed)
+            recorder.record_response_size(model, target, sizes[1])
+            recorder.record_input_tokens(model, target, tokens[0])
+            recorder.record_output_tokens(model, target, tokens[1])
+            hand.request(model, target, received, completed, *sizes, *tokens)
+
+
+def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def start_workers(ours_dir: str, workers: int, pairs: int) -> list[tuple[int, int]]:
+    """Fork ``workers`` processes that record, report done, and wait until their pipe closes."""
+    children: list[tuple[int, int]] = []
+    for w in range(workers):
+        done_r, done_w = os.pipe()
+        hold_r, hold_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(done_r)
+            os.close(hold_w)
+            for _, earlier in children:  # or an earlier worker would never see its pipe close
+                os.close(earlier)
+            recorder = Recorder(PrometheusBackend(CollectorRegistry(), multiprocess_dir=ours_dir))
+            record_pairs(recorder, HandWritten(CollectorRegistry()), pairs, seed=w)
+            os.write(done_w, b"x")
+            os.read(hold_r, 1)  # until the parent closes its end
+            os._exit(0)
+        os.close(done_w)
+        os.close(hold_r)
+        os.read(done_r, 1)
+        os.close(done_r)
+        children.append((pid, hold_w))
+    return children
+
+
+def stop_workers(children: list[tuple[int, int]]) -> None:
+    for pid, hold in children:
+        os.close(hold)
+        os.waitpid(pid, 0)
+
+
+def time_scrapes(
+    cases: dict[str, Callable[[], object]], rounds: int, scrapes: int
+) -> dict[str, float]:
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            best[name] = min(best[name], per_call(fn, number=scrapes, repeat=2))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20000, help="requests per timing run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--pairs", type=int, default=1000, help="(model, target) pairs per worker")
+    parser.add_argument("--workers", type=int, default=8, help="worker processes scraped")
+    args = parser.parse_args()
+
+    # The scrape first: workers forked later would inherit the record case's series.
+    ours_dir = tempfile.mkdtemp(prefix="bench-ours-scrape-")
+    children = start_workers(ours_dir, args.workers, args.pairs)
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    collector = MultiprocessCollector(ours_dir, CATALOG)
+    ours.register(collector)
+    MultiProcessCollector(theirs, _PROMETHEUS_DIR)  # type: ignore[no-untyped-call]
+    if samples(ours) != samples(theirs):
+        raise AssertionError("the two merged views do not hold the same data")
+    ours_bytes, theirs_bytes = len(generate_latest(ours)), len(generate_latest(theirs))
+    their_collector = next(iter(theirs._collector_to_names))
+    results: dict[str, float] = {}
+    live = time_scrapes(
+        {
+            "prometheus_client `MultiProcessCollector`, 8 live workers": lambda: generate_latest(
+                theirs
+            ),
+            "ours, 8 live workers": lambda: generate_latest(ours),
+            "merge only: prometheus_client, 8 live workers": lambda: list(
+                their_collector.collect()
+            ),
+            "merge only: ours, 8 live workers": lambda: list(collector.collect()),
+        },
+        args.rounds,
+        1,
+    )
+    results.update(live)
+    stop_workers(children)
+    generate_latest(ours)  # the first scrape after they exited compacts their files
+    files = sorted(os.listdir(ours_dir))
+    exited = time_scrapes(
+        {
+            "prometheus_client `MultiProcessCollector`, 8 exited workers": lambda: generate_latest(
+                theirs
+            ),
+            "ours, 8 exited workers (compacted)": lambda: generate_latest(ours),
+        },
+        args.rounds,
+        1,
+    )
+    results.update(exited)
+    print()
+    print(f"## scrape of {args.workers} workers x {args.pairs} pairs (best of {args.rounds} x 2)")
+    print(
+        f"(exposition bytes: ours {ours_bytes}, prometheus_client {theirs_bytes}; files after "
+        f"compaction: ours {len(files)} {files}, prometheus_client "
+        f"{len(os.listdir(_PROMETHEUS_DIR))})"
+    )
+    print("| scrape | per scrape | x prometheus_client |")
+    print("|---|---:|---:|")
+    pairs_of_rows = [
+        ("prometheus_client `MultiProcessCollector`, 8 live workers", "ours, 8 live workers"),
+        ("merge only: prometheus_client, 8 live workers", "merge only: ours, 8 live workers"),
+        (
+            "prometheus_client `MultiProcessCollector`, 8 exited workers",
+            "ours, 8 exited workers (compacted)",
+        ),
+    ]
+    for theirs_name, ours_name in pairs_of_rows:
+        base = results[theirs_name]
+        for name in (theirs_name, ours_name):
+            print(f"| {name} | {results[name] * 1e3:.0f} ms | {results[name] / base:.2f} |")
+
+    record_dir = tempfile.mkdtemp(prefix="bench-ours-record-")
+    recorder = Recorder(PrometheusBackend(CollectorRegistry(), multiprocess_dir=record_dir))
+    hand = HandWritten(CollectorRegistry())
+    cases: dict[str, Callable[[], None]] = {
+        "prometheus_client multiprocess, `labels()`": labels_request(hand),
+        "prometheus_client multiprocess, children bound once": bound_children_request(hand),
+        "`Recorder`, multiprocess, 6 parity calls": recorder_request(recorder),
+    }
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(args.rounds):
+        for name, fn in cases.items():
+            best[name] = min(best[name], per_call(fn, number=args.number, repeat=3))
+    print()
+    print(f"## record in multiprocess mode (best of {args.rounds} rounds x 3 x {args.number})")
+    print("| one whole request | per request | x `labels()` |")
+    print("|---|---:|---:|")
+    base = best["prometheus_client multiprocess, `labels()`"]
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds * 1e6:.1f} µs | {seconds / base:.2f} |")
+
+    for directory in (_PROMETHEUS_DIR, record_dir, ours_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
