@@ -266,10 +266,11 @@ def _multiprocess_dir(args: argparse.Namespace) -> Path | None:
     directory = args.multiprocess_dir or os.environ.get(multiproc.ENV_VAR) or None
     if directory is None:
         return None
+    parser: argparse.ArgumentParser = args.parser
     try:
         return multiproc.check_directory(directory, "--multiprocess-dir")
-    except ValueError as exc:
-        args.parser.error(str(exc))
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

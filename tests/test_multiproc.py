@@ -202,6 +202,26 @@ def test_the_merged_exposition_equals_the_single_process_one_byte_for_byte(
     assert render(multi, openmetrics) == render(single, openmetrics)
 
 
+def test_a_removed_pod_gauge_is_hidden_in_every_process_until_set_again(tmp_path: Path) -> None:
+    run_child(lambda: recorder_in(tmp_path).record_pool_per_pod_queue_size("pool", "pod-a", 3))
+    recorder = recorder_in(tmp_path)
+    recorder.record_pool_per_pod_queue_size("pool", "pod-a", 4)
+    recorder.remove_pod("pool", "pod-a")
+    pod = {"name": "pool", "model_server_pod": "pod-a"}
+    assert value(tmp_path, "inference_pool_per_pod_queue_size", **pod) is None
+    run_child(lambda: recorder_in(tmp_path).record_pool_per_pod_queue_size("pool", "pod-a", 7))
+    assert value(tmp_path, "inference_pool_per_pod_queue_size", **pod) == 7
+
+
+def test_removing_a_counters_series_never_takes_counts_back(tmp_path: Path) -> None:
+    run_child(count_requests(tmp_path, 2))
+    backend = PrometheusBackend(CollectorRegistry(), multiprocess_dir=tmp_path)
+    (counter,) = backend.register([catalog.REQUEST_TOTAL])
+    counter.bind(("m", "m")).add(1)
+    counter.remove(("m", "m"))
+    assert requests(tmp_path) == 3
+
+
 # --- the series bound across processes ----------------------------------------------------------
 
 

@@ -75,7 +75,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
-from .base import SeriesBase
+from .base import SeriesBase, check_label_values
 
 __all__ = [
     "ENV_VAR",
@@ -222,6 +222,17 @@ class _Gauge(SeriesBase):
             d[i + 1] = now
             d[i + 2] = 1.0
 
+    def remove(self) -> None:
+        """Hide the series in every process: a most recent "set" that exposes nothing (a later
+        set, here or in any process, exposes it again)."""
+        m, i = self._m, self._i
+        now = time.time()
+        with m.lock:
+            d = m.d
+            d[i] = 0.0
+            d[i + 1] = now
+            d[i + 2] = -1.0
+
 
 class _Histogram(SeriesBase):
     __slots__ = ("_bounds", "_i", "_m", "_sum")
@@ -321,12 +332,22 @@ class MultiprocessInstrument:
         self._group = ",".join(spec.labels)
         self._series: dict[tuple[str, ...], _AnySeries] = {}
 
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        """Forget a gauge's series in every process (it is exposed again by the next ``set``).
+
+        Counters and histograms are never removed: their merged values include other processes'
+        and exited processes' counts, and a counter must never go backwards; they stay exposed.
+        """
+        if self.spec.kind is not Kind.GAUGE:
+            return
+        with self._store.lock:
+            series = self._series.get(label_values)
+        if isinstance(series, _Gauge):
+            series.remove()
+
     def bind(self, label_values: tuple[str, ...]) -> _AnySeries:
         spec = self.spec
-        if len(label_values) != len(spec.labels):
-            raise ValueError(
-                f"{spec.name} has labels {spec.labels}, got {len(label_values)} values"
-            )
+        check_label_values(spec, label_values)
         store = self._store
         with store.lock:
             series = self._series.get(label_values)
@@ -572,9 +593,9 @@ class _Merge:
                     value = 0.0
                 if current is None:
                     merged[key] = [value, set_time, touched]
-                else:
-                    if set_time > current[1]:
-                        current[0], current[1] = value, set_time
+                elif set_time > current[1]:  # a more recent set (or removal) decides
+                    current[0], current[1], current[2] = value, set_time, touched
+                elif current[1] == 0.0:  # add-only so far: exposed once any process touched it
                     current[2] = max(current[2], touched)
 
     def archive_bytes(self, absorbed: Sequence[str]) -> bytes:
@@ -600,8 +621,17 @@ class MultiprocessCollector(Collector):
     compacting). Safe to use from any number of processes at once, writers or not.
     """
 
-    def __init__(self, directory: object, specs: Iterable[MetricSpec]) -> None:
+    def __init__(
+        self,
+        directory: object,
+        specs: Iterable[MetricSpec],
+        *,
+        instruments: Sequence[object] = (),
+    ) -> None:
         self.directory = check_directory(directory)
+        #: The instruments of the backend register call this collector exposes (none in an
+        #: exporter that only reads).
+        self.instruments = tuple(instruments)
         self._specs = tuple(specs)
         self._by_name = {spec.name: spec for spec in self._specs}
         self._files: dict[str, _FileEntries] = {}
@@ -803,7 +833,7 @@ def _families(specs: Sequence[MetricSpec], merge: _Merge) -> Iterator[Metric]:
                 if values[1]:
                     samples.append(Sample(name, labels, values[0]))
             elif spec.kind is Kind.GAUGE:
-                if values[2]:
+                if values[2] > 0:  # -1: removed by the most recent set
                     value = values[0] if values[1] else merge.live.get(key, 0.0)
                     samples.append(Sample(name, labels, value))
             else:

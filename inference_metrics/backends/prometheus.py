@@ -22,6 +22,7 @@ process it runs in (see docs/backends.md).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -30,6 +31,7 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from ..spec import Kind, MetricSpec
+from . import multiproc
 from .base import Instrument, Series, check_specs
 from .store import HistogramSeries, MetricStore
 from .writer import FamilyWriter, go_float
@@ -125,18 +127,43 @@ class PrometheusBackend:
 
     Each :meth:`register` call adds one collector to the registry. Registering a name the registry
     already holds is a ``ValueError`` that names the clashing metrics; nothing is registered then.
+
+    With ``multiprocess_dir`` (or, without it, the environment variable
+    ``INFERENCE_METRICS_MULTIPROC_DIR``), values go to this process' memory-mapped file in that
+    directory and the registry exposes the merged values of every process writing there (see
+    :mod:`.multiproc` and docs/multiprocess.md); ``max_series`` is then the bound on label sets
+    per group across all those processes (give the Recorder at least as many).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        multiprocess_dir: str | os.PathLike[str] | None = None,
+        max_series: int = multiproc.DEFAULT_MAX_SERIES,
+    ) -> None:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
+        if multiprocess_dir is None:
+            multiprocess_dir = os.environ.get(multiproc.ENV_VAR) or None
+        self.multiprocess: multiproc.MultiprocessStore | None = None
+        if multiprocess_dir is not None:
+            self.multiprocess = multiproc.MultiprocessStore(multiprocess_dir, max_series=max_series)
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
         self._lock = threading.Lock()
-        self._collectors: list[_Collector] = []
+        self._collectors: list[_Collector | multiproc.MultiprocessCollector] = []
 
-    def register(self, specs: Sequence[MetricSpec]) -> Sequence[PrometheusInstrument]:
-        instruments = [PrometheusInstrument(spec) for spec in check_specs(specs)]
-        collector = _Collector(instruments)
+    def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
+        checked = check_specs(specs)
+        collector: _Collector | multiproc.MultiprocessCollector
+        if self.multiprocess is not None:
+            instruments: Sequence[Instrument] = self.multiprocess.register(checked)
+            collector = multiproc.MultiprocessCollector(
+                self.multiprocess.directory, checked, instruments=instruments
+            )
+        else:
+            own = [PrometheusInstrument(spec) for spec in checked]
+            instruments, collector = own, _Collector(own)
         try:
             self.registry.register(collector)
         except ValueError as exc:
@@ -161,8 +188,11 @@ class PrometheusBackend:
             self.registry.unregister(collector)
 
     def close(self) -> None:
-        """Remove this backend's collectors from the registry (idempotent)."""
+        """Remove this backend's collectors from the registry (idempotent); in multiprocess mode
+        also release this process' file (its values stay, merged as an exited process')."""
         with self._lock:
             collectors, self._collectors = self._collectors, []
         for collector in collectors:
             self.registry.unregister(collector)
+        if self.multiprocess is not None:
+            self.multiprocess.close()
