@@ -16,8 +16,10 @@ Two ways out, with the same bytes:
 * ``generate_latest(registry)`` and every prometheus_client server call the collector's
   :meth:`~_Collector.collect`, which builds prometheus_client families as any collector does.
 
-Under several worker processes each process has its own store; this backend exposes only the
-process it runs in (see docs/backends.md).
+Under several worker processes each process has its own store, and exposes only itself, unless
+the backend is given ``multiprocess_dir`` (or ``INFERENCE_METRICS_MULTIPROC_DIR`` is set): then
+every process records into its own memory-mapped file there and each exposes the merged view of
+all of them (:mod:`.multiproc`, docs/multiprocess.md).
 """
 
 from __future__ import annotations
