@@ -30,40 +30,17 @@ from collections.abc import Callable  # noqa: E402
 
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder  # noqa: E402
 from inference_metrics.backends.multiproc import MultiprocessCollector  # noqa: E402
 
-from .bench_recorder import HandWritten, bound_children_request, labels_request  # noqa: E402
-from .common import per_call, recorder_request  # noqa: E402
-
-
-def record_pairs(recorder: Recorder, hand: HandWritten, pairs: int, seed: int = 1) -> None:
-    """The same requests into both: ``pairs`` (model, target) pairs, three requests each."""
-    rng = random.Random(seed)
-    for i in range(pairs):
-        model, target = f"model-{i // 4}", f"model-{i // 4}-lora-{i % 4}"
-        for _ in range(3):
-            received, completed = 1000.0, 1000.0 + rng.uniform(0.05, 30.0)
-            sizes = (rng.randint(200, 20000), rng.randint(200, 200000))
-            tokens = (rng.randint(1, 4000), rng.randint(1, 2000))
-            recorder.record_request_counter(model, target)
-            recorder.record_request_size(model, target, sizes[0])
-            recorder.record_request_latency(model, target, received, completed)
-            recorder.record_response_size(model, target, sizes[1])
-            recorder.record_input_tokens(model, target, tokens[0])
-            recorder.record_output_tokens(model, target, tokens[1])
-            hand.request(model, target, received, completed, *sizes, *tokens)
-
-
-def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items())), s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from .bench_recorder import (  # noqa: E402
+    HandWritten,
+    bound_children_request,
+    labels_request,
+    record_requests,
+)
+from .common import best_per_call, recorder_request, samples  # noqa: E402
 
 
 def start_workers(ours_dir: str, workers: int, pairs: int) -> list[tuple[int, int]]:
@@ -79,7 +56,8 @@ def start_workers(ours_dir: str, workers: int, pairs: int) -> list[tuple[int, in
             for _, earlier in children:  # or an earlier worker would never see its pipe close
                 os.close(earlier)
             recorder = Recorder(PrometheusBackend(CollectorRegistry(), multiprocess_dir=ours_dir))
-            record_pairs(recorder, HandWritten(CollectorRegistry()), pairs, seed=w)
+            hand = HandWritten(CollectorRegistry())
+            record_requests(recorder, hand, pairs, random.Random(w))
             os.write(done_w, b"x")
             os.read(hold_r, 1)  # until the parent closes its end
             os._exit(0)
@@ -95,16 +73,6 @@ def stop_workers(children: list[tuple[int, int]]) -> None:
     for pid, hold in children:
         os.close(hold)
         os.waitpid(pid, 0)
-
-
-def time_scrapes(
-    cases: dict[str, Callable[[], object]], rounds: int, scrapes: int
-) -> dict[str, float]:
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            best[name] = min(best[name], per_call(fn, number=scrapes, repeat=2))
-    return best
 
 
 def main() -> None:
@@ -127,7 +95,7 @@ def main() -> None:
     ours_bytes, theirs_bytes = len(generate_latest(ours)), len(generate_latest(theirs))
     their_collector = next(iter(theirs._collector_to_names))
     results: dict[str, float] = {}
-    live = time_scrapes(
+    live = best_per_call(
         {
             "prometheus_client `MultiProcessCollector`, 8 live workers": lambda: generate_latest(
                 theirs
@@ -138,22 +106,24 @@ def main() -> None:
             ),
             "merge only: ours, 8 live workers": lambda: list(collector.collect()),
         },
-        args.rounds,
-        1,
+        rounds=args.rounds,
+        number=1,
+        repeat=2,
     )
     results.update(live)
     stop_workers(children)
     generate_latest(ours)  # the first scrape after they exited compacts their files
     files = sorted(os.listdir(ours_dir))
-    exited = time_scrapes(
+    exited = best_per_call(
         {
             "prometheus_client `MultiProcessCollector`, 8 exited workers": lambda: generate_latest(
                 theirs
             ),
             "ours, 8 exited workers (compacted)": lambda: generate_latest(ours),
         },
-        args.rounds,
-        1,
+        rounds=args.rounds,
+        number=1,
+        repeat=2,
     )
     results.update(exited)
     print()
@@ -186,10 +156,7 @@ def main() -> None:
         "prometheus_client multiprocess, children bound once": bound_children_request(hand),
         "`Recorder`, multiprocess, 6 parity calls": recorder_request(recorder),
     }
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(args.rounds):
-        for name, fn in cases.items():
-            best[name] = min(best[name], per_call(fn, number=args.number, repeat=3))
+    best = best_per_call(cases, rounds=args.rounds, number=args.number)
     print()
     print(f"## record in multiprocess mode (best of {args.rounds} rounds x 3 x {args.number})")
     print("| one whole request | per request | x `labels()` |")

@@ -37,6 +37,7 @@ from .common import (
     REQUEST_SIZE,
     RESPONSE_SIZE,
     TARGET,
+    best_per_call,
     per_call,
     recorder_request,
     same_data,
@@ -171,6 +172,17 @@ def bound_children_request(hand: HandWritten) -> Callable[[], None]:
 def fill(recorder: Recorder, hand: HandWritten, pairs: int, seed: int = 1) -> None:
     """The same traffic into both: ``pairs`` (model, target) pairs, a few requests each."""
     rng = random.Random(seed)
+    record_requests(recorder, hand, pairs, rng)
+    for p in range(4):
+        utilisation, queue = rng.random(), rng.randint(0, 50)
+        recorder.record_pool_kv_cache_utilization(f"pool-{p}", utilisation)
+        recorder.record_pool_queue_size(f"pool-{p}", queue)
+        hand.kv_cache.labels(f"pool-{p}").set(utilisation)
+        hand.queue_size.labels(f"pool-{p}").set(queue)
+
+
+def record_requests(recorder: Recorder, hand: HandWritten, pairs: int, rng: random.Random) -> None:
+    """The requests of :func:`fill` (no pool gauges): three per pair, an error every tenth."""
     for i in range(pairs):
         model = f"model-{i // 4}"
         target = f"{model}-lora-{i % 4}"
@@ -189,12 +201,6 @@ def fill(recorder: Recorder, hand: HandWritten, pairs: int, seed: int = 1) -> No
         if i % 10 == 0:
             recorder.record_request_error(model, target, "ModelServerError")
             hand.request_error_total.labels(model, target, "ModelServerError").inc()
-    for p in range(4):
-        utilisation, queue = rng.random(), rng.randint(0, 50)
-        recorder.record_pool_kv_cache_utilization(f"pool-{p}", utilisation)
-        recorder.record_pool_queue_size(f"pool-{p}", queue)
-        hand.kv_cache.labels(f"pool-{p}").set(utilisation)
-        hand.queue_size.labels(f"pool-{p}").set(queue)
 
 
 def _created_series(on: bool) -> None:
@@ -226,10 +232,7 @@ def main() -> None:
         "`Recorder`, 6 parity calls": recorder_request(recorder),
         "`Recorder`, `record_request_started` + `_completed`": recorder_event(events),
     }
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(args.rounds):
-        for name, fn in cases.items():
-            best[name] = min(best[name], per_call(fn, number=args.number, repeat=3))
+    best = best_per_call(cases, rounds=args.rounds, number=args.number)
 
     print(f"## record: one whole request (best of {args.rounds} rounds x 3 x {args.number})")
     print("| one whole request | per request | x `labels()` |")

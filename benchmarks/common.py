@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -52,20 +52,32 @@ def per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float
     return best
 
 
+def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Every sample ``registry`` exposes (``*_created`` aside), parsed back from the text."""
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
 def same_data(ours: CollectorRegistry, hand: CollectorRegistry) -> int:
     """Both expose the same samples (``*_created`` aside), so a comparison of their scrapes
     compares like with like; returns how many samples. AssertionError if not."""
-
-    def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-        text = generate_latest(registry).decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items())), s.value)
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if not s.name.endswith("_created")
-        }
-
     ours_samples = samples(ours)
     if ours_samples != samples(hand):
         raise AssertionError("the two registries do not hold the same data")
     return len(ours_samples)
+
+
+def best_per_call(
+    cases: Mapping[str, Callable[[], object]], *, rounds: int, number: int, repeat: int = 3
+) -> dict[str, float]:
+    """:func:`per_call` of every case, interleaved over ``rounds``; each case keeps its best."""
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            best[name] = min(best[name], per_call(fn, number=number, repeat=repeat))
+    return best

@@ -184,62 +184,61 @@ class _Mapping:
         self.mm.close()
 
 
-class _Counter(SeriesBase):
+class _Cell(SeriesBase):
+    """A series' place: its mapping and the index of its first value there."""
+
     __slots__ = ("_i", "_m")
 
     def __init__(self, mapping: _Mapping, index: int) -> None:
         self._m = mapping
         self._i = index
 
-    def add(self, amount: float) -> None:
-        m, i = self._m, self._i
-        with m.lock:
-            d = m.d
-            d[i] += amount
-            d[i + 1] = 1.0
 
+class _Added(_Cell):
+    """A counter or gauge: ``add`` changes the value and sets the "touched" flag."""
 
-class _Gauge(SeriesBase):
-    __slots__ = ("_i", "_m")
-
-    def __init__(self, mapping: _Mapping, index: int) -> None:
-        self._m = mapping
-        self._i = index
+    __slots__ = ()
+    _touched = 1  # where the flag is, after the value
 
     def add(self, amount: float) -> None:
         m, i = self._m, self._i
         with m.lock:
             d = m.d
             d[i] += amount
-            d[i + 2] = 1.0
+            d[i + self._touched] = 1.0
+
+
+class _Counter(_Added):
+    __slots__ = ()
+
+
+class _Gauge(_Added):
+    __slots__ = ()
+    _touched = 2  # after the value and the time of the last set
 
     def set(self, value: float) -> None:
+        self._set(value, 1.0)
+
+    def remove(self) -> None:
+        """Hide the series in every process: a most recent "set" that exposes nothing (a later
+        set, here or in any process, exposes it again)."""
+        self._set(0.0, -1.0)
+
+    def _set(self, value: float, touched: float) -> None:
         m, i = self._m, self._i
         now = time.time()
         with m.lock:
             d = m.d
             d[i] = value
             d[i + 1] = now
-            d[i + 2] = 1.0
-
-    def remove(self) -> None:
-        """Hide the series in every process: a most recent "set" that exposes nothing (a later
-        set, here or in any process, exposes it again)."""
-        m, i = self._m, self._i
-        now = time.time()
-        with m.lock:
-            d = m.d
-            d[i] = 0.0
-            d[i + 1] = now
-            d[i + 2] = -1.0
+            d[i + 2] = touched
 
 
-class _Histogram(SeriesBase):
-    __slots__ = ("_bounds", "_i", "_m", "_sum")
+class _Histogram(_Cell):
+    __slots__ = ("_bounds", "_sum")
 
     def __init__(self, mapping: _Mapping, index: int, bounds: tuple[float, ...]) -> None:
-        self._m = mapping
-        self._i = index
+        super().__init__(mapping, index)
         self._bounds = bounds
         self._sum = index + len(bounds) + 1
 
