@@ -8,7 +8,9 @@
   same 1000 (model, target) pairs (3 requests each), ours (``MultiprocessCollector`` of this
   library) against prometheus_client's ``MultiProcessCollector`` over files holding the same
   data; while the 8 workers live, and after they exited (ours then reads one compacted archive,
-  prometheus_client still its 8 x 3 files). Also the merge alone (no text formatting).
+  prometheus_client still its 8 x 3 files). Also the merge alone (no text formatting), and our
+  collector's text through our own writer (``MultiprocessCollector.write``) instead of
+  ``generate_latest``.
 
 Run: ``.venv/bin/python -m benchmarks.bench_multiproc`` (``--number``, ``--rounds``, ``--pairs``,
 ``--workers``).
@@ -41,6 +43,14 @@ from .bench_recorder import (  # noqa: E402
     record_requests,
 )
 from .common import best_per_call, recorder_request, samples  # noqa: E402
+
+
+def written(collector: MultiprocessCollector) -> bytes:
+    """The text exposition through our own writer (what ``render`` serves once it writes our
+    collectors itself)."""
+    out: list[bytes] = []
+    collector.write(out, False)
+    return b"".join(out)
 
 
 def start_workers(ours_dir: str, workers: int, pairs: int) -> list[tuple[int, int]]:
@@ -92,6 +102,8 @@ def main() -> None:
     MultiProcessCollector(theirs, _PROMETHEUS_DIR)  # type: ignore[no-untyped-call]
     if samples(ours) != samples(theirs):
         raise AssertionError("the two merged views do not hold the same data")
+    if written(collector) != generate_latest(ours):
+        raise AssertionError("our writer and generate_latest disagree")
     ours_bytes, theirs_bytes = len(generate_latest(ours)), len(generate_latest(theirs))
     their_collector = next(iter(theirs._collector_to_names))
     results: dict[str, float] = {}
@@ -101,6 +113,7 @@ def main() -> None:
                 theirs
             ),
             "ours, 8 live workers": lambda: generate_latest(ours),
+            "ours through our writer, 8 live workers": lambda: written(collector),
             "merge only: prometheus_client, 8 live workers": lambda: list(
                 their_collector.collect()
             ),
@@ -120,6 +133,7 @@ def main() -> None:
                 theirs
             ),
             "ours, 8 exited workers (compacted)": lambda: generate_latest(ours),
+            "ours through our writer, 8 exited workers": lambda: written(collector),
         },
         rounds=args.rounds,
         number=1,
@@ -135,17 +149,22 @@ def main() -> None:
     )
     print("| scrape | per scrape | x prometheus_client |")
     print("|---|---:|---:|")
-    pairs_of_rows = [
-        ("prometheus_client `MultiProcessCollector`, 8 live workers", "ours, 8 live workers"),
+    rows = [
+        (
+            "prometheus_client `MultiProcessCollector`, 8 live workers",
+            "ours, 8 live workers",
+            "ours through our writer, 8 live workers",
+        ),
         ("merge only: prometheus_client, 8 live workers", "merge only: ours, 8 live workers"),
         (
             "prometheus_client `MultiProcessCollector`, 8 exited workers",
             "ours, 8 exited workers (compacted)",
+            "ours through our writer, 8 exited workers",
         ),
     ]
-    for theirs_name, ours_name in pairs_of_rows:
+    for theirs_name, *ours_names in rows:
         base = results[theirs_name]
-        for name in (theirs_name, ours_name):
+        for name in (theirs_name, *ours_names):
             print(f"| {name} | {results[name] * 1e3:.0f} ms | {results[name] / base:.2f} |")
 
     record_dir = tempfile.mkdtemp(prefix="bench-ours-record-")

@@ -222,6 +222,32 @@ def test_removing_a_counters_series_never_takes_counts_back(tmp_path: Path) -> N
     assert requests(tmp_path) == 3
 
 
+def test_our_writer_renders_the_merged_view_as_prometheus_client_does(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    collector = multiproc.MultiprocessCollector(tmp_path, catalog.CATALOG)
+    registry.register(collector)
+    recorder = recorder_in(tmp_path)
+
+    def ours(openmetrics: bool) -> bytes:
+        out: list[bytes] = []
+        collector.write(out, openmetrics)
+        return b"".join(out) + (b"# EOF\n" if openmetrics else b"")
+
+    openmetrics = negotiate("application/openmetrics-text; version=1.0.0")
+    rng = random.Random(3)
+    for round_ in range(3):  # the second and third renders reuse unchanged series' lines
+        run_child(lambda: simulate_request(recorder_in(tmp_path), rng, 1000.0))
+        for i in range(50):
+            simulate_request(recorder, rng, 1000.0 + i)
+        simulate_pools(recorder, rng)
+        recorder.record_pool_per_pod_queue_size("pool", f"pod-{round_}", round_)
+        recorder.record_running_request_started('say "hi"\\n')
+        if round_ == 2:
+            recorder.remove_pod("pool", "pod-0")
+        assert ours(False) == render(registry, negotiate(None))
+        assert ours(True) == render(registry, openmetrics)
+
+
 # --- the series bound across processes ----------------------------------------------------------
 
 

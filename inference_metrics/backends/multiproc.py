@@ -76,6 +76,8 @@ from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
 from .base import SeriesBase, check_label_values
+from .store import HistogramSeries, MetricStore, StoredSeries
+from .writer import FamilyWriter
 
 __all__ = [
     "ENV_VAR",
@@ -636,6 +638,7 @@ class MultiprocessCollector(Collector):
         self._files: dict[str, _FileEntries] = {}
         self._warned: set[str] = set()
         self._keys: dict[bytes, _Decoded | None] = {}
+        self._mirror = _Mirror(self._specs)
         self._lock = threading.Lock()
 
     def describe(self) -> Iterator[Metric]:
@@ -646,6 +649,16 @@ class MultiprocessCollector(Collector):
         with self._lock:
             merge = self.merge()
         yield from _families(self._specs, merge)
+
+    def write(self, out: list[bytes], openmetrics: bool) -> None:
+        """Append the merged families to ``out`` with our own exposition writer (the bytes
+        :meth:`collect` gives prometheus_client's ``generate_latest``, without its per-sample
+        objects): each merged series is mirrored into a store series of this collector, whose
+        lines are formatted again only when its merged values changed."""
+        with self._lock:
+            merge = self.merge()
+            self._mirror.update(merge)
+            self._mirror.write(out, openmetrics)
 
     def merge(self) -> _Merge:
         """Read (and compact) the directory: the merged values of every process."""
@@ -807,6 +820,67 @@ def _alive(path: Path) -> bool:
         return _locked_elsewhere(fd)
     finally:
         os.close(fd)
+
+
+# --- our writer ---
+
+
+class _Mirror:
+    """The merged values as store series (:mod:`.store`), rendered by :mod:`.writer`."""
+
+    def __init__(self, specs: Sequence[MetricSpec]) -> None:
+        self._stores = {spec.name: MetricStore(spec) for spec in specs}
+        self._writers = [FamilyWriter(store) for store in self._stores.values()]
+        self._shown: dict[bytes, StoredSeries] = {}
+
+    def update(self, merge: _Merge) -> None:
+        shown: dict[bytes, StoredSeries] = {}
+        for key, values in merge.values.items():
+            decoded = merge.decode(key)
+            if decoded is None:
+                continue
+            spec, label_values, _ = decoded
+            if spec.kind is Kind.GAUGE:
+                if values[2] <= 0:  # never touched, or removed by the most recent set
+                    continue
+                value = values[0] if values[1] else merge.live.get(key, 0.0)
+                numbers: tuple[float, ...] = (value,)
+            elif spec.kind is Kind.COUNTER:
+                if not values[1]:
+                    continue
+                numbers = (values[0],)
+            else:
+                numbers = tuple(values)
+                if not any(numbers[:-1]):
+                    continue
+            series = self._shown.get(key) or self._stores[spec.name].bind(label_values)
+            shown[key] = series
+            _mirror_values(series, numbers)
+        for key in self._shown.keys() - shown.keys():  # hidden since the last scrape
+            decoded = merge.decode(key)
+            if decoded is not None:
+                self._stores[decoded[0].name].remove(decoded[1])
+        self._shown = shown
+
+    def write(self, out: list[bytes], openmetrics: bool) -> None:
+        for writer in self._writers:
+            writer.write(out, openmetrics)
+
+
+def _mirror_values(series: StoredSeries, numbers: tuple[float, ...]) -> None:
+    """Give a store series these merged numbers (only this collector, under its lock, writes
+    them); its cached lines are dropped only when a number changed."""
+    if isinstance(series, HistogramSeries):
+        counts = [int(n) for n in numbers[:-1]]
+        if series.touched and counts == series.counts and numbers[-1] == series.sum:
+            return
+        series.counts, series.sum = counts, numbers[-1]
+    else:
+        if series.touched and series.value == numbers[0]:
+            return
+        series.value = numbers[0]
+    series.touched = True
+    series.rendered = None
 
 
 # --- families ------------------------------------------------------------------------------------

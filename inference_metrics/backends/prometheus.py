@@ -121,7 +121,7 @@ class _Collector(Collector):
 
 def is_store_collector(collector: object) -> bool:
     """Whether ``collector`` is this backend's (so our writer can render it)."""
-    return isinstance(collector, _Collector)
+    return isinstance(collector, (_Collector, multiproc.MultiprocessCollector))
 
 
 class PrometheusBackend:
