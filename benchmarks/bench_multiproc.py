@@ -10,7 +10,9 @@
   data; while the 8 workers live, and after they exited (ours then reads one compacted archive,
   prometheus_client still its 8 x 3 files). Also the merge alone (no text formatting), and our
   collector's text through our own writer (``MultiprocessCollector.write``) instead of
-  ``generate_latest``.
+  ``generate_latest``: warm (lines of unchanged series reused, as in an idle re-scrape) and
+  cold (a new collector each scrape: every key decoded and every line formatted again, the cost
+  when every series changed).
 
 Run: ``.venv/bin/python -m benchmarks.bench_multiproc`` (``--number``, ``--rounds``, ``--pairs``,
 ``--workers``).
@@ -114,6 +116,9 @@ def main() -> None:
             ),
             "ours, 8 live workers": lambda: generate_latest(ours),
             "ours through our writer, 8 live workers": lambda: written(collector),
+            "ours through our writer, cold (a new collector each scrape)": lambda: written(
+                MultiprocessCollector(ours_dir, CATALOG)
+            ),
             "merge only: prometheus_client, 8 live workers": lambda: list(
                 their_collector.collect()
             ),
@@ -154,6 +159,7 @@ def main() -> None:
             "prometheus_client `MultiProcessCollector`, 8 live workers",
             "ours, 8 live workers",
             "ours through our writer, 8 live workers",
+            "ours through our writer, cold (a new collector each scrape)",
         ),
         ("merge only: prometheus_client, 8 live workers", "merge only: ours, 8 live workers"),
         (
