@@ -44,7 +44,12 @@ from .bench_recorder import (  # noqa: E402
     labels_request,
     record_requests,
 )
-from .common import best_per_call, recorder_request, samples  # noqa: E402
+from .common import (  # noqa: E402
+    best_per_call,
+    print_per_request,
+    recorder_request,
+    samples,
+)
 
 
 def written(collector: MultiprocessCollector) -> bytes:
@@ -183,12 +188,8 @@ def main() -> None:
     }
     best = best_per_call(cases, rounds=args.rounds, number=args.number)
     print()
-    print(f"## record in multiprocess mode (best of {args.rounds} rounds x 3 x {args.number})")
-    print("| one whole request | per request | x `labels()` |")
-    print("|---|---:|---:|")
-    base = best["prometheus_client multiprocess, `labels()`"]
-    for name, seconds in best.items():
-        print(f"| {name} | {seconds * 1e6:.1f} µs | {seconds / base:.2f} |")
+    title = f"## record in multiprocess mode (best of {args.rounds} rounds x 3 x {args.number})"
+    print_per_request(title, best, "prometheus_client multiprocess, `labels()`")
 
     for directory in (_PROMETHEUS_DIR, record_dir, ours_dir):
         shutil.rmtree(directory, ignore_errors=True)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.schemas import get_schema
@@ -33,7 +32,9 @@ from .common import (
     REQUEST_SIZE,
     RESPONSE_SIZE,
     TARGET,
-    per_call,
+    best_per_call,
+    print_per_request,
+    samples,
 )
 
 FAIRNESS_ID, PRIORITY = "tenant-a", 1
@@ -109,16 +110,6 @@ def recorder_request(recorder: Recorder) -> Callable[[], None]:
     return request
 
 
-def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items())), s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if not s.name.endswith("_created")
-    }
-
-
 def check_same_data() -> None:
     ours, hand = CollectorRegistry(), CollectorRegistry()
     recorder_request(Recorder(PrometheusBackend(ours), schema=SCHEMA))()
@@ -148,17 +139,10 @@ def main() -> None:
             Recorder(PrometheusBackend(CollectorRegistry()))
         ),
     }
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(args.rounds):
-        for name, fn in cases.items():
-            best[name] = min(best[name], per_call(fn, number=args.number, repeat=3))
+    best = best_per_call(cases, rounds=args.rounds, number=args.number)
     rounds = f"best of {args.rounds} rounds x 3 x {args.number}"
-    print(f"## one whole request under llm-d-router ({rounds})")
-    print("| one whole request | per request | x `labels()` |")
-    print("|---|---:|---:|")
-    base = best["hand-written `labels()`, 12 updates"]
-    for name, seconds in best.items():
-        print(f"| {name} | {seconds * 1e6:.1f} µs | {seconds / base:.2f} |")
+    title = f"## one whole request under llm-d-router ({rounds})"
+    print_per_request(title, best, "hand-written `labels()`, 12 updates")
 
 
 if __name__ == "__main__":

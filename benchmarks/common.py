@@ -81,3 +81,12 @@ def best_per_call(
         for name, fn in cases.items():
             best[name] = min(best[name], per_call(fn, number=number, repeat=repeat))
     return best
+
+
+def print_per_request(title: str, best: Mapping[str, float], base: str) -> None:
+    """``best`` (seconds per request) as a Markdown table, with ratios against ``best[base]``."""
+    print(title)
+    print("| one whole request | per request | x `labels()` |")
+    print("|---|---:|---:|")
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds * 1e6:.1f} µs | {seconds / best[base]:.2f} |")
