@@ -281,12 +281,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if directory is not None:
         # The merged metrics of every process writing there; a pool monitor records there too.
         from .backends.multiproc import MultiprocessCollector
-        from .catalog import CATALOG
+        from .schemas import combine
 
         merged = CollectorRegistry()
         pool = _build_pool(args, args.parser, merged, multiprocess_dir=directory)
         if pool is None:
-            merged.register(MultiprocessCollector(directory, CATALOG))
+            specs = [metric.spec for metric in combine(_schemas_of(args))]
+            merged.register(MultiprocessCollector(directory, specs))
         server = _build_server(args, args.parser, merged)
         what = f"the merged metrics of every process writing to {directory}"
         return _serve(args, server, what, pool)
