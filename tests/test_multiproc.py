@@ -162,6 +162,30 @@ def test_a_forked_child_counts_into_its_own_file_and_nothing_twice(tmp_path: Pat
     assert requests(tmp_path) == 4
 
 
+def test_a_child_that_cannot_create_its_file_records_nothing_and_counts_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = recorder_in(tmp_path)
+    recorder.record_request_counter("m", "m")
+
+    def child() -> None:
+        recorder.record_request_counter("m", "m")  # into private memory: seen nowhere
+
+    real_open = os.open
+
+    def refuse_new_files(path: object, flags: int, *args: int) -> int:
+        if flags & os.O_CREAT and str(path).endswith(".new"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse_new_files)
+    pid = in_child(child)
+    monkeypatch.undo()
+    assert wait(pid) == 0
+    assert requests(tmp_path) == 1
+    assert len(process_files(tmp_path)) == 1
+
+
 def test_two_stores_in_one_process_have_files_of_their_own(tmp_path: Path) -> None:
     first = multiproc.MultiprocessStore(tmp_path)
     second = multiproc.MultiprocessStore(tmp_path)

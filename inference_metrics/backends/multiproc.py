@@ -316,7 +316,17 @@ _STORES: weakref.WeakSet[MultiprocessStore] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for store in list(_STORES):
-        store._reopen_after_fork()
+        try:
+            store._reopen_after_fork()
+        except OSError as exc:
+            # Never keep writing into the parent's file (its counts would be counted twice).
+            store._detach()
+            logger.error(
+                "after fork, process %d cannot create its file in %s (%s): it records nothing",
+                os.getpid(),
+                store.directory,
+                exc.strerror or exc,
+            )
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -486,6 +496,18 @@ class MultiprocessStore:
             d.release()
             mm.close()
         os.close(old_fd)  # the parent keeps its own descriptor, and its lock
+
+    def _detach(self) -> None:
+        """Point every series at private memory of this process: nothing it records is seen."""
+        self.lock = threading.Lock()
+        for mapping in self._mappings:
+            mm, d = mapping.mm, mapping.d
+            mapping.mm = mmap.mmap(-1, mapping.length, mmap.MAP_PRIVATE)
+            mapping.d = memoryview(mapping.mm).cast("d")
+            mapping.lock = self.lock
+            d.release()
+            mm.close()
+        _STORES.discard(self)
 
     def close(self) -> None:
         """Release the file (its values stay, to be merged and compacted as an exited process')."""
