@@ -268,6 +268,39 @@ def test_gunicorn_worker_churn_keeps_every_count_and_few_files(servers: Servers)
     assert len(os.listdir(servers.directory)) <= len(servers.process_files()) + 3
 
 
+def test_gunicorn_preload_workers_each_count_into_a_file_of_their_own(servers: Servers) -> None:
+    """With --preload the app (and its Recorder's file) is made in the master and the workers are
+    forked from it: each must record into its own file, or counts would be lost or doubled."""
+    app = free_port()
+    servers.start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--preload",
+            "--pythonpath",
+            str(EXAMPLES),
+            "multiprocess_app:app",
+            "-w",
+            "3",
+            "-k",
+            "uvicorn.workers.UvicornWorker",
+            "--bind",
+            f"127.0.0.1:{app}",
+            "--log-level",
+            "warning",
+        ],
+        app,
+    )
+    assert len(worker_pids(app, 3)) == 3
+    n = 120
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda _: complete(app), range(n)))
+    for _ in range(4):
+        assert requests(app) == n
+    assert len(servers.process_files()) == 4  # the master's (empty) file and one per worker
+
+
 def test_serve_refuses_a_missing_multiprocess_dir(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
