@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -22,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.cli import main
 
 from .expo import parse_text
@@ -94,7 +97,7 @@ class Servers:
         self.started.append(process)
         wait_listening(process, port)
 
-    def exporter(self) -> int:
+    def exporter(self, *extra: str) -> int:
         port = free_port()
         script = Path(sys.executable).parent / "inference-metrics"
         directory = str(self.directory)
@@ -108,6 +111,7 @@ class Servers:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                *extra,
             ],
             port,
         )
@@ -299,6 +303,22 @@ def test_gunicorn_preload_workers_each_count_into_a_file_of_their_own(servers: S
     for _ in range(4):
         assert requests(app) == n
     assert len(servers.process_files()) == 4  # the master's (empty) file and one per worker
+
+
+def test_the_exporter_merges_the_metrics_of_the_schema_it_is_given(servers: Servers) -> None:
+    def record() -> None:
+        backend = PrometheusBackend(CollectorRegistry(), multiprocess_dir=servers.directory)
+        Recorder(backend, schema="llm-d-router").record_request_counter("m", "m")
+
+    for _ in range(2):
+        process = multiprocessing.get_context("fork").Process(target=record)
+        process.start()
+        process.join(30)
+        assert process.exitcode == 0
+    exporter = servers.exporter("--schema", "llm-d-router")
+    labels = {"model_name": "m", "target_model_name": "m", "priority": "0"}
+    assert sample(exporter, "llm_d_epp_request_total", fairness_id="default-flow", **labels) == 2
+    assert sample(exporter, "inference_objective_request_total", **labels) == 2
 
 
 def test_serve_refuses_a_missing_multiprocess_dir(
