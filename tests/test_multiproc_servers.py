@@ -139,6 +139,30 @@ class Servers:
         )
         return port
 
+    def gunicorn(self, port: int, *extra: str, env: dict[str, str] | None = None) -> None:
+        """gunicorn -w 3 with uvicorn workers serving examples/multiprocess_app.py."""
+        self.start(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                *extra,
+                "--pythonpath",
+                str(EXAMPLES),
+                "multiprocess_app:app",
+                "-w",
+                "3",
+                "-k",
+                "uvicorn.workers.UvicornWorker",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            port,
+            env,
+        )
+
     def process_files(self) -> list[str]:
         return [n for n in os.listdir(self.directory) if n.startswith("proc-")]
 
@@ -162,13 +186,18 @@ def worker_pids(port: int, want: int) -> set[int]:
     return pids
 
 
+def send_to_three_workers(port: int, n: int) -> None:
+    """Three workers answer on ``port``, and ``n`` requests (8 at a time) all get their 200."""
+    assert len(worker_pids(port, 3)) == 3
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda _: complete(port), range(n)))
+
+
 def test_uvicorn_workers_every_scrape_shows_every_request(servers: Servers) -> None:
     app = servers.uvicorn()
     exporter = servers.exporter()
-    assert len(worker_pids(app, 3)) == 3
     n = 150
-    with ThreadPoolExecutor(8) as pool:
-        assert all(pool.map(lambda _: complete(app), range(n)))
+    send_to_three_workers(app, n)
     for _ in range(8):
         assert requests(exporter) == n
         assert requests(app) == n
@@ -228,28 +257,12 @@ def test_gunicorn_worker_churn_keeps_every_count_and_few_files(servers: Servers)
     exporter started by the gunicorn hooks, and every worker, show exactly the requests served;
     after every scrape the directory holds the live workers' files and a few more."""
     app, exporter = free_port(), free_port()
-    servers.start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(EXAMPLES / "gunicorn_conf.py"),
-            "--pythonpath",
-            str(EXAMPLES),
-            "multiprocess_app:app",
-            "-w",
-            "3",
-            "-k",
-            "uvicorn.workers.UvicornWorker",
-            "--max-requests",
-            "50",
-            "--bind",
-            f"127.0.0.1:{app}",
-            "--log-level",
-            "warning",
-        ],
+    servers.gunicorn(
         app,
+        "-c",
+        str(EXAMPLES / "gunicorn_conf.py"),
+        "--max-requests",
+        "50",
         env={"EXPORTER_PORT": str(exporter)},
     )
     wait_listening(servers.started[-1], exporter)
@@ -276,30 +289,9 @@ def test_gunicorn_preload_workers_each_count_into_a_file_of_their_own(servers: S
     """With --preload the app (and its Recorder's file) is made in the master and the workers are
     forked from it: each must record into its own file, or counts would be lost or doubled."""
     app = free_port()
-    servers.start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--preload",
-            "--pythonpath",
-            str(EXAMPLES),
-            "multiprocess_app:app",
-            "-w",
-            "3",
-            "-k",
-            "uvicorn.workers.UvicornWorker",
-            "--bind",
-            f"127.0.0.1:{app}",
-            "--log-level",
-            "warning",
-        ],
-        app,
-    )
-    assert len(worker_pids(app, 3)) == 3
+    servers.gunicorn(app, "--preload")
     n = 120
-    with ThreadPoolExecutor(8) as pool:
-        assert all(pool.map(lambda _: complete(app), range(n)))
+    send_to_three_workers(app, n)
     for _ in range(4):
         assert requests(app) == n
     assert len(servers.process_files()) == 4  # the master's (empty) file and one per worker
