@@ -68,6 +68,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import add
 from pathlib import Path
+from typing import NamedTuple
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -562,6 +563,15 @@ class _Source:
 _Decoded = tuple[MetricSpec, tuple[str, ...], int]
 
 
+class _Shown(NamedTuple):
+    """One series to expose and its numbers."""
+
+    key: bytes
+    spec: MetricSpec
+    label_values: tuple[str, ...]
+    numbers: tuple[float, ...]
+
+
 class _Merge:
     """Values merged per key, in the per-process layout, plus live sums of add-only gauges.
 
@@ -589,6 +599,36 @@ class _Merge:
             pass
         self._keys[key] = decoded
         return decoded
+
+    def shown(self, order: dict[bytes, None]) -> list[_Shown]:
+        """Every series to expose, with its numbers (a counter's or gauge's value; a histogram's
+        counts and sum), in ``order``: the order in which the caller first showed them, which
+        this updates (new series last; a hidden one forgets its place)."""
+        exposed: dict[bytes, _Shown] = {}
+        for key, values in self.values.items():
+            decoded = self.decode(key)
+            if decoded is None:
+                continue
+            spec, label_values, _ = decoded
+            numbers: tuple[float, ...]
+            if spec.kind is Kind.GAUGE:
+                if values[2] <= 0:  # never touched, or removed by the most recent set
+                    continue
+                numbers = (values[0] if values[1] else self.live.get(key, 0.0),)
+            elif spec.kind is Kind.COUNTER:
+                if not values[1]:
+                    continue
+                numbers = (values[0],)
+            else:
+                numbers = tuple(values)
+                if not any(numbers[:-1]):
+                    continue
+            exposed[key] = _Shown(key, spec, label_values, numbers)
+        for key in [key for key in order if key not in exposed]:
+            del order[key]
+        for key in exposed:
+            order.setdefault(key, None)
+        return [exposed[key] for key in order]
 
     def add(self, source: _Source) -> None:
         merged, live, is_live = self.values, self.live, source.live
@@ -661,6 +701,8 @@ class MultiprocessCollector(Collector):
         self._warned: set[str] = set()
         self._keys: dict[bytes, _Decoded | None] = {}
         self._mirror = _Mirror(self._specs)
+        #: Series in the order this collector first showed them (both ways out use it).
+        self._order: dict[bytes, None] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> Iterator[Metric]:
@@ -669,8 +711,8 @@ class MultiprocessCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            merge = self.merge()
-        yield from _families(self._specs, merge)
+            shown = self.merge().shown(self._order)
+        yield from _families(self._specs, shown)
 
     def write(self, out: list[bytes], openmetrics: bool) -> None:
         """Append the merged families to ``out`` with our own exposition writer (the bytes
@@ -678,8 +720,7 @@ class MultiprocessCollector(Collector):
         objects): each merged series is mirrored into a store series of this collector, whose
         lines are formatted again only when its merged values changed."""
         with self._lock:
-            merge = self.merge()
-            self._mirror.update(merge)
+            self._mirror.update(self.merge().shown(self._order))
             self._mirror.write(out, openmetrics)
 
     def merge(self) -> _Merge:
@@ -853,36 +894,21 @@ class _Mirror:
     def __init__(self, specs: Sequence[MetricSpec]) -> None:
         self._stores = {spec.name: MetricStore(spec) for spec in specs}
         self._writers = [FamilyWriter(store) for store in self._stores.values()]
-        self._shown: dict[bytes, StoredSeries] = {}
+        self._shown: dict[bytes, tuple[StoredSeries, MetricStore, tuple[str, ...]]] = {}
 
-    def update(self, merge: _Merge) -> None:
-        shown: dict[bytes, StoredSeries] = {}
-        for key, values in merge.values.items():
-            decoded = merge.decode(key)
-            if decoded is None:
-                continue
-            spec, label_values, _ = decoded
-            if spec.kind is Kind.GAUGE:
-                if values[2] <= 0:  # never touched, or removed by the most recent set
-                    continue
-                value = values[0] if values[1] else merge.live.get(key, 0.0)
-                numbers: tuple[float, ...] = (value,)
-            elif spec.kind is Kind.COUNTER:
-                if not values[1]:
-                    continue
-                numbers = (values[0],)
-            else:
-                numbers = tuple(values)
-                if not any(numbers[:-1]):
-                    continue
-            series = self._shown.get(key) or self._stores[spec.name].bind(label_values)
-            shown[key] = series
-            _mirror_values(series, numbers)
-        for key in self._shown.keys() - shown.keys():  # hidden since the last scrape
-            decoded = merge.decode(key)
-            if decoded is not None:
-                self._stores[decoded[0].name].remove(decoded[1])
-        self._shown = shown
+    def update(self, shown: list[_Shown]) -> None:
+        now: dict[bytes, tuple[StoredSeries, MetricStore, tuple[str, ...]]] = {}
+        for key, spec, label_values, numbers in shown:
+            known = self._shown.get(key)
+            if known is None:
+                store = self._stores[spec.name]
+                known = (store.bind(label_values), store, label_values)
+            now[key] = known
+            _mirror_values(known[0], numbers)
+        for key in self._shown.keys() - now.keys():  # hidden since the last scrape
+            _, store, label_values = self._shown[key]
+            store.remove(label_values)
+        self._shown = now
 
     def write(self, out: list[bytes], openmetrics: bool) -> None:
         for writer in self._writers:
@@ -913,26 +939,19 @@ def _empty_family(spec: MetricSpec) -> Metric:
     return Metric(name, spec.documentation, spec.kind.value)
 
 
-def _families(specs: Sequence[MetricSpec], merge: _Merge) -> Iterator[Metric]:
-    rows: dict[str, list[tuple[bytes, tuple[str, ...], list[float]]]] = {s.name: [] for s in specs}
-    for key, values in merge.values.items():
-        decoded = merge.decode(key)
-        if decoded is not None:
-            rows[decoded[0].name].append((key, decoded[1], values))
+def _families(specs: Sequence[MetricSpec], shown: list[_Shown]) -> Iterator[Metric]:
+    rows: dict[str, list[_Shown]] = {spec.name: [] for spec in specs}
+    for row in shown:
+        rows[row.spec.name].append(row)
     for spec in specs:
         samples: list[Sample] = []
         names, name = spec.labels, spec.name
-        for key, label_values, values in rows[spec.name]:
+        for _, _, label_values, numbers in rows[spec.name]:
             labels = dict(zip(names, label_values, strict=True))
-            if spec.kind is Kind.COUNTER:
-                if values[1]:
-                    samples.append(Sample(name, labels, values[0]))
-            elif spec.kind is Kind.GAUGE:
-                if values[2] > 0:  # -1: removed by the most recent set
-                    value = values[0] if values[1] else merge.live.get(key, 0.0)
-                    samples.append(Sample(name, labels, value))
+            if spec.kind is Kind.HISTOGRAM:
+                samples.extend(_histogram_samples(spec, labels, numbers))
             else:
-                samples.extend(_histogram_samples(spec, labels, values))
+                samples.append(Sample(name, labels, numbers[0]))
         if samples:
             family = _empty_family(spec)
             family.samples = samples
@@ -940,7 +959,7 @@ def _families(specs: Sequence[MetricSpec], merge: _Merge) -> Iterator[Metric]:
 
 
 def _histogram_samples(
-    spec: MetricSpec, labels: dict[str, str], values: list[float]
+    spec: MetricSpec, labels: dict[str, str], values: tuple[float, ...]
 ) -> Iterator[Sample]:
     counts = values[:-1]
     if not any(counts):
