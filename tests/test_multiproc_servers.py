@@ -269,17 +269,20 @@ def test_gunicorn_worker_churn_keeps_every_count_and_few_files(servers: Servers)
     total = 2000
     served = 0
     most_files = 0
+    workers: set[str] = set()  # pids seen in the directory
     scraped: list[float] = []
     with ThreadPoolExecutor(8) as pool:
         for _ in range(total // 100):
             served += sum(pool.map(lambda _: complete(app), range(100)))
             scraped.append(requests(exporter))
             most_files = max(most_files, len(servers.process_files()))
+            workers.update(pid for name in servers.process_files() for pid in name.split("-")[1:2])
     # A worker leaving at --max-requests resets the connections it accepted and never read.
     assert served >= total * 0.95
     assert requests(exporter) == served
     assert requests(app) == served
     assert scraped == sorted(scraped)
+    assert len(workers) > 10  # churn: workers came and went (sampled once per 100 requests)
     assert most_files <= 3 + 2  # three live workers, and one or two that just left
     assert (servers.directory / "archive.db").exists()  # the ~40 exited workers, folded
     assert len(os.listdir(servers.directory)) <= len(servers.process_files()) + 3
