@@ -53,8 +53,7 @@ from .common import (  # noqa: E402
 
 
 def written(collector: MultiprocessCollector) -> bytes:
-    """The text exposition through our own writer (what ``render`` serves once it writes our
-    collectors itself)."""
+    """The text exposition through our own writer (what ``exposition.render`` serves)."""
     out: list[bytes] = []
     collector.write(out, False)
     return b"".join(out)
