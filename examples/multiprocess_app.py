@@ -15,7 +15,8 @@ Run it::
     curl -s 127.0.0.1:8000/metrics | grep '^inference_model_request_total'   # 100, every time
 
 Endpoints: ``GET /v1/completions?model=NAME`` records one request (``&sleep=SECONDS`` holds it
-that long), ``GET /metrics`` the merged exposition, ``GET /pid`` this worker's process id.
+that long), ``GET /metrics`` the merged exposition (``metrics_app``, the guarded exposition as an
+ASGI app), ``GET /pid`` this worker's process id.
 """
 
 from __future__ import annotations
@@ -23,37 +24,25 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
-from inference_metrics.exposition import negotiate, render
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from inference_metrics.asgi import Receive, Scope, Send, metrics_app
 
 # In multiprocess mode the registry exposes the merged view of every worker writing there.
 registry = CollectorRegistry()
 recorder = Recorder(PrometheusBackend(registry))
+# The guarded exposition app, mounted at /metrics in every worker (it renders in threads of its
+# own: reading every worker's file stays off the event loop). Pass authenticator= to guard it.
+metrics = metrics_app(registry=registry)
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
     headers = [(b"content-type", content_type.encode("latin-1"))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _metrics(scope: Scope, send: Send) -> None:
-    accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-    representation = negotiate(accept)
-    # Reading every worker's file is blocking work: keep it off the event loop.
-    body = await asyncio.to_thread(render, registry, representation)
-    await _respond(send, 200, body, representation.content_type)
 
 
 async def _completion(scope: Scope, send: Send) -> None:
@@ -77,16 +66,14 @@ async def _completion(scope: Scope, send: Send) -> None:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI application."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+    if scope["type"] == "lifespan":  # the metrics app starts and stops its render threads
+        await metrics(scope, receive, send)
         return
     if scope["type"] != "http":
         return
     path = scope["path"]
     if path == "/metrics":
-        await _metrics(scope, send)
+        await metrics(scope, receive, send)
     elif path == "/pid":
         await _respond(send, 200, str(os.getpid()).encode(), "text/plain")
     elif path == "/v1/completions":
