@@ -9,6 +9,7 @@ docs/multiprocess.md.
 Run it::
 
     export INFERENCE_METRICS_MULTIPROC_DIR=$(mktemp -d)
+    # optional: export METRICS_TOKEN_FILE=/path/to/tokens (else /metrics is unguarded)
     uvicorn examples.multiprocess_app:app --workers 3 --port 8000
     # or: gunicorn examples.multiprocess_app:app -w 3 -k uvicorn.workers.UvicornWorker
     for i in $(seq 100); do curl -s "127.0.0.1:8000/v1/completions?model=m" >/dev/null; done
@@ -30,13 +31,19 @@ from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.asgi import Receive, Scope, Send, metrics_app
+from inference_metrics.server import NoAuth, TokenFileAuthenticator
 
 # In multiprocess mode the registry exposes the merged view of every worker writing there.
 registry = CollectorRegistry()
 recorder = Recorder(PrometheusBackend(registry))
 # The guarded exposition app, mounted at /metrics in every worker (it renders in threads of its
-# own: reading every worker's file stays off the event loop). Pass authenticator= to guard it.
-metrics = metrics_app(registry=registry)
+# own: reading every worker's file stays off the event loop). Guarded by the bearer tokens listed
+# in $METRICS_TOKEN_FILE when it is set; unguarded only when asked for by name (NoAuth).
+_token_file = os.environ.get("METRICS_TOKEN_FILE")
+metrics = metrics_app(
+    registry=registry,
+    authenticator=TokenFileAuthenticator(_token_file) if _token_file else NoAuth(),
+)
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
