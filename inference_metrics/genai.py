@@ -26,6 +26,8 @@ Collector) aggregates them as it aggregates any instrument.
 
 from __future__ import annotations
 
+import math
+
 import threading
 from collections.abc import Mapping
 
@@ -202,10 +204,9 @@ class GenAIRecorder:
         self._instruments[REQUEST_DURATION.name].record(duration, attributes)
         if streaming and first_token is not None and received <= first_token <= completed:
             self._instruments[TIME_TO_FIRST_TOKEN.name].record(first_token - received, attributes)
-            if output_tokens > 1:
-                self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(
-                    (completed - first_token) / (output_tokens - 1), attributes
-                )
+            tpot = (completed - first_token) / (output_tokens - 1) if output_tokens > 1 else 0.0
+            if output_tokens > 1 and math.isfinite(tpot):
+                self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(tpot, attributes)
 
     def record_request_failed(
         self,

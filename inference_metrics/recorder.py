@@ -1008,13 +1008,19 @@ class Recorder:
         latency = completed - received
         series.request_duration.observe(latency)
         if output_tokens > 0:
-            series.normalized_time_per_output_token.observe(latency / output_tokens)
+            # A fractional token count near 0 (upstream's are integers) can make the quotient
+            # infinite: such a value is not observed by any backend (OpenTelemetry drops it).
+            ntpot = latency / output_tokens
+            if ntpot <= _MAX:
+                series.normalized_time_per_output_token.observe(ntpot)
         if not streaming:
             series.request_ttft_unstreamed.observe(latency)
         elif first_token is not None and received <= first_token <= completed:
             series.request_ttft.observe(first_token - received)
             if output_tokens > 1:
-                series.request_tpot.observe((completed - first_token) / (output_tokens - 1))
+                tpot = (completed - first_token) / (output_tokens - 1)
+                if tpot <= _MAX:
+                    series.request_tpot.observe(tpot)
         return True
 
     def record_request_failed(

@@ -313,3 +313,40 @@ def test_upstream_seed_scenario_matches() -> None:
     assert math.isclose(duration.value("inference_model_request_duration_seconds_sum", **m10), 1.61)
     assert 'inference_pool_average_kv_cache_utilization{name="p1"} 0.3' in otel_text
     assert 'le="1.073741824e+09"' in otel_text  # prometheus_client's spelling, not 1073741824.0
+
+
+def test_a_token_count_so_small_that_ntpot_is_infinite_is_observed_by_neither_backend() -> None:
+    # Found by hypothesis: 1.0 s / 2.2e-311 tokens overflows to inf; OpenTelemetry drops an
+    # infinite observation while prometheus-client would count it into +Inf. Upstream's token
+    # counts are integers, so neither records an NTPOT or TPOT that is not finite.
+    with recorder_pair(schema="llm-d-router") as pair:
+        for recorder in (pair.prometheus, pair.otel):
+            assert recorder.record_request_completed(
+                "m",
+                "t",
+                received=10.0,
+                completed=11.0,
+                first_token=10.5,
+                response_size=10,
+                output_tokens=2.2e-311,
+            )
+            assert recorder.record_request_completed(
+                "m",
+                "t",
+                received=0.0,
+                completed=1e300,
+                first_token=0.0,
+                response_size=10,
+                output_tokens=1 + 2**-52,
+            )
+        prometheus_text = exposition(pair.prometheus_registry)
+        assert_same_exposition(prometheus_text, exposition(pair.otel_registry))
+    families = parse_text(prometheus_text)
+    labels = {"model_name": "m", "target_model_name": "t"}
+    ntpot = "llm_d_epp_request_ntpot_seconds"
+    tpot = "llm_d_epp_request_streaming_tpot_seconds"
+    assert (
+        families[ntpot].value(f"{ntpot}_count", **labels, fairness_id="default-flow", priority="0")
+        == 1
+    )
+    assert tpot not in families  # 1e300 s / 2**-52 tokens: infinite, not observed
