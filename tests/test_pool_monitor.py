@@ -469,3 +469,67 @@ async def test_a_query_in_the_url_is_not_logged(
     await monitor.poll("p")
     assert "http://127.0.0.1:9/metrics" in caplog.text
     assert "abc123" not in caplog.text
+
+
+@pytest.fixture
+async def uneven() -> AsyncIterator[list[ModelServer]]:
+    # Means 0.2665 (KV cache), 1.5 (queue), 3.5 (running): not on two decimals.
+    started = [
+        ModelServer("vllm-a", engines=[Load(queue=1, running=2, kv_cache=0.2)]),
+        ModelServer("vllm-b", engines=[Load(queue=2, running=5, kv_cache=0.333)]),
+    ]
+    for server in started:
+        await server.start()
+    yield started
+    for server in started:
+        await server.stop()
+
+
+async def aggregated(servers: list[ModelServer], clock: Clock, schema: str) -> dict[str, float]:
+    """Every pool gauge (name label = the pool) after one poll and one aggregation."""
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry), schema=schema)
+    monitor = PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock)
+    await monitor.poll_all()
+    monitor.aggregate()
+    await monitor.stop(remove_series=False)
+    return {
+        name: value
+        for name, family in parse_registry(registry).items()
+        for (sample, labels), value in family.samples.items()
+        if sample == name and dict(labels) == {"name": POOL}
+    }
+
+
+async def test_under_llm_d_router_means_and_std_devs_are_rounded_to_two_decimals(
+    uneven: list[ModelServer], clock: Clock
+) -> None:
+    values = await aggregated(uneven, clock, "llm-d-router")
+    assert values["llm_d_epp_average_kv_cache_utilization"] == 0.27  # 0.2665
+    assert values["llm_d_epp_average_queue_size"] == 1.5
+    assert values["llm_d_epp_average_running_requests"] == 3.5
+    # Sample standard deviations from the unrounded means: sqrt(SS / (n - 1)).
+    assert values["llm_d_epp_std_dev_kv_cache_utilization"] == 0.09  # 0.0940452...
+    assert values["llm_d_epp_std_dev_queue_size"] == 0.71  # 0.7071067...
+    assert values["llm_d_epp_std_dev_running_requests"] == 2.12  # 2.1213203...
+    # The deprecated twins carry the same (rounded) values.
+    assert values["inference_pool_average_kv_cache_utilization"] == 0.27
+    assert values["llm_d_epp_ready_endpoints"] == 2
+
+
+async def test_under_gie_v1_5_the_means_are_not_rounded_and_no_std_dev_is_exposed(
+    uneven: list[ModelServer], clock: Clock
+) -> None:
+    values = await aggregated(uneven, clock, "gie-v1.5")
+    assert values["inference_pool_average_kv_cache_utilization"] == pytest.approx(0.2665)
+    assert values["inference_pool_average_kv_cache_utilization"] != 0.27
+    assert values["inference_pool_average_running_requests"] == 3.5
+    assert not [name for name in values if "std_dev" in name]
+
+
+async def test_a_single_fresh_endpoint_has_a_standard_deviation_of_zero(
+    uneven: list[ModelServer], clock: Clock
+) -> None:
+    values = await aggregated(uneven[:1], clock, "llm-d-router-without-deprecated")
+    assert values["llm_d_epp_std_dev_queue_size"] == 0.0
+    assert values["llm_d_epp_average_kv_cache_utilization"] == 0.2

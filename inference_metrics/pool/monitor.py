@@ -9,7 +9,10 @@ Upstream's behaviour (GIE v1.5.0 ``pkg/epp/datalayer``; llm-d-router keeps it), 
   updated within ``staleness`` (2 s, ``--metrics-staleness-threshold``) are fresh;
   ``ready_pods`` is their number (set even when 0); KV-cache utilisation, queue size and running
   requests are their plain means (no rounding, as GIE v1.5.0); with none fresh the averages keep
-  their last values. ``per_pod_queue_size`` is set for every known endpoint, fresh or not.
+  their last values. Under llm-d-router's schema (``pkg/epp/datalayer/logger/logger.go``) the
+  sample standard deviations (``sqrt(SS / max(1, n - 1))``) are set too, and means and standard
+  deviations are rounded to 2 decimals as Go's ``math.Round(x*100)/100``.
+  ``per_pod_queue_size`` is set for every known endpoint, fresh or not.
 * an endpoint that leaves discovery has its ``per_pod_queue_size`` series removed.
 
 Poll errors and extract errors are counted (llm-d-router's ``datalayer_poll_errors_total`` /
@@ -30,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..schemas import Role
 from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
 from .parse import read_families
@@ -136,6 +140,25 @@ def _positive(argument: str, value: object) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{argument} must be > 0 seconds, got {value!r}")
     return float(value)
+
+
+def _round2(value: float) -> float:
+    """``value`` rounded to 2 decimals as Go's ``math.Round(x*100)/100`` (halves away from 0)."""
+    scaled = value * 100
+    whole = math.trunc(scaled)
+    if abs(scaled - whole) >= 0.5:
+        whole += math.copysign(1.0, scaled)
+    return whole / 100
+
+
+def _rounds_summary(recorder: Recorder) -> bool:
+    """Whether the pool summary is llm-d-router's (rounded): a recorded schema has its
+    standard-deviation gauges."""
+    return any(
+        metric.role is Role.POOL_STD_DEV_KV_CACHE
+        for schema in recorder.schemas
+        for metric in schema.metrics
+    )
 
 
 class _TokenFile:
@@ -387,15 +410,7 @@ class PoolMonitor:
         try:
             recorder.record_pool_ready_pods(pool, len(fresh))
             if fresh:
-                n = len(fresh)
-                # A number never read counts as 0, as upstream's zero-valued metrics struct.
-                recorder.record_pool_kv_cache_utilization(
-                    pool, math.fsum(m.kv_cache or 0.0 for m in fresh) / n
-                )
-                recorder.record_pool_queue_size(pool, math.fsum(m.queue or 0.0 for m in fresh) / n)
-                recorder.record_pool_average_running_requests(
-                    pool, math.fsum(m.running or 0.0 for m in fresh) / n
-                )
+                self._record_summary(recorder, fresh)
         except (TypeError, ValueError) as exc:  # a pool name the Recorder refuses
             logger.warning("pool %s: cannot record the pool gauges: %s", pool, exc)
         for t in tracked:
@@ -406,6 +421,39 @@ class PoolMonitor:
                 )
             except (TypeError, ValueError) as exc:  # e.g. a pod name over the label bound
                 self._log(t, f"cannot record its queue: {exc}")
+
+    def _record_summary(self, recorder: Recorder, fresh: Sequence[EndpointMetrics]) -> None:
+        """The pool's means (and, where a schema has them, sample standard deviations) over the
+        fresh endpoints. A number never read counts as 0, as upstream's zero-valued metrics
+        struct. Under llm-d-router's schema both are rounded to 2 decimals after the sums of
+        squares were taken from the unrounded means (``calculateSummary``); GIE v1.5.0 sets the
+        plain means."""
+        pool = self.pool_name
+        rounded = _rounds_summary(recorder)
+        n = len(fresh)
+        columns = (
+            (
+                [m.kv_cache or 0.0 for m in fresh],
+                recorder.record_pool_kv_cache_utilization,
+                recorder.record_pool_std_dev_kv_cache_utilization,
+            ),
+            (
+                [m.queue or 0.0 for m in fresh],
+                recorder.record_pool_queue_size,
+                recorder.record_pool_std_dev_queue_size,
+            ),
+            (
+                [m.running or 0.0 for m in fresh],
+                recorder.record_pool_average_running_requests,
+                recorder.record_pool_std_dev_running_requests,
+            ),
+        )
+        for values, set_mean, set_std_dev in columns:
+            mean = math.fsum(values) / n
+            squares = math.fsum((v - mean) * (v - mean) for v in values)
+            std_dev = math.sqrt(squares / max(1, n - 1))
+            set_mean(pool, _round2(mean) if rounded else mean)
+            set_std_dev(pool, _round2(std_dev) if rounded else std_dev)
 
     async def _aggregate_loop(self) -> None:
         while True:
