@@ -145,7 +145,7 @@ def _positive(argument: str, value: object) -> float:
 def _round2(value: float) -> float:
     """``value`` rounded to 2 decimals as Go's ``math.Round(x*100)/100`` (halves away from 0)."""
     scaled = value * 100
-    whole = math.trunc(scaled)
+    whole = float(math.trunc(scaled))
     if abs(scaled - whole) >= 0.5:
         whole += math.copysign(1.0, scaled)
     return whole / 100
