@@ -27,7 +27,6 @@ Collector) aggregates them as it aggregates any instrument.
 from __future__ import annotations
 
 import math
-
 import threading
 from collections.abc import Mapping
 

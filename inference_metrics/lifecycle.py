@@ -48,9 +48,16 @@ from typing import Any, Literal
 from . import payloads
 from .errors import ErrorCode
 from .payloads import SSEUsageParser, Usage
-from .recorder import Recorder
+from .recorder import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, Recorder
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "RequestContext", "Usage"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "FAIRNESS_ID_HEADERS",
+    "OBJECTIVE_HEADERS",
+    "RequestContext",
+    "Usage",
+    "parse_priority",
+]
 
 #: The largest request body (and buffered JSON response body) parsed, in bytes.
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
@@ -60,6 +67,36 @@ _BYTES = (bytes, bytearray, memoryview)
 _NO_USAGE = Usage()
 
 _Mode = Literal["sse", "json", "other", "skip"] | None
+
+#: Where llm-d-router reads a request's fairness id (``pkg/epp/metadata/consts.go``
+#: ``FlowFairnessIDKey``, then its deprecated alias ``OldFlowFairnessIDKey``).
+FAIRNESS_ID_HEADERS = ("x-llm-d-inference-fairness-id", "x-gateway-inference-fairness-id")
+#: The header naming a request's InferenceObjective (``ObjectiveKey`` and its alias): upstream
+#: takes the priority from that objective's ``spec.priority``, not from a header of its own.
+OBJECTIVE_HEADERS = ("x-llm-d-inference-objective", "x-gateway-inference-objective")
+
+# Go's int is 64 bits: the range of an InferenceObjective's priority.
+_MIN_PRIORITY, _MAX_PRIORITY = -(2**63), 2**63 - 1
+
+
+def parse_priority(value: object) -> int | None:
+    """A priority from an int or its decimal text (an optional sign and ASCII digits, surrounding
+    spaces allowed, within a 64-bit int); None for anything else (bytes that are not UTF-8,
+    ``"1.5"``, ``"high"``, a bool, a number out of range). Never raises."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not digits or len(digits) > 19 or not (digits.isascii() and digits.isdigit()):
+            return None
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return int(value) if _MIN_PRIORITY <= value <= _MAX_PRIORITY else None
 
 
 def _header_items(headers: object) -> Iterable[tuple[object, object]]:
@@ -101,6 +138,14 @@ class RequestContext:
     parsed and a parse failure is counted). ``max_sse_line`` bounds one line of a streamed
     response (see :class:`~inference_metrics.payloads.SSEUsageParser`).
 
+    ``priority_header``: a request header holding the priority as decimal text (upstream has
+    none: llm-d-router takes it from the InferenceObjective named by
+    ``x-llm-d-inference-objective``; a gateway that maps objectives to priorities can put the
+    number in a header of its choice).
+    The fairness id is read from ``x-llm-d-inference-fairness-id`` (or its deprecated alias
+    ``x-gateway-inference-fairness-id``), as llm-d-router. Both are passed to every Recorder call
+    of the request (:meth:`set_flow` sets them directly).
+
     Usable as a context manager (``with`` or ``async with``): leaving the block finishes the
     request; an exception fails it as ``Internal`` (re-raised unchanged); cancellation
     (``asyncio.CancelledError``, ``GeneratorExit``, ``KeyboardInterrupt``) cancels it.
@@ -116,14 +161,18 @@ class RequestContext:
         "_max_sse_line",
         "_mode",
         "_pending",
+        "_priority_header",
         "_response",
         "_response_model",
         "_running",
+        "_running_flow",
         "_sse",
         "_usage",
         "error_code",
+        "fairness_id",
         "finished",
         "model_name",
+        "priority",
         "received",
         "recorder",
         "request",
@@ -142,6 +191,7 @@ class RequestContext:
         clock: Callable[[], float] = time.monotonic,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_sse_line: int = payloads.DEFAULT_MAX_LINE_BYTES,
+        priority_header: str | None = None,
     ) -> None:
         if not isinstance(recorder, Recorder):
             raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
@@ -152,7 +202,22 @@ class RequestContext:
                 raise TypeError(f"{argument} must be an int, got {value!r}")
             if value < 1:
                 raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        if priority_header is not None and (
+            not isinstance(priority_header, str)
+            or not priority_header
+            or not priority_header.isascii()
+        ):
+            raise TypeError(
+                f"priority_header must be a non-empty ASCII header name or None, "
+                f"got {priority_header!r}"
+            )
         self.recorder = recorder
+        self._priority_header = priority_header.lower() if priority_header else None
+        #: The request's fairness id and priority (labels of every request metric).
+        self.fairness_id: str = DEFAULT_FAIRNESS_ID
+        self.priority: int = DEFAULT_PRIORITY
+        # The labels the running gauge was raised under, to lower exactly that series.
+        self._running_flow: tuple[str, str, int] | None = None
         self._clock = clock
         self._max_body = max_body_size
         self._max_sse_line = max_sse_line
@@ -191,9 +256,61 @@ class RequestContext:
     # --- request ----------------------------------------------------------------------------------
 
     def on_request_headers(self, headers: object = None) -> None:
-        """The request's headers arrived: take the received timestamp."""
+        """The request's headers arrived: take the received timestamp, and read the fairness id
+        and priority headers (see :meth:`read_flow_headers`)."""
         if not self.finished and not self.routed:
             self.received = self._clock()
+            self.read_flow_headers(headers)
+
+    def read_flow_headers(self, headers: object) -> None:
+        """Take the fairness id and priority from request headers (a mapping, (name, value)
+        pairs, Envoy ``HeaderValue``s or a ``HeaderMap``; names in any case, values text or
+        bytes). A missing, empty or unusable value (not UTF-8, longer than the recorder's
+        ``max_label_length``, a priority that is not an integer) leaves the default. Never
+        raises; does nothing once the request is running (its labels are fixed)."""
+        if self._running or self.routed or self.finished:
+            return
+        fairness: object = None
+        fairness_rank = len(FAIRNESS_ID_HEADERS)
+        priority: object = None
+        for name, value in _header_items(headers):
+            key = _text(name)
+            if key is None:
+                continue
+            key = key.lower()
+            if key in FAIRNESS_ID_HEADERS:
+                rank = FAIRNESS_ID_HEADERS.index(key)
+                if rank < fairness_rank:
+                    fairness, fairness_rank = value, rank
+            elif key == self._priority_header:
+                priority = value
+        if fairness is not None or priority is not None:
+            self.set_flow(fairness_id=fairness, priority=priority)
+
+    def set_flow(self, *, fairness_id: object = None, priority: object = None) -> bool:
+        """Set the request's fairness id and/or priority (None: leave as is). An unusable value
+        (see :meth:`read_flow_headers`) sets the default (``"default-flow"``, ``0``) instead.
+        Returns False, changing nothing, once the request is running or ended. Never raises."""
+        if self._running or self.routed or self.finished:
+            return False
+        if fairness_id is not None:
+            if isinstance(fairness_id, (bytes, bytearray, memoryview)):
+                try:
+                    fairness_id = bytes(fairness_id).decode("utf-8")
+                except UnicodeDecodeError:
+                    fairness_id = None
+            if (
+                isinstance(fairness_id, str)
+                and fairness_id
+                and self.recorder.is_valid_label_value(fairness_id)
+            ):
+                self.fairness_id = str.__str__(fairness_id)
+            else:
+                self.fairness_id = DEFAULT_FAIRNESS_ID
+        if priority is not None:
+            parsed = parse_priority(priority)
+            self.priority = DEFAULT_PRIORITY if parsed is None else parsed
+        return True
 
     def on_request_body(self, chunk: Bytes, *, end_of_stream: bool) -> bool:
         """Add a request body chunk; at the end, parse the body.
@@ -277,8 +394,7 @@ class RequestContext:
         """
         if self.finished or self.routed or self._running or self.model_name is None:
             return
-        self.recorder.record_running_request_started(self.model_name)
-        self._running = True
+        self._run("")  # the target is not known yet: the running gauge's target is empty
 
     def _route(self, target_model_name: object) -> None:
         assert self.model_name is not None
@@ -292,10 +408,24 @@ class RequestContext:
             target = str.__str__(target_model_name)
         self.target_model_name = target
         self.routed = True
-        self.recorder.record_request_started(model, target, self.request_size)
-        if not self._running:
-            self.recorder.record_running_request_started(model)
-            self._running = True
+        self.recorder.record_request_started(
+            model, target, self.request_size, fairness_id=self.fairness_id, priority=self.priority
+        )
+        self._run(target)
+
+    def _run(self, target: str) -> None:
+        """The running gauge counts this request under ``target``: raised once, or moved from
+        the series it was raised under (an admitted request whose target became known)."""
+        assert self.model_name is not None
+        flow = (target, self.fairness_id, self.priority)
+        if self._running_flow == flow:
+            return
+        self._release()
+        self.recorder.record_running_request_started(
+            self.model_name, target, fairness_id=self.fairness_id, priority=self.priority
+        )
+        self._running_flow = flow
+        self._running = True
 
     def _route_admitted(self) -> None:
         """An admitted request ends before it was routed: route it now (see :meth:`admit`)."""
@@ -495,6 +625,9 @@ class RequestContext:
                 output_tokens=usage.completion_tokens,
                 cached_tokens=usage.cached_tokens,
                 first_token=self._first_chunk if self.streamed else None,
+                streaming=self.streamed,
+                fairness_id=self.fairness_id,
+                priority=self.priority,
             )
 
     def cancel(self) -> None:
@@ -523,7 +656,9 @@ class RequestContext:
             model = target = ""
         # An error code longer than the recorder's max_label_length is not counted.
         with contextlib.suppress(ValueError):
-            self.recorder.record_request_failed(model, target, code)
+            self.recorder.record_request_failed(
+                model, target, code, fairness_id=self.fairness_id, priority=self.priority
+            )
 
     def _discard(self) -> None:
         self._body = None
@@ -531,10 +666,15 @@ class RequestContext:
         self._pending = bytearray()
 
     def _release(self) -> None:
-        if self._running:
+        """Lower the running gauge under exactly the labels it was raised under."""
+        if self._running and self._running_flow is not None:
             self._running = False
             assert self.model_name is not None
-            self.recorder.record_running_request_finished(self.model_name)
+            target, fairness_id, priority = self._running_flow
+            self._running_flow = None
+            self.recorder.record_running_request_finished(
+                self.model_name, target, fairness_id=fairness_id, priority=priority
+            )
 
     # --- context manager --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from prometheus_client.registry import CollectorRegistry
@@ -31,7 +32,7 @@ class Setup:
     recorder: Recorder
     clock: FakeClock
 
-    def ctx(self, **kwargs: int) -> RequestContext:
+    def ctx(self, **kwargs: Any) -> RequestContext:
         return RequestContext(self.recorder, clock=self.clock, **kwargs)
 
     def families(self) -> dict[str, Family]:
