@@ -19,8 +19,12 @@ messages themselves:
 
 The target model is the model the response names (OpenAI responses carry ``model``), else the
 requested model; a ``target_model`` callable, given the ASGI scope and the parsed request body,
-overrides it when it returns a string. Other paths, other methods, websockets and lifespan
-messages go straight to the app.
+overrides it when it returns a string. The fairness id comes from the
+``x-llm-d-inference-fairness-id`` header (as llm-d-router), the priority from the
+``priority_header`` when one is named (upstream has none: it takes the priority from the
+InferenceObjective), and ``fairness_id`` / ``priority`` callables override both; an unusable
+value is recorded as the default (``"default-flow"``, ``0``), never raised into the app. Other
+paths, other methods, websockets and lifespan messages go straight to the app.
 
 Nothing of a web framework is imported; nothing raises into the app on a malformed payload.
 
@@ -43,6 +47,7 @@ from .server.asgi import ASGIApp, Message, Receive, Scope, Send, metrics_app
 __all__ = [
     "DEFAULT_PATHS",
     "ASGIApp",
+    "FlowValue",
     "MetricsMiddleware",
     "Receive",
     "Scope",
@@ -52,6 +57,10 @@ __all__ = [
 ]
 #: Given the ASGI scope and the parsed request body, the target model (None: not decided here).
 TargetModel = Callable[[Scope, dict[str, Any]], str | None]
+
+#: Given the ASGI scope and the parsed request body, a fairness id or priority (None: keep the
+#: header's value, or the default).
+FlowValue = Callable[[Scope, dict[str, Any]], object]
 
 #: The OpenAI endpoints measured by default.
 DEFAULT_PATHS: frozenset[str] = frozenset(
@@ -82,6 +91,9 @@ class MetricsMiddleware:
     :data:`DEFAULT_PATHS`). ``target_model``: called once the request body is accepted with
     the scope and the parsed body; a string it returns is the target model (default: the model
     the response names, else the requested one); an exception from it is ignored.
+    ``priority_header``: a request header holding the priority (decimal text); ``fairness_id``
+    and ``priority``: called like ``target_model``; a value they return (not None) replaces the
+    header's; an exception from them is ignored. Unusable values are recorded as the defaults.
     ``max_body_size`` and ``max_sse_line``: the lifecycle's bounds (see
     :class:`~inference_metrics.lifecycle.RequestContext`); ``clock``: its timestamps.
 
@@ -89,7 +101,18 @@ class MetricsMiddleware:
     docs/asgi.md).
     """
 
-    __slots__ = ("_clock", "_max_body", "_max_sse_line", "_paths", "_target", "app", "recorder")
+    __slots__ = (
+        "_clock",
+        "_fairness_id",
+        "_max_body",
+        "_max_sse_line",
+        "_paths",
+        "_priority",
+        "_priority_header",
+        "_target",
+        "app",
+        "recorder",
+    )
 
     def __init__(
         self,
@@ -98,6 +121,9 @@ class MetricsMiddleware:
         recorder: Recorder,
         paths: Iterable[str] = DEFAULT_PATHS,
         target_model: TargetModel | None = None,
+        priority_header: str | None = None,
+        fairness_id: FlowValue | None = None,
+        priority: FlowValue | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_sse_line: int = payloads.DEFAULT_MAX_LINE_BYTES,
         clock: Callable[[], float] = time.monotonic,
@@ -114,16 +140,28 @@ class MetricsMiddleware:
                 raise TypeError(f"paths must hold strings, got {path!r}")
             if not path.startswith("/"):
                 raise ValueError(f"paths must hold paths starting with '/', got {path!r}")
-        if target_model is not None and not callable(target_model):
-            raise TypeError(f"target_model must be callable, got {target_model!r}")
-        # Checks max_body_size, max_sse_line and clock as the lifecycle does, once.
+        for argument, function in (
+            ("target_model", target_model),
+            ("fairness_id", fairness_id),
+            ("priority", priority),
+        ):
+            if function is not None and not callable(function):
+                raise TypeError(f"{argument} must be callable or None, got {function!r}")
+        # Checks the bounds, clock and priority header as the lifecycle does, once.
         RequestContext(
-            recorder, clock=clock, max_body_size=max_body_size, max_sse_line=max_sse_line
+            recorder,
+            clock=clock,
+            max_body_size=max_body_size,
+            max_sse_line=max_sse_line,
+            priority_header=priority_header,
         )
         self.app = app
         self.recorder = recorder
         self._paths = path_set
         self._target = target_model
+        self._priority_header = priority_header
+        self._fairness_id = fairness_id
+        self._priority = priority
         self._max_body = max_body_size
         self._max_sse_line = max_sse_line
         self._clock = clock
@@ -145,22 +183,35 @@ class MetricsMiddleware:
             clock=self._clock,
             max_body_size=self._max_body,
             max_sse_line=self._max_sse_line,
+            priority_header=self._priority_header,
         )
 
     def _admit(self, ctx: RequestContext, scope: Scope) -> None:
         """The request body was accepted: route it now when the target is known, else admit it
         (routed at the end to the model the response names). The one place where what the
         request says about itself (scope and parsed body) becomes the request's labels."""
-        target: object = None
-        if self._target is not None and ctx.request is not None:
-            try:
-                target = self._target(scope, ctx.request)
-            except Exception:
-                target = None
+        headers = scope.get("headers")
+        if isinstance(headers, Iterable):
+            ctx.read_flow_headers(headers)
+        ctx.set_flow(
+            fairness_id=self._ask(self._fairness_id, ctx, scope),
+            priority=self._ask(self._priority, ctx, scope),
+        )
+        target = self._ask(self._target, ctx, scope)
         if isinstance(target, str):
             ctx.route(target)
         else:
             ctx.admit()
+
+    @staticmethod
+    def _ask(function: FlowValue | None, ctx: RequestContext, scope: Scope) -> object:
+        """What a user callable says about the request; None when there is none or it raised."""
+        if function is None or ctx.request is None:
+            return None
+        try:
+            return function(scope, ctx.request)
+        except Exception:
+            return None
 
 
 class _Exchange:
