@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from inference_metrics import PrometheusBackend, Recorder
-from inference_metrics.asgi import FlowValue, MetricsMiddleware
+from inference_metrics.asgi import FlowValue, MetricsMiddleware, Scope
 from tests.expo import parse_registry
 from tests.uvicorn_harness import serve
 
@@ -123,10 +123,10 @@ def test_non_streamed_and_streamed_responses_record_ttft_with_their_streaming_la
 
 
 def test_callables_override_the_headers_and_their_failures_are_ignored() -> None:
-    def fairness(scope: dict[str, Any], body: dict[str, Any]) -> object:
+    def fairness(scope: Scope, body: dict[str, Any]) -> object:
         return body.get("user")
 
-    def priority(scope: dict[str, Any], body: dict[str, Any]) -> object:
+    def priority(scope: Scope, body: dict[str, Any]) -> object:
         if body.get("user") == "boom":
             raise RuntimeError("the callable failed")
         return {"premium": 10}.get(body.get("tier", ""))
@@ -144,7 +144,7 @@ def test_callables_override_the_headers_and_their_failures_are_ignored() -> None
 
 
 def test_a_target_model_callable_makes_the_running_gauge_carry_that_target() -> None:
-    def target(scope: dict[str, Any], body: dict[str, Any]) -> str:
+    def target(scope: Scope, body: dict[str, Any]) -> str:
         return "lora-7"
 
     for server in served(target_model=target):
@@ -155,7 +155,8 @@ def test_a_target_model_callable_makes_the_running_gauge_carry_that_target() -> 
 
 def test_a_bad_callable_or_header_name_is_refused_when_the_middleware_is_made() -> None:
     recorder = Recorder(PrometheusBackend(CollectorRegistry()), schema="llm-d-router")
+    app = Starlette()
     with pytest.raises(TypeError, match="fairness_id must be callable"):
-        MetricsMiddleware(chat, recorder=recorder, fairness_id="x")  # type: ignore[arg-type]
+        MetricsMiddleware(app, recorder=recorder, fairness_id="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="priority_header"):
-        MetricsMiddleware(chat, recorder=recorder, priority_header="")
+        MetricsMiddleware(app, recorder=recorder, priority_header="")
