@@ -69,6 +69,8 @@ def start_request(
     target_model_name: str | None = None,
     *,
     request_size: int = 0,
+    fairness_id: object = None,
+    priority: object = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> RequestContext:
     """A routed :class:`RequestContext` for a handler that knows its model, as a context manager:
@@ -80,9 +82,11 @@ def start_request(
             ctx.on_response_part(size=len(result.text), usage=Usage(10, 20))
 
     An unusable ``model_name`` counts the request as ``BadRequest`` (the context is then finished
-    and records nothing more).
+    and records nothing more). ``fairness_id`` and ``priority`` label every metric of the request
+    (see :meth:`RequestContext.set_flow`; unusable values are recorded as the defaults).
     """
     ctx = RequestContext(recorder, clock=clock)
+    ctx.set_flow(fairness_id=fairness_id, priority=priority)
     if ctx.on_request(model_name, request_size=request_size):
         ctx.route(target_model_name)
     return ctx
@@ -261,7 +265,9 @@ class _Measure:
     __slots__ = (
         "_clock",
         "_errors",
+        "_fairness_id",
         "_model",
+        "_priority",
         "_recorder",
         "_request_size",
         "_size",
@@ -279,8 +285,12 @@ class _Measure:
         size: Callable[[Any], int] | None,
         errors: ErrorMapping | None,
         clock: Callable[[], float],
+        fairness_id: _ArgGetter | None = None,
+        priority: _ArgGetter | None = None,
     ) -> None:
         self._recorder = recorder
+        self._fairness_id = fairness_id
+        self._priority = priority
         self._model = model
         self._target = target
         self._request_size = request_size
@@ -299,6 +309,13 @@ class _Measure:
             model, target, size = None, None, 0
         if not isinstance(size, int) or isinstance(size, bool):
             size = 0
+        flow: list[object] = []
+        for getter in (self._fairness_id, self._priority):
+            try:
+                flow.append(getter(args, kwargs) if getter else None)
+            except Exception:
+                flow.append(None)
+        ctx.set_flow(fairness_id=flow[0], priority=flow[1])
         if ctx.on_request(model, request_size=size):
             ctx.route(target if isinstance(target, str) else None)
         return ctx
@@ -376,6 +393,8 @@ def instrument_handler(
     usage: Callable[[Any], Usage | None] | None = None,
     size: Callable[[Any], int] | None = None,
     errors: ErrorMapping | None = None,
+    fairness_id: str | Callable[..., object] | None = None,
+    priority: str | Callable[..., object] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a request handler so that each call records one request into ``recorder``.
@@ -383,7 +402,8 @@ def instrument_handler(
     ``model``, ``target``, ``request_size``: the name of the handler's parameter that holds it,
     or a callable given the call's arguments. A model parameter may hold the name or the request
     body (a mapping or object with a ``model`` key/attribute). ``target`` defaults to the model;
-    ``request_size`` to 0 bytes.
+    ``request_size`` to 0 bytes. ``fairness_id`` and ``priority`` (same forms): the request's
+    flow labels; unusable values, or none, are recorded as ``"default-flow"`` and ``0``.
 
     ``usage`` and ``size``: callables given the result (or each streamed item) returning its
     :class:`Usage` (or None) and its size in bytes; defaults :func:`default_usage` and
@@ -420,6 +440,8 @@ def instrument_handler(
             size,
             errors,
             clock,
+            _getter(func, fairness_id, "fairness_id"),
+            _getter(func, priority, "priority"),
         )
         if inspect.isasyncgenfunction(func):
             return cast(Callable[P, R], _wrap_async_generator(func, measure))

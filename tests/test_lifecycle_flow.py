@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder, RequestContext
+from inference_metrics.instrument import instrument_handler, start_request
 from inference_metrics.lifecycle import parse_priority
 from tests.expo import Family, parse_registry
 
@@ -230,3 +231,32 @@ def test_parse_priority_takes_integers_and_their_decimal_text_only(
     value: object, expected: int | None
 ) -> None:
     assert parse_priority(value) == expected
+
+
+def test_start_request_labels_the_request_with_its_fairness_id_and_priority(world: World) -> None:
+    with start_request(world.recorder, "m", "t", fairness_id="tenant-c", priority="4"):
+        pass
+    assert {flow_of(labels) for labels in world.labelled("llm_d_epp_request_total")} == {
+        ("tenant-c", "4")
+    }
+
+
+def test_the_decorator_takes_fairness_id_and_priority_from_the_handlers_arguments(
+    world: World,
+) -> None:
+    @instrument_handler(
+        world.recorder,
+        model="body",
+        fairness_id="tenant",
+        priority=lambda body, tenant: 9 if tenant == "gold" else "not a number",
+        clock=world.clock,
+    )
+    def handle(body: dict[str, str], tenant: str) -> bytes:
+        return CHAT
+
+    handle({"model": "m"}, "gold")
+    handle({"model": "m"}, b"\xff")  # type: ignore[arg-type]
+    assert {flow_of(labels) for labels in world.labelled("llm_d_epp_request_total")} == {
+        ("gold", "9"),
+        ("default-flow", "0"),
+    }
