@@ -16,7 +16,7 @@ import http.client
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,13 +113,20 @@ def running_gateway(
     *,
     response_body_mode: str,
     request_body_mode: str = "BUFFERED",
+    picker_args: Sequence[str] = (),
 ) -> Iterator[Gateway]:
     """The example picker and Envoy in front of ``upstream``, stopped on exit."""
     grpc_port, metrics_port, admin_port, listener_port = free_ports(4)
     gateway = Gateway(response_body_mode, listener_port, metrics_port, upstream)
     try:
         gateway.processes.append(
-            start_picker(log_dir, grpc_port=grpc_port, metrics_port=metrics_port, rewrites=REWRITES)
+            start_picker(
+                log_dir,
+                grpc_port=grpc_port,
+                metrics_port=metrics_port,
+                rewrites=REWRITES,
+                extra_args=picker_args,
+            )
         )
         config = render_envoy_config(
             admin_port=admin_port,
@@ -493,3 +500,26 @@ def test_envoy_that_cannot_start_fails_with_its_own_output(tmp_path: Path) -> No
     (admin_port,) = free_ports(1)
     with pytest.raises(HarnessError, match=r"(?s)exited with code.*unknown_field_xyz"):
         start_envoy(tmp_path, "unknown_field_xyz: true\n", admin_port=admin_port)
+
+
+def test_fairness_and_priority_headers_through_envoy_label_llm_d_router_metrics(
+    upstream: OpenAIUpstream, tmp_path: Path
+) -> None:
+    picker_args = ["--schema", "llm-d-router", "--priority-header", "x-priority"]
+    with running_gateway(
+        upstream, tmp_path, response_body_mode="STREAMED", picker_args=picker_args
+    ) as gateway:
+        model = "flow-model"
+        for headers in (
+            {"x-llm-d-inference-fairness-id": "tenant-a", "x-priority": "2"},
+            {"x-llm-d-inference-fairness-id": "tenant-a", "x-priority": "not-a-number"},
+        ):
+            reply, _ = gateway.send(completion(model, "one two", 2), headers=headers)
+            assert reply.status == 200, (reply, gateway.output())
+        metrics = gateway.metrics()
+    flow = {"model_name": model, "target_model_name": model, "fairness_id": "tenant-a"}
+    assert sample(metrics, "llm_d_epp_request_total", **flow, priority="2") == 1
+    assert sample(metrics, "llm_d_epp_request_total", **flow, priority="0") == 1
+    assert sample(metrics, "llm_d_epp_request_running", **flow, priority="2") == 0
+    ttft = "llm_d_epp_request_ttft_seconds"
+    assert sample(metrics, ttft, "_count", **flow, priority="2", streaming="false") == 1

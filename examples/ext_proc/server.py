@@ -72,6 +72,7 @@ from inference_metrics.pool import (
     PoolMonitor,
     pick_endpoint,
 )
+from inference_metrics.schemas import SCHEMAS
 from inference_metrics.server import (
     Authenticator,
     MetricsServer,
@@ -219,9 +220,15 @@ class RequestStream:
     """
 
     def __init__(
-        self, recorder: Recorder, pick: Picker, pick_endpoint: EndpointPicker | None = None
+        self,
+        recorder: Recorder,
+        pick: Picker,
+        pick_endpoint: EndpointPicker | None = None,
+        priority_header: str | None = None,
     ) -> None:
-        self.ctx = RequestContext(recorder)
+        # The request headers give the fairness id (x-llm-d-inference-fairness-id) and, when
+        # named, the priority header: labels of every metric of the request.
+        self.ctx = RequestContext(recorder, priority_header=priority_header)
         self._pick = pick
         self._pick_endpoint = pick_endpoint
         self.request_body_mode = BUFFERED
@@ -407,17 +414,21 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         *,
         pick: Picker | None = None,
         pick_endpoint: EndpointPicker | None = None,
+        priority_header: str | None = None,
     ) -> None:
         self.recorder = recorder
         self.pick: Picker = pick or rewrite_picker({})
         self.pick_endpoint = pick_endpoint
+        self.priority_header = priority_header
 
     async def Process(  # the gRPC method's name
         self,
         request_iterator: AsyncIterator[pb.ProcessingRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.ProcessingResponse]:
-        stream = RequestStream(self.recorder, self.pick, self.pick_endpoint)
+        stream = RequestStream(
+            self.recorder, self.pick, self.pick_endpoint, priority_header=self.priority_header
+        )
         cancelled = True
         try:
             async for message in request_iterator:
@@ -460,6 +471,8 @@ async def serve(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     aggregate_interval: float = DEFAULT_AGGREGATE_INTERVAL,
     metrics_backend: str = "prometheus",
+    schema: str = "gie-v0.3",
+    priority_header: str | None = None,
 ) -> None:
     """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM.
 
@@ -467,10 +480,12 @@ async def serve(
     request is routed to the endpoint upstream's default scorers choose.
 
     ``metrics_backend="noop"`` records nothing (``/metrics`` then serves an empty page): what the
-    gateway costs without metrics, for comparison (``benchmarks/bench_gateway.py``)."""
+    gateway costs without metrics, for comparison (``benchmarks/bench_gateway.py``).
+    ``schema``: the metric names recorded (see docs/schemas.md); ``priority_header``: a request
+    header holding each request's priority (upstream has none; default: priority 0)."""
     registry = CollectorRegistry()
     backend = NoopBackend() if metrics_backend == "noop" else PrometheusBackend(registry)
-    recorder = Recorder(backend)
+    recorder = Recorder(backend, schema=schema)
     metrics = MetricsServer(auth=auth or NoAuth(), registry=registry, host=host, port=metrics_port)
     monitor = (
         PoolMonitor(
@@ -489,6 +504,7 @@ async def serve(
             recorder,
             pick=rewrite_picker(rewrites),
             pick_endpoint=pool_picker(monitor) if monitor is not None else None,
+            priority_header=priority_header,
         ),
         server,
     )
@@ -532,6 +548,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="prometheus",
         help="where metrics go (prometheus); noop records nothing, to measure what metrics cost",
     )
+    parser.add_argument(
+        "--schema",
+        choices=sorted(SCHEMAS),
+        default="gie-v0.3",
+        help="the metric names recorded (gie-v0.3; llm-d-router: llm_d_epp_* with fairness_id "
+        "and priority labels)",
+    )
+    parser.add_argument(
+        "--priority-header",
+        metavar="NAME",
+        help="a request header holding the priority as an integer (default: none, priority 0; "
+        "the fairness id is always read from x-llm-d-inference-fairness-id)",
+    )
     pool = parser.add_argument_group("picking a model server (needs the 'pool' extra)")
     pool.add_argument(
         "--pool-endpoint",
@@ -574,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 poll_interval=args.poll_interval,
                 aggregate_interval=args.aggregate_interval,
                 metrics_backend=args.metrics_backend,
+                schema=args.schema,
+                priority_header=args.priority_header,
             )
         )
     return 0
