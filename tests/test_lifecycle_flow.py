@@ -12,20 +12,13 @@ from inference_metrics import PrometheusBackend, Recorder, RequestContext
 from inference_metrics.instrument import instrument_handler, start_request
 from inference_metrics.lifecycle import parse_priority
 from tests.expo import Family, parse_registry
+from tests.test_lifecycle import FakeClock
 
 FAIRNESS = "x-llm-d-inference-fairness-id"
 BODY = json.dumps({"model": "m"}).encode()
 CHAT = json.dumps(
     {"object": "chat.completion", "model": "m", "choices": [], "usage": {"completion_tokens": 3}}
 ).encode()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:
@@ -36,7 +29,7 @@ class World:
             schema="llm-d-router",
             max_fairness_ids=max_fairness_ids,
         )
-        self.clock = Clock()
+        self.clock = FakeClock()
 
     def ctx(self, headers: object, *, priority_header: str | None = "x-priority") -> RequestContext:
         ctx = RequestContext(self.recorder, clock=self.clock, priority_header=priority_header)
@@ -150,14 +143,19 @@ def test_distinct_fairness_ids_beyond_the_bound_fold_into_the_overflow() -> None
     assert ids == {"tenant-0", "tenant-1", "tenant-2", "__overflow__"}
 
 
-def test_a_non_streamed_response_records_ttft_equal_to_the_duration_as_not_streaming(
-    world: World,
-) -> None:
+def answered(world: World, content_type: str, body: bytes) -> None:
+    """A request routed to "t" and answered 2 s later with ``body`` of ``content_type``."""
     ctx = world.ctx({})
     ctx.route("t")
     world.clock.now += 2.0
-    ctx.on_response_headers({":status": "200", "content-type": "application/json"})
-    ctx.on_response_body(CHAT, end_of_stream=True)
+    ctx.on_response_headers({":status": "200", "content-type": content_type})
+    ctx.on_response_body(body, end_of_stream=True)
+
+
+def test_a_non_streamed_response_records_ttft_equal_to_the_duration_as_not_streaming(
+    world: World,
+) -> None:
+    answered(world, "application/json", CHAT)
     ttft = world.labelled("llm_d_epp_request_ttft_seconds", "llm_d_epp_request_ttft_seconds_sum")
     assert {dict(labels)["streaming"]: value for labels, value in ttft.items()} == {"false": 2.0}
 
@@ -165,11 +163,7 @@ def test_a_non_streamed_response_records_ttft_equal_to_the_duration_as_not_strea
 def test_a_streamed_response_without_a_body_chunk_records_no_not_streaming_ttft(
     world: World,
 ) -> None:
-    ctx = world.ctx({})
-    ctx.route("t")
-    world.clock.now += 2.0
-    ctx.on_response_headers({":status": "200", "content-type": "text/event-stream"})
-    ctx.on_response_body(b"", end_of_stream=True)
+    answered(world, "text/event-stream", b"")
     assert "llm_d_epp_request_ttft_seconds" not in world.families()
     assert world.labelled(
         "llm_d_epp_request_duration_seconds", "llm_d_epp_request_duration_seconds_count"
