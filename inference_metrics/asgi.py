@@ -40,7 +40,7 @@ from typing import Any
 
 from . import payloads
 from .errors import ErrorCode
-from .lifecycle import DEFAULT_MAX_BODY_SIZE, RequestContext
+from .lifecycle import DEFAULT_MAX_BODY_SIZE, FAIRNESS_ID_HEADERS, RequestContext
 from .recorder import Recorder
 from .server.asgi import ASGIApp, Message, Receive, Scope, Send, metrics_app
 
@@ -104,6 +104,7 @@ class MetricsMiddleware:
     __slots__ = (
         "_clock",
         "_fairness_id",
+        "_flow_headers",
         "_max_body",
         "_max_sse_line",
         "_paths",
@@ -160,6 +161,9 @@ class MetricsMiddleware:
         self._paths = path_set
         self._target = target_model
         self._priority_header = priority_header
+        # ASGI header names are lower-case bytes: the ones that carry the flow, for a quick scan.
+        names = [*FAIRNESS_ID_HEADERS, *([priority_header.lower()] if priority_header else [])]
+        self._flow_headers = frozenset(name.encode("latin-1") for name in names)
         self._fairness_id = fairness_id
         self._priority = priority
         self._max_body = max_body_size
@@ -190,9 +194,12 @@ class MetricsMiddleware:
         """The request body was accepted: route it now when the target is known, else admit it
         (routed at the end to the model the response names). The one place where what the
         request says about itself (scope and parsed body) becomes the request's labels."""
-        headers = scope.get("headers")
-        if isinstance(headers, Iterable):
-            ctx.read_flow_headers(headers)
+        try:
+            flow = [pair for pair in scope["headers"] if pair[0] in self._flow_headers]
+        except Exception:  # no headers, or not as ASGI shapes them
+            flow = []
+        if flow:
+            ctx.read_flow_headers(flow)
         ctx.set_flow(
             fairness_id=self._ask(self._fairness_id, ctx, scope),
             priority=self._ask(self._priority, ctx, scope),

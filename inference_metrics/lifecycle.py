@@ -396,7 +396,9 @@ class RequestContext:
             return
         self._run("")  # the target is not known yet: the running gauge's target is empty
 
-    def _route(self, target_model_name: object) -> None:
+    def _route(self, target_model_name: object, *, ending: bool = False) -> None:
+        """Route to the target; ``ending``: the request ends now, so the running gauge is
+        lowered where it was raised rather than moved to the target first."""
         assert self.model_name is not None
         model = self.model_name
         target = model
@@ -411,7 +413,8 @@ class RequestContext:
         self.recorder.record_request_started(
             model, target, self.request_size, fairness_id=self.fairness_id, priority=self.priority
         )
-        self._run(target)
+        if not ending:
+            self._run(target)
 
     def _run(self, target: str) -> None:
         """The running gauge counts this request under ``target``: raised once, or moved from
@@ -430,7 +433,7 @@ class RequestContext:
     def _route_admitted(self) -> None:
         """An admitted request ends before it was routed: route it now (see :meth:`admit`)."""
         if self._running and not self.routed:
-            self._route(self.response_model)
+            self._route(self.response_model, ending=True)
 
     # --- response ---------------------------------------------------------------------------------
 
@@ -480,6 +483,11 @@ class RequestContext:
             self.response_size += size
             if self.error_code is None:
                 self._parse(bytes(chunk))
+                sse = self._sse
+                if sse is not None and sse.model is not None and self._running and not self.routed:
+                    # An admitted request's stream named the model that serves it: routed now,
+                    # so the running gauge carries the real target while the stream runs.
+                    self._route(sse.model)
         if end_of_stream:
             self.finish()
 

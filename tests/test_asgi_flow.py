@@ -88,10 +88,15 @@ def with_header() -> Iterator[Served]:
 def test_the_fairness_and_priority_headers_become_the_request_labels(with_header: Served) -> None:
     with_header.post({FAIRNESS: "tenant-a", "x-priority": "3"})
     assert with_header.samples("llm_d_epp_request_total") == {("tenant-a", "3", SERVED, ""): 1}
+    # A JSON answer names its model at its end: the request ran under an empty target.
+    assert with_header.samples("llm_d_epp_request_running") == {("tenant-a", "3", "", ""): 0}
+    # A stream's first event names the model: the request runs under it from then on.
+    with_header.post({FAIRNESS: "tenant-a", "x-priority": "3"}, stream=True)
     assert with_header.samples("llm_d_epp_request_running") == {
-        ("tenant-a", "3", "", ""): 0,  # admitted before the response named the target
+        ("tenant-a", "3", "", ""): 0,
         ("tenant-a", "3", SERVED, ""): 0,
     }
+    assert with_header.samples("llm_d_epp_request_total") == {("tenant-a", "3", SERVED, ""): 2}
 
 
 def test_unusable_header_values_are_recorded_as_the_defaults(with_header: Served) -> None:

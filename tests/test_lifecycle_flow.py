@@ -200,9 +200,27 @@ def test_an_admitted_request_ending_unrouted_lowers_the_gauge_it_raised(world: W
     ctx.on_response_body(json.dumps({"model": "served-as"}).encode(), end_of_stream=True)
     running = world.labelled("llm_d_epp_request_running")
     assert {dict(labels)["target_model_name"]: value for labels, value in running.items()} == {
-        "": 0.0,
-        "served-as": 0.0,
+        "": 0.0
     }
+    totals = world.labelled("llm_d_epp_request_total")
+    assert {dict(labels)["target_model_name"] for labels in totals} == {"served-as"}
+
+
+def test_an_admitted_stream_runs_under_the_model_its_first_event_names(world: World) -> None:
+    ctx = world.ctx({})
+    ctx.admit()
+    ctx.on_response_headers({":status": "200", "content-type": "text/event-stream"})
+    event = {"model": "served-as", "choices": [{"delta": {"content": "a"}}]}
+    ctx.on_response_body(b"data: " + json.dumps(event).encode() + b"\n\n", end_of_stream=False)
+    running = world.labelled("llm_d_epp_request_running")
+    assert {dict(labels)["target_model_name"]: value for labels, value in running.items()} == {
+        "": 0.0,
+        "served-as": 1.0,
+    }
+    ctx.on_response_body(b"data: [DONE]\n\n", end_of_stream=True)
+    assert set(world.labelled("llm_d_epp_request_running").values()) == {0.0}
+    totals = world.labelled("llm_d_epp_request_total")
+    assert list(totals.values()) == [1.0]
 
 
 @pytest.mark.parametrize(
