@@ -12,9 +12,11 @@ stage                             recorded
                                   ``BadRequest`` (empty model labels), False is returned
 ``route``                         ``request_total``, ``request_sizes``;
                                   ``running_requests`` +1
-``admit`` (target not known yet)  ``running_requests`` +1; ``route`` when the target is
-                                  known, else at the end: to the model the response names
-                                  (``response_model``), else the model itself
+``admit`` (target not known yet)  ``running_requests`` +1 (empty target); ``route`` when
+                                  the target is known (or a stream's first event names the
+                                  model: the gauge moves there), else at the end: to the
+                                  model the response names (``response_model``), else the
+                                  model itself
 ``on_response_headers``           nothing; a non-2xx ``:status`` makes the request end as
                                   ``ModelServerError``
 ``on_response_body``              nothing until the end of stream, then as ``finish``
