@@ -662,12 +662,16 @@ class RequestContext:
         self._release()
         code = self.error_code or ErrorCode.UNKNOWN
         model, target = self.model_name, self.target_model_name
+        fairness_id, priority = self.fairness_id, self.priority
         if not self.routed or model is None or target is None:
+            # Failed before it was scheduled: upstream has no labels for it yet, the flow's
+            # included ("default-flow", 0: extractFairnessAndPriority without a request).
             model = target = ""
+            fairness_id, priority = DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY
         # An error code longer than the recorder's max_label_length is not counted.
         with contextlib.suppress(ValueError):
             self.recorder.record_request_failed(
-                model, target, code, fairness_id=self.fairness_id, priority=self.priority
+                model, target, code, fairness_id=fairness_id, priority=priority
             )
 
     def _discard(self) -> None:

@@ -272,3 +272,20 @@ def test_the_decorator_takes_fairness_id_and_priority_from_the_handlers_argument
         ("gold", "9"),
         ("default-flow", "0"),
     }
+
+
+def test_a_request_failing_before_it_is_routed_is_counted_under_the_default_flow(
+    world: World,
+) -> None:
+    ctx = RequestContext(world.recorder, clock=world.clock, priority_header="x-priority")
+    ctx.on_request_headers({FAIRNESS: "tenant-a", "x-priority": "5"})
+    assert ctx.on_request_body(b"not json", end_of_stream=True) is False
+    [(labels, count)] = world.labelled("llm_d_epp_request_error_total").items()
+    assert dict(labels) == {
+        "model_name": "",
+        "target_model_name": "",
+        "fairness_id": "default-flow",
+        "priority": "0",
+        "error_code": "BadRequest",
+    }
+    assert count == 1
