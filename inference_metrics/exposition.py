@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .backends.prometheus import is_store_collector
 
-__all__ = ["TEXT", "Representation", "negotiate", "render"]
+__all__ = ["TEXT", "Representation", "negotiate", "render", "render_pieces"]
 
 _UNDERSCORES: str = openmetrics.UNDERSCORES
 _ALLOW_UTF8: str = openmetrics.ALLOWUTF8
@@ -112,15 +112,27 @@ def _prometheus_client_encoder(representation: Representation) -> Callable[[Coll
 
 def render(registry: CollectorRegistry, representation: Representation) -> bytes:
     """The exposition of ``registry`` in ``representation``."""
+    return b"".join(render_pieces(registry, representation)[0])
+
+
+def render_pieces(
+    registry: CollectorRegistry, representation: Representation
+) -> tuple[list[bytes], list[int]]:
+    """The exposition of ``registry`` in ``representation`` as pieces (joined, :func:`render`'s
+    bytes) and one key per piece: a series' stamp (> 0; equal stamps, the very same bytes), a
+    family header's (< 0, fixed per family and format), or 0 for bytes made afresh each time
+    (prometheus_client's part). :mod:`.gzip_cache` reuses compressed bytes by these keys."""
     encoder = _prometheus_client_encoder(representation)
     split = _split(registry) if representation.escaping in _NAMES_UNCHANGED else None
     if split is None:
-        return encoder(registry)
+        return [encoder(registry)], [0]
     ours, others = split
     out: list[bytes] = []
+    keys: list[int] = []
     om = representation.openmetrics
     for collector in ours:
-        collector.write(out, om)  # type: ignore[attr-defined]
+        collector.write(out, om, keys)  # type: ignore[attr-defined]
     # The others last; in OpenMetrics prometheus_client's part also ends with the "# EOF" line.
     out.append(encoder(others))
-    return b"".join(out)
+    keys.append(0)
+    return out, keys

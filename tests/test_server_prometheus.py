@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from inference_metrics import PrometheusBackend, Recorder
+from inference_metrics import CATALOG, PrometheusBackend, Recorder
+from inference_metrics.exposition import negotiate, render
 from inference_metrics.server import (
     KubernetesAuthenticator,
     KubernetesConfig,
@@ -147,3 +148,46 @@ def test_prometheus_scrapes_the_guarded_server(
         assert kv is not None
         assert 0 < kv < 1
         assert prometheus.query_value('up{job="anonymous"}') == 0
+
+
+def test_prometheus_scrapes_gzip_bodies_built_from_reused_and_fresh_chunks(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    counter, histogram = PrometheusBackend(registry).register(
+        [
+            CATALOG["inference_model_request_total"],
+            CATALOG["inference_model_request_duration_seconds"],
+        ]
+    )
+    pairs = [(f"model-{i}", f"target-{i}") for i in range(300)]
+    for i, pair in enumerate(pairs):
+        counter.bind(pair).add(1 + i)
+        histogram.bind(pair).observe(0.01 * i)
+    server = MetricsServer(
+        auth=TokenFileAuthenticator(write(tmp_path / "tokens", SCRAPE_TOKEN)),
+        registry=registry,
+        host="127.0.0.1",
+        port=0,
+    )
+    page = render(registry, negotiate(None))
+    samples = sum(1 for line in page.splitlines() if line and not line.startswith(b"#"))
+    total = sum(1 + i for i in range(300))
+    with server:
+        job = ScrapeJob(
+            "gzip",
+            [f"127.0.0.1:{server.port}"],
+            bearer_token_file=write(tmp_path / "scrape-token", SCRAPE_TOKEN),
+        )
+        with PrometheusServer([job], tmp_path / "prometheus") as prometheus:
+            prometheus.wait_for_value(
+                'scrape_samples_scraped{job="gzip"}', lambda value: value == samples
+            )
+            counter.bind(pairs[150]).add(1000)  # one chunk changes, the others are reused
+            query = 'sum(inference_model_request_total{job="gzip"})'
+            assert prometheus.wait_for_value(query, lambda value: value == total + 1000)
+            prometheus.wait_for_value(
+                'inference_model_request_total{job="gzip",model_name="model-150"}',
+                lambda value: value == 151 + 1000,
+            )
+            assert server._renderer is not None
+            (chunks,) = server._renderer.gzip._slots.values()  # Prometheus asked for gzip
+            assert len(chunks) > 5

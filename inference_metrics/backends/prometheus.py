@@ -113,10 +113,11 @@ class _Collector(Collector):
             if family is not None:
                 yield family
 
-    def write(self, out: list[bytes], openmetrics: bool) -> None:
-        """Append our own rendering of every family to ``out`` (see :mod:`.writer`)."""
+    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
+        """Append our own rendering of every family to ``out`` (and their keys to ``keys``; see
+        :mod:`.writer`)."""
         for instrument in self.instruments:
-            instrument.writer.write(out, openmetrics)
+            instrument.writer.write(out, openmetrics, keys)
 
 
 def is_store_collector(collector: object) -> bool:

@@ -20,11 +20,15 @@ is cheap because gauges are set rarely.
 
 Each series also keeps ``rendered``: the exposition lines of its last scrape, as bytes, or None
 once anything changed since. The writer (:mod:`.writer`) reuses them, so a series not touched
-since the last scrape is not formatted again.
+since the last scrape is not formatted again. The lines come with a *stamp*, an int drawn from
+one process-wide counter when they were formatted and never drawn again, so equal stamps mean the
+very same lines: the gzip cache (:mod:`inference_metrics.gzip_cache`) keys its compressed bytes by
+stamps without holding the lines themselves.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from bisect import bisect_left, bisect_right
@@ -42,12 +46,15 @@ __all__ = [
     "Labels",
     "MetricStore",
     "StoredSeries",
+    "new_stamp",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Pending amounts a series holds at most before the recording thread folds them itself.
 FOLD_AT = 256
+#: A stamp never handed out before (``itertools.count`` is atomic under the GIL).
+new_stamp: Callable[[], int] = itertools.count(1).__next__
 # From this many pending observations on, a fold sorts them instead of searching each one's bucket.
 _SORT_FOLD_AT = 32
 
@@ -88,29 +95,41 @@ class Labels(NamedTuple):
 
 
 class _Series(SeriesBase):
-    __slots__ = ("_lock", "labels", "pending", "rendered", "touched")
+    __slots__ = ("_keyed", "_lock", "labels", "pending", "touched")
 
     def __init__(self, labels: Labels) -> None:
         self._lock = threading.Lock()
         self.labels = labels
         self.touched = False
-        self.rendered: bytes | None = None
+        #: (lines, stamp) of the last scrape, one object so a reader never pairs the lines of one
+        #: render with the stamp of another; None once anything changed since.
+        self._keyed: tuple[bytes, int] | None = None
         #: Amounts not yet folded in (counters and histograms; a gauge's stays empty).
         self.pending: list[float] = []
 
+    @property
+    def rendered(self) -> bytes | None:
+        """The lines of the last scrape, or None once anything changed since."""
+        keyed = self._keyed
+        return None if keyed is None else keyed[0]
+
     def render_with(self, format_series: Callable[[Any], bytes]) -> bytes:
-        """This series' exposition lines (b"" while never updated), formatted again only when
-        something changed since the last call. Formatting happens under the series' lock, so a
-        fold cannot slip in between the numbers read and the bytes cached."""
-        rendered = self.rendered
-        if rendered is None or self.pending:
+        """This series' exposition lines (b"" while never updated); see :meth:`render_keyed`."""
+        return self.render_keyed(format_series)[0]
+
+    def render_keyed(self, format_series: Callable[[Any], bytes]) -> tuple[bytes, int]:
+        """This series' exposition lines (b"" while never updated) and their stamp, formatted
+        again only when something changed since the last call. Formatting happens under the
+        series' lock, so a fold cannot slip in between the numbers read and the bytes cached."""
+        keyed = self._keyed
+        if keyed is None or self.pending:
             with self._lock:
                 self._fold()
-                rendered = self.rendered
-                if rendered is None:
-                    rendered = format_series(self) if self.touched else b""
-                    self.rendered = rendered
-        return rendered
+                keyed = self._keyed
+                if keyed is None:
+                    keyed = (format_series(self) if self.touched else b"", new_stamp())
+                    self._keyed = keyed
+        return keyed
 
     def _fold(self) -> None:
         """Apply pending amounts (the lock is held)."""
@@ -139,7 +158,7 @@ class CounterSeries(_Series):
             batch, self.value = _numbers(batch, self.value)
             if batch:
                 self.touched = True
-                self.rendered = None
+                self._keyed = None
 
     def snapshot(self) -> float | None:
         """The value, or None while never updated."""
@@ -159,13 +178,13 @@ class GaugeSeries(_Series):
         with self._lock:
             self.value += amount
             self.touched = True
-            self.rendered = None
+            self._keyed = None
 
     def set(self, value: float) -> None:
         with self._lock:
             self.value = value
             self.touched = True
-            self.rendered = None
+            self._keyed = None
 
     def snapshot(self) -> float | None:
         """The value, or None while never updated."""
@@ -216,7 +235,7 @@ class HistogramSeries(_Series):
                 below = upto
             counts[-1] += n - below
         self.touched = True
-        self.rendered = None
+        self._keyed = None
 
     def snapshot(self) -> tuple[list[int], float] | None:
         """(non-cumulative counts, sum), or None while nothing was observed."""

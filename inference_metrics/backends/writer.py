@@ -25,7 +25,14 @@ from typing import Any
 from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind
-from .store import CounterSeries, GaugeSeries, HistogramSeries, MetricStore, escape_label_value
+from .store import (
+    CounterSeries,
+    GaugeSeries,
+    HistogramSeries,
+    MetricStore,
+    escape_label_value,
+    new_stamp,
+)
 
 __all__ = ["FamilyWriter", "go_float"]
 
@@ -45,7 +52,16 @@ def _count(n: int) -> str:
 class FamilyWriter:
     """Renders one metric of the store: its header, then the lines of every touched series."""
 
-    __slots__ = ("_format", "_le", "_name", "om_header", "store", "text_header")
+    __slots__ = (
+        "_format",
+        "_le",
+        "_name",
+        "_om_key",
+        "_text_key",
+        "om_header",
+        "store",
+        "text_header",
+    )
 
     def __init__(self, store: MetricStore) -> None:
         spec = store.spec
@@ -57,6 +73,8 @@ class FamilyWriter:
         om_name = name.removesuffix("_total") if spec.kind is Kind.COUNTER else name
         self.text_header = f"# HELP {name} {text_help}\n# TYPE {name} {kind}\n".encode()
         self.om_header = f"# HELP {om_name} {om_help}\n# TYPE {om_name} {kind}\n".encode()
+        # A header's key is a negative stamp: the gzip cache starts chunks at family headers.
+        self._text_key, self._om_key = -new_stamp(), -new_stamp()
         self._le: tuple[str, ...] = ()
         self._format: Callable[[Any], bytes]
         if spec.kind is Kind.HISTOGRAM:
@@ -66,13 +84,19 @@ class FamilyWriter:
         else:
             self._format = self._value
 
-    def write(self, out: list[bytes], openmetrics: bool) -> None:
-        """Append the family to ``out``; nothing while it has no touched series (as in Go)."""
+    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
+        """Append the family to ``out``; nothing while it has no touched series (as in Go).
+
+        With ``keys``, also append one key per piece appended to ``out``: a series' stamp (> 0,
+        the same while its lines are), the header's (< 0, fixed)."""
         render = self._format
-        lines = [series.render_with(render) for series in self.store.series()]
-        if any(lines):
+        keyed = [series.render_keyed(render) for series in self.store.series()]
+        if any(lines for lines, _ in keyed):
             out.append(self.om_header if openmetrics else self.text_header)
-            out.extend(lines)
+            out.extend([lines for lines, _ in keyed])
+            if keys is not None:
+                keys.append(self._om_key if openmetrics else self._text_key)
+                keys.extend([stamp for _, stamp in keyed])
 
     def _value(self, series: CounterSeries | GaugeSeries) -> bytes:
         plain = series.labels.plain

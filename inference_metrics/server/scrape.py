@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gzip
 import logging
 import math
 import threading
@@ -30,6 +29,7 @@ from typing import Any, cast
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import exposition
+from ..gzip_cache import GzipCache
 from .auth import Authenticator, AuthRequest, AuthResult
 from .headers import Headers
 
@@ -138,6 +138,9 @@ class Renderer:
         self._lock = threading.Lock()
         self._flights: dict[tuple[exposition.Representation, bool], _Flight] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Compressed chunks of the last gzip'd render of each representation, reused while their
+        #: series are unchanged.
+        self.gzip = GzipCache(GZIP_LEVEL)
         #: Renders run to completion; for tests and diagnostics.
         self.renders = 0
 
@@ -199,9 +202,13 @@ class Renderer:
     ) -> bytes:
         flight.started.set_result(None)
         # Any collector will do: one that is not a registry goes to prometheus_client's encoder.
-        body = exposition.render(cast(CollectorRegistry, self.registry), representation)
+        registry = cast(CollectorRegistry, self.registry)
         if gzipped:
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            body = self.gzip.compress(
+                *exposition.render_pieces(registry, representation), representation
+            )
+        else:
+            body = exposition.render(registry, representation)
         with self._lock:
             self.renders += 1
         return body

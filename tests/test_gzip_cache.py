@@ -1,0 +1,158 @@
+"""The gzip'd scrape: chunks compressed once and reused while unchanged, the whole a valid gzip
+member of exactly what ``render`` returns; CRC-32 combined as zlib combines it."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from inference_metrics import CATALOG, Kind, PrometheusBackend
+from inference_metrics.backends import Series
+from inference_metrics.backends.store import CounterSeries, HistogramSeries
+from inference_metrics.exposition import TEXT, negotiate, render, render_pieces
+from inference_metrics.gzip_cache import GzipCache, crc32_combine, crc32_shift
+
+OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
+SPECS = [
+    CATALOG["inference_model_request_total"],
+    CATALOG["inference_model_request_duration_seconds"],
+    CATALOG["inference_pool_average_kv_cache_utilization"],
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.binary(max_size=300), b=st.binary(max_size=300))
+def test_combined_crcs_equal_the_crc_of_the_joined_bytes(a: bytes, b: bytes) -> None:
+    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_a_combined_crc_over_a_long_second_part_equals_the_crc_of_the_whole() -> None:
+    a, b = b"head" * 5, bytes(range(256)) * 4099
+    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+@pytest.mark.parametrize("length", [-1, 1.5, True, "3"])
+def test_a_bad_length_to_shift_a_crc_by_is_refused(length: object) -> None:
+    with pytest.raises(ValueError, match="length must be an int >= 0"):
+        crc32_shift(length)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("crc", [-1, 2**32, 1.0])
+def test_a_crc_out_of_range_is_refused(crc: object) -> None:
+    with pytest.raises(ValueError, match="crc1 must be an int"):
+        crc32_combine(crc, 0, 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [({"level": 10}, "level must be"), ({"chunk_bytes": 0}, "chunk_bytes must be")],
+)
+def test_a_bad_level_or_chunk_size_is_refused(arguments: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GzipCache(**arguments)
+
+
+def test_pieces_and_keys_of_different_lengths_are_refused_and_nothing_is_cached() -> None:
+    cache = GzipCache()
+    with pytest.raises(ValueError, match="pieces and keys differ in length: 2 != 1"):
+        cache.compress([b"a", b"b"], [1])
+    assert cache._slots == {}
+
+
+def recorded(pairs: int) -> tuple[CollectorRegistry, list[Series]]:
+    registry = CollectorRegistry()
+    instruments = PrometheusBackend(registry).register(SPECS)
+    series = [
+        instrument.bind(values)
+        for instrument in instruments
+        for values in (
+            [(f"m{i}", f"t{i}") for i in range(pairs)]
+            if instrument.spec.kind is not Kind.GAUGE
+            else [(f"pool-{i}",) for i in range(pairs)]
+        )
+    ]
+    return registry, series
+
+
+def update(series: Series, amount: float) -> None:
+    if isinstance(series, CounterSeries):
+        series.add(amount)
+    elif isinstance(series, HistogramSeries):
+        series.observe(amount)
+    else:
+        series.set(amount)
+
+
+def test_an_idle_rescrape_reuses_every_chunk_and_gives_the_same_bytes() -> None:
+    registry, series = recorded(300)
+    for one in series:
+        update(one, 2.0)
+    cache = GzipCache(chunk_bytes=4096)
+    first = cache.compress(*render_pieces(registry, TEXT), TEXT)
+    chunks = dict(cache._slots[TEXT])
+    assert len(chunks) > 10
+    assert cache.compress(*render_pieces(registry, TEXT), TEXT) == first
+    assert all(cache._slots[TEXT][key] is chunk for key, chunk in chunks.items())
+    assert gzip.decompress(first) == render(registry, TEXT)
+
+
+def test_a_change_recompresses_only_the_chunk_holding_the_changed_series() -> None:
+    registry, series = recorded(300)
+    for one in series:
+        update(one, 2.0)
+    cache = GzipCache(chunk_bytes=4096)
+    cache.compress(*render_pieces(registry, TEXT), TEXT)
+    before = set(cache._slots[TEXT].values())
+    update(series[150], 7.0)
+    body = cache.compress(*render_pieces(registry, TEXT), TEXT)
+    after = set(cache._slots[TEXT].values())
+    assert len(after - before) == 1
+    assert len(after) == len(before)
+    assert gzip.decompress(body) == render(registry, TEXT)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rounds=st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(st.integers(0, 3 * 40 - 1), st.floats(0, 1e6, allow_nan=False)),
+                max_size=30,
+            ),
+            st.booleans(),
+            st.integers(1, 5000),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    pairs=st.integers(0, 40),
+)
+def test_a_gzip_render_decompresses_to_the_render_of_the_same_state(
+    rounds: list[tuple[list[tuple[int, float]], bool, int]], pairs: int
+) -> None:
+    registry, series = recorded(pairs)
+    cache = GzipCache(chunk_bytes=2048)
+    for updates, openmetrics, chunk_bytes in rounds:
+        cache.chunk_bytes = chunk_bytes
+        for index, amount in updates:
+            if index < len(series):
+                update(series[index], amount)
+        representation = OPENMETRICS if openmetrics else TEXT
+        body = cache.compress(*render_pieces(registry, representation), representation)
+        assert gzip.decompress(body) == render(registry, representation)
+
+
+def test_the_cache_holds_compressed_bytes_not_the_page() -> None:
+    registry, series = recorded(300)
+    for one in series:
+        update(one, 2.0)
+    cache = GzipCache()
+    body = cache.compress(*render_pieces(registry, TEXT), TEXT)
+    held = sum(len(chunk.deflated) for chunk in cache._slots[TEXT].values())
+    assert held <= len(body)
+    assert len(body) < len(render(registry, TEXT)) / 5
