@@ -28,6 +28,7 @@ Under several worker processes each process keeps its own cache for its own regi
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 import zlib
@@ -66,18 +67,29 @@ def _x2n_table() -> tuple[int, ...]:
 _X2N = _x2n_table()  # x^(2^n) modulo the polynomial
 
 
+@functools.cache
+def _byte_shifts(k: int) -> tuple[int, ...]:
+    """x^(8 * b * 256^k) for b in 0..255: the shift past ``b * 256**k`` bytes."""
+    one = _X2N[(3 + 8 * k) & 31]  # x^(2^(3 + 8k)), x^(2^n) repeating with period 32 in n
+    table = [1 << 31, one]
+    for _ in range(254):
+        table.append(_multmodp(table[-1], one))
+    return tuple(table)
+
+
 def crc32_shift(length: int) -> int:
     """The operator that moves a CRC-32 past ``length`` more bytes (zlib's ``crc32_combine_gen``):
-    ``crc32_combine(a, b, length) == _multmodp(crc32_shift(length), a) ^ b``."""
+    ``crc32_combine(a, b, length) == _multmodp(crc32_shift(length), a) ^ b``. One multiplication
+    per nonzero byte of ``length`` (tables built on first use), not one per bit as zlib does."""
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be an int >= 0, got {length!r}")
     p = 1 << 31  # x^0
-    k = 3  # bytes: x^(8 * length)
-    n = length
-    while n:
-        if n & 1:
-            p = _multmodp(_X2N[k & 31], p)
-        n >>= 1
+    k = 0
+    while length:
+        b = length & 0xFF
+        if b:
+            p = _multmodp(_byte_shifts(k)[b], p)
+        length >>= 8
         k += 1
     return p
 

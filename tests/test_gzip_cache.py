@@ -15,7 +15,7 @@ from inference_metrics import CATALOG, Kind, PrometheusBackend
 from inference_metrics.backends import Series
 from inference_metrics.backends.store import CounterSeries, HistogramSeries
 from inference_metrics.exposition import TEXT, negotiate, render, render_pieces
-from inference_metrics.gzip_cache import GzipCache, crc32_combine, crc32_shift
+from inference_metrics.gzip_cache import _X2N, GzipCache, _multmodp, crc32_combine, crc32_shift
 
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 SPECS = [
@@ -156,3 +156,20 @@ def test_the_cache_holds_compressed_bytes_not_the_page() -> None:
     held = sum(len(chunk.deflated) for chunk in cache._slots[TEXT].values())
     assert held <= len(body)
     assert len(body) < len(render(registry, TEXT)) / 5
+
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.integers(0, 2**64))
+def test_a_shift_by_bytes_equals_zlibs_shift_bit_by_bit(length: int) -> None:
+    assert crc32_shift(length) == zlib_shift(length)
+
+
+def zlib_shift(length: int) -> int:
+    """zlib's x2nmodp(length, 3): one multiplication per set bit of the length."""
+    p, k = 1 << 31, 3
+    while length:
+        if length & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        length >>= 1
+        k += 1
+    return p
