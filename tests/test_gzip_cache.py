@@ -4,6 +4,7 @@ member of exactly what ``render`` returns; CRC-32 combined as zlib combines it."
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 
 import pytest
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from inference_metrics import CATALOG, Kind, PrometheusBackend
 from inference_metrics.backends import Series
 from inference_metrics.backends.store import CounterSeries, HistogramSeries
-from inference_metrics.exposition import TEXT, negotiate, render, render_pieces
+from inference_metrics.exposition import TEXT, Representation, negotiate, render, render_pieces
 from inference_metrics.gzip_cache import _X2N, GzipCache, _multmodp, crc32_combine, crc32_shift
 
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
@@ -173,3 +174,43 @@ def zlib_shift(length: int) -> int:
         length >>= 1
         k += 1
     return p
+
+
+def test_threads_compressing_at_once_while_series_change_each_get_a_valid_gzip_body() -> None:
+    registry, series = recorded(200)
+    for one in series:
+        update(one, 1.0)
+    cache = GzipCache(chunk_bytes=4096)
+    bodies: list[tuple[Representation, bytes]] = []
+    errors: list[BaseException] = []
+
+    def scrape(representation: Representation) -> None:
+        try:
+            for _ in range(10):
+                pieces, keys = render_pieces(registry, representation)
+                bodies.append((representation, cache.compress(pieces, keys, representation)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=scrape, args=(representation,))
+        for representation in (TEXT, OPENMETRICS, TEXT, OPENMETRICS)
+    ]
+    for thread in threads:
+        thread.start()
+    for round_ in range(50):
+        update(series[round_ * 7 % len(series)], 3.0)
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(bodies) == 40
+    lines = {}
+    for representation in (TEXT, OPENMETRICS):
+        body = cache.compress(*render_pieces(registry, representation), representation)
+        final = render(registry, representation)
+        assert gzip.decompress(body) == final
+        lines[representation] = [line.rpartition(b" ")[0] for line in final.splitlines()]
+    for representation, body in bodies:
+        page = gzip.decompress(body)  # checks the CRC and the size too
+        # The same series in the same format (only values moved while the threads ran).
+        assert [line.rpartition(b" ")[0] for line in page.splitlines()] == lines[representation]
