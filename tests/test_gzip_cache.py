@@ -214,3 +214,17 @@ def test_threads_compressing_at_once_while_series_change_each_get_a_valid_gzip_b
         page = gzip.decompress(body)  # checks the CRC and the size too
         # The same series in the same format (only values moved while the threads ran).
         assert [line.rpartition(b" ")[0] for line in page.splitlines()] == lines[representation]
+
+
+def test_a_series_lines_can_be_dropped_but_not_replaced_so_stamps_stay_true() -> None:
+    registry, series = recorded(1)
+    counter = series[0]
+    assert isinstance(counter, CounterSeries)
+    update(counter, 1.0)
+    render(registry, TEXT)
+    line = b'inference_model_request_total{model_name="m0",target_model_name="t0"} 1.0\n'
+    with pytest.raises(ValueError, match="rendered can only be reset to None, got bytes"):
+        counter.rendered = b"forged 1.0\n"  # type: ignore[assignment]
+    assert counter.rendered == line
+    counter.rendered = None
+    assert counter.rendered is None

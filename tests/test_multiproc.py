@@ -7,6 +7,7 @@ prometheus_client's own, parsed back with tests/expo.py.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import random
@@ -23,7 +24,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder, catalog
 from inference_metrics.backends import multiproc
-from inference_metrics.exposition import negotiate, render
+from inference_metrics.exposition import TEXT, negotiate, render, render_pieces
+from inference_metrics.gzip_cache import GzipCache
 from inference_metrics.recorder import DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE
 from inference_metrics.simulate import simulate_pools, simulate_request
 
@@ -489,3 +491,19 @@ def test_foreign_files_are_ignored_with_one_warning_each(
     assert any("notes.txt" in m for m in warned)
     assert any(fake.name in m for m in warned)
     assert fake.exists()
+
+
+def test_a_gzip_scrape_of_the_merged_view_decompresses_to_its_render(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    registry.register(multiproc.MultiprocessCollector(tmp_path, catalog.CATALOG))
+    recorder = recorder_in(tmp_path)
+    cache = GzipCache(chunk_bytes=2048)
+    rng = random.Random(5)
+    for round_ in range(3):  # later rounds reuse the chunks of series another process left alone
+        run_child(lambda: simulate_request(recorder_in(tmp_path), rng, 1000.0))
+        for i in range(20):
+            simulate_request(recorder, rng, 1000.0 + i)
+        recorder.record_pool_per_pod_queue_size("pool", f"pod-{round_}", round_)
+        for representation in (TEXT, negotiate("application/openmetrics-text; version=1.0.0")):
+            body = cache.compress(*render_pieces(registry, representation), representation)
+            assert gzip.decompress(body) == render(registry, representation)

@@ -714,14 +714,15 @@ class MultiprocessCollector(Collector):
             shown = self.merge().shown(self._order)
         yield from _families(self._specs, shown)
 
-    def write(self, out: list[bytes], openmetrics: bool) -> None:
+    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
         """Append the merged families to ``out`` with our own exposition writer (the bytes
         :meth:`collect` gives prometheus_client's ``generate_latest``, without its per-sample
         objects): each merged series is mirrored into a store series of this collector, whose
-        lines are formatted again only when its merged values changed."""
+        lines are formatted again only when its merged values changed. With ``keys``, the
+        pieces' keys as :class:`~.writer.FamilyWriter` gives them (for the gzip cache)."""
         with self._lock:
             self._mirror.update(self.merge().shown(self._order))
-            self._mirror.write(out, openmetrics)
+            self._mirror.write(out, openmetrics, keys)
 
     def merge(self) -> _Merge:
         """Read (and compact) the directory: the merged values of every process."""
@@ -910,9 +911,9 @@ class _Mirror:
             store.remove(label_values)
         self._shown = now
 
-    def write(self, out: list[bytes], openmetrics: bool) -> None:
+    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
         for writer in self._writers:
-            writer.write(out, openmetrics)
+            writer.write(out, openmetrics, keys)
 
 
 def _mirror_values(series: StoredSeries, numbers: tuple[float, ...]) -> None:

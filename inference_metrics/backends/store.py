@@ -109,9 +109,16 @@ class _Series(SeriesBase):
 
     @property
     def rendered(self) -> bytes | None:
-        """The lines of the last scrape, or None once anything changed since."""
+        """The lines of the last scrape, or None once anything changed since. Only None can be
+        assigned: it drops the lines (and their stamp), so the next scrape formats them again."""
         keyed = self._keyed
         return None if keyed is None else keyed[0]
+
+    @rendered.setter
+    def rendered(self, value: None) -> None:
+        if value is not None:
+            raise ValueError(f"rendered can only be reset to None, got {type(value).__name__}")
+        self._keyed = None
 
     def render_with(self, format_series: Callable[[Any], bytes]) -> bytes:
         """This series' exposition lines (b"" while never updated); see :meth:`render_keyed`."""
