@@ -1,7 +1,9 @@
 """What ``/metrics`` answers, whichever door a scrape came through (the server, the ASGI app).
 
 One render path, many doors: :class:`Renderer` builds the exposition through
-:func:`inference_metrics.exposition.render` in worker threads, never on an event loop, and
+:func:`inference_metrics.exposition.render` (gzip'd: ``render_pieces`` through its
+:class:`~inference_metrics.gzip_cache.GzipCache`, which reuses the compressed bytes of chunks
+unchanged since its last gzip'd render) in worker threads, never on an event loop, and
 
 * shares one render among concurrent scrapes asking for the same representation (format, gzip or
   not): they all get the bytes of that one render (single-flight);
