@@ -5,7 +5,7 @@ over ``--pairs`` (model, target) pairs, one every ``--interval`` seconds (a gate
 requests waits on I/O, which releases the GIL), timing each request's record calls; the Recorder
 holds data for every catalogue metric of those pairs. The run is done twice for ``--seconds``
 each: with no scrapes, and while a second thread scrapes back to back as ``MetricsServer``
-serves a gzip'd scrape (``render_pieces`` in the text format through the server's ``GzipCache``;
+serves a gzip'd scrape (``GzipCache.render`` in the text format, as the server's ``Renderer``;
 chunks whose series did not change since the scrape before are reused). Reported: p50,
 p99, p99.9 and the maximum of a request's record time in both runs, and the scrapes made; and how
 late the recording thread woke up from its sleep, which is where a thread waits for the GIL.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
-from inference_metrics.exposition import TEXT, render, render_pieces
+from inference_metrics.exposition import TEXT, render
 from inference_metrics.gzip_cache import GzipCache
 from inference_metrics.server.scrape import GZIP_LEVEL
 
@@ -150,9 +150,7 @@ def main() -> None:
         return latencies, late, runs
 
     cache = GzipCache(GZIP_LEVEL)
-    busy, busy_late, scrapes = alongside(
-        lambda: cache.compress(*render_pieces(registry, TEXT), TEXT)
-    )
+    busy, busy_late, scrapes = alongside(lambda: cache.render(registry, TEXT))
     # A control: a thread as busy, but without the GIL (sha256 releases it), so what remains is
     # the machine's CPU contention, not the interpreter's lock.
     control, control_late, hashes = alongside(lambda: hashlib.sha256(body).digest())

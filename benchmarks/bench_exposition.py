@@ -5,7 +5,7 @@ metrics for every pair, errors for every tenth pair, running requests per model,
 pods each, build info), three cases:
 
 * **scrape as served, after a change to every series**: ``render(registry, representation)`` (our
-  writer), and, as the server sends it with ``Accept-Encoding: gzip``, ``render_pieces`` through
+  writer), and, as the server sends it with ``Accept-Encoding: gzip``, ``GzipCache.render``, as
   the server's :class:`~inference_metrics.gzip_cache.GzipCache` (level 6, 64 KiB chunks), in the
   text format and in OpenMetrics; against ``generate_latest`` / the OpenMetrics
   ``generate_latest`` of a registry of hand-written ``Counter``/``Gauge``/``Histogram`` objects
@@ -44,7 +44,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 
 from inference_metrics import CATALOG, Kind, MetricSpec, PrometheusBackend
 from inference_metrics.backends import Series
-from inference_metrics.exposition import TEXT, Representation, negotiate, render, render_pieces
+from inference_metrics.exposition import TEXT, Representation, negotiate, render
 from inference_metrics.gzip_cache import GzipCache
 from inference_metrics.server.scrape import GZIP_LEVEL
 
@@ -162,10 +162,10 @@ def gzip_time(body: bytes, repeat: int, level: int = GZIP_LEVEL) -> tuple[float,
 def served_gzip(
     world: World, representation: Representation, cache: GzipCache
 ) -> Callable[[], bytes]:
-    """Ours as the server sends it gzip'd (``Renderer._work``)."""
+    """Ours as the server sends it gzip'd (``Renderer`` calls ``GzipCache.render``)."""
 
     def scrape() -> bytes:
-        return cache.compress(*render_pieces(world.ours, representation), representation)
+        return cache.render(world.ours, representation)
 
     return scrape
 

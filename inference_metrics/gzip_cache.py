@@ -18,8 +18,10 @@ exactly ``b"".join(pieces)``:
   bytes and CRC; nothing else is kept. A chunk with a key of 0 (bytes made afresh each time) is
   compressed every time.
 
-Memory: per slot, the compressed chunks of the last compression (about the gzip'd page, 1 MB for
-a 28 MB page) and their key tuples (one int per piece). The uncompressed lines are not held.
+Memory: per slot, the compressed chunks of the last compression (about the gzip'd page: 1.4 MB
+with the key tuples, one int per piece, for a 28 MB page), at most :data:`MAX_SLOTS` slots. The
+uncompressed lines are not held. A slot should be a small set of values (the server uses the
+format: text or OpenMetrics), never something a client chooses freely.
 
 Thread-safe: a compression works on its own lists and swaps its chunks in under a lock, so
 several threads may compress at once (the last to finish leaves its chunks for the next).
@@ -35,7 +37,14 @@ import zlib
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
-__all__ = ["GzipCache", "crc32_combine", "crc32_shift"]
+from prometheus_client.registry import CollectorRegistry
+
+from .exposition import Representation, render_pieces
+
+__all__ = ["MAX_SLOTS", "GzipCache", "crc32_combine", "crc32_shift"]
+
+#: Slots (earlier compressions) kept at most; a new one beyond it evicts the oldest.
+MAX_SLOTS = 4
 
 _CRC_POLY = 0xEDB88320  # CRC-32 (gzip's), reflected
 # A gzip member header: magic, deflate, no flags, no mtime, no extra flags, OS unknown (RFC 1952).
@@ -123,6 +132,14 @@ class GzipCache:
         self._lock = threading.Lock()
         self._slots: dict[Hashable, dict[tuple[int, ...], _Chunk]] = {}
 
+    def render(self, registry: CollectorRegistry, representation: Representation) -> bytes:
+        """The exposition of ``registry`` in ``representation``, gzip'd: what the server sends.
+
+        The slot is the format alone (text or OpenMetrics): our pieces depend on nothing else,
+        and the ``Accept`` header can vary the representation's content type freely."""
+        pieces, keys = render_pieces(registry, representation)
+        return self.compress(pieces, keys, representation.openmetrics)
+
     def compress(
         self, pieces: Sequence[bytes], keys: Sequence[int], slot: Hashable = None
     ) -> bytes:
@@ -150,7 +167,11 @@ class GzipCache:
         out.append(_END)
         out.append(struct.pack("<II", crc, total & 0xFFFFFFFF))
         with self._lock:
-            self._slots[slot] = now
+            self._slots.pop(slot, None)
+            if now:
+                while len(self._slots) >= MAX_SLOTS:  # the oldest goes
+                    del self._slots[next(iter(self._slots))]
+                self._slots[slot] = now
         return b"".join(out)
 
     def _deflate(self, data: bytes) -> _Chunk:

@@ -16,7 +16,14 @@ from inference_metrics import CATALOG, Kind, PrometheusBackend
 from inference_metrics.backends import Series
 from inference_metrics.backends.store import CounterSeries, HistogramSeries
 from inference_metrics.exposition import TEXT, Representation, negotiate, render, render_pieces
-from inference_metrics.gzip_cache import _X2N, GzipCache, _multmodp, crc32_combine, crc32_shift
+from inference_metrics.gzip_cache import (
+    _X2N,
+    MAX_SLOTS,
+    GzipCache,
+    _multmodp,
+    crc32_combine,
+    crc32_shift,
+)
 
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 SPECS = [
@@ -228,3 +235,24 @@ def test_a_series_lines_can_be_dropped_but_not_replaced_so_stamps_stay_true() ->
     assert counter.rendered == line
     counter.rendered = None
     assert counter.rendered is None
+
+
+def test_accept_headers_naming_many_versions_share_one_cached_page_per_format() -> None:
+    registry, series = recorded(20)
+    for one in series:
+        update(one, 1.0)
+    cache = GzipCache()
+    for n in range(50):
+        representation = negotiate(f"application/openmetrics-text; version=1.0.{n}")
+        assert gzip.decompress(cache.render(registry, representation)) == render(
+            registry, representation
+        )
+    cache.render(registry, TEXT)
+    assert set(cache._slots) == {False, True}
+
+
+def test_no_more_than_max_slots_compressions_are_kept() -> None:
+    cache = GzipCache()
+    for slot in range(MAX_SLOTS + 3):
+        cache.compress([b"x"], [slot + 1], slot)
+    assert list(cache._slots) == list(range(3, MAX_SLOTS + 3))

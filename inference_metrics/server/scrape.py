@@ -1,7 +1,7 @@
 """What ``/metrics`` answers, whichever door a scrape came through (the server, the ASGI app).
 
 One render path, many doors: :class:`Renderer` builds the exposition through
-:func:`inference_metrics.exposition.render` (gzip'd: ``render_pieces`` through its
+:func:`inference_metrics.exposition.render` (gzip'd: through its
 :class:`~inference_metrics.gzip_cache.GzipCache`, which reuses the compressed bytes of chunks
 unchanged since its last gzip'd render) in worker threads, never on an event loop, and
 
@@ -140,8 +140,8 @@ class Renderer:
         self._lock = threading.Lock()
         self._flights: dict[tuple[exposition.Representation, bool], _Flight] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        #: Compressed chunks of the last gzip'd render of each representation, reused while their
-        #: series are unchanged.
+        #: Compressed chunks of the last gzip'd render of each format, reused while their series
+        #: are unchanged.
         self.gzip = GzipCache(GZIP_LEVEL)
         #: Renders run to completion; for tests and diagnostics.
         self.renders = 0
@@ -206,9 +206,7 @@ class Renderer:
         # Any collector will do: one that is not a registry goes to prometheus_client's encoder.
         registry = cast(CollectorRegistry, self.registry)
         if gzipped:
-            body = self.gzip.compress(
-                *exposition.render_pieces(registry, representation), representation
-            )
+            body = self.gzip.render(registry, representation)
         else:
             body = exposition.render(registry, representation)
         with self._lock:
