@@ -461,8 +461,10 @@ def test_idle_connections_are_closed_sooner_when_connections_fill_up() -> None:
                 idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
                 idle[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 _read_response(idle[-1])
-            for sock in idle:  # each recv is bounded by 10 s, half the configured timeout
-                assert closed_by_peer(sock)
+            # The first to go idle is closed after a tenth of 20 s; recv is bounded by 10 s. Only
+            # it is asserted: once it is gone the cap is no longer full, the scale rises again
+            # (0.5 with three open, 1 with two), and the rest rightly wait longer.
+            assert closed_by_peer(idle[0])
         finally:
             for sock in idle:
                 sock.close()
