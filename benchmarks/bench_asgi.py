@@ -14,7 +14,9 @@ Also a path the middleware does not measure (``/health``) in process, to show wh
 pass-through costs.
 
 Run: ``.venv/bin/python -m benchmarks.bench_asgi`` (``--number N`` in-process requests per timing
-run, ``--http N`` requests per uvicorn timing run, ``--rounds R`` interleaved rounds).
+run, ``--http N`` requests per uvicorn timing run, 0 for none, ``--rounds R`` interleaved rounds,
+``--schema NAME`` the Recorder's schema: ``llm-d-router`` also records an inter-token latency per
+streamed event).
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": COMPLETION})
 
 
-def measured(app: ASGIApp) -> ASGIApp:
-    return MetricsMiddleware(app, recorder=Recorder(PrometheusBackend(CollectorRegistry())))
+def measured(app: ASGIApp, schema: str = "gie-v0.3") -> ASGIApp:
+    recorder = Recorder(PrometheusBackend(CollectorRegistry()), schema=schema)
+    return MetricsMiddleware(app, recorder=recorder)
 
 
 def in_process(app: ASGIApp, path: str, body: bytes) -> Callable[[], Awaitable[None]]:
@@ -158,6 +161,9 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=20_000)
     parser.add_argument("--http", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--schema", default="gie-v0.3", help="the Recorder's schema (llm-d-router: with ITL)"
+    )
     args = parser.parse_args()
 
     cases = {
@@ -170,7 +176,8 @@ def main() -> None:
     async def run_in_process() -> None:
         for _ in range(args.rounds):
             for name, (path, body) in cases.items():
-                for side, app in (("bare", endpoint), ("middleware", measured(endpoint))):
+                middleware = measured(endpoint, args.schema)
+                for side, app in (("bare", endpoint), ("middleware", middleware)):
                     call = in_process(app, path, body)
                     await time_in_process(call, 200)  # warm up
                     seconds = await time_in_process(call, args.number)
@@ -186,7 +193,9 @@ def main() -> None:
             f"added {(with_mw - bare) * 1e6:6.2f} µs  ratio {with_mw / bare:5.2f}"
         )
 
-    servers = {"bare": Served(endpoint), "middleware": Served(measured(endpoint))}
+    if args.http < 1:
+        return  # --http 0: in process only
+    servers = {"bare": Served(endpoint), "middleware": Served(measured(endpoint, args.schema))}
     http_best: dict[tuple[str, str], float] = {}
     try:
         for _ in range(args.rounds):
