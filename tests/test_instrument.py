@@ -27,25 +27,18 @@ from inference_metrics.instrument import (
     start_request,
 )
 
+from .clocks import FakeClock
 from .expo import Family, parse_registry
 from .uvicorn_harness import serve, wait_for
 
 M = {"model_name": "m", "target_model_name": "m"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Env:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.recorder = Recorder(PrometheusBackend(self.registry))
-        self.clock = Clock()
+        self.clock = FakeClock(50.0)
 
     def families(self) -> dict[str, Family]:
         return parse_registry(self.registry)

@@ -10,20 +10,8 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import ErrorCode, PrometheusBackend, Recorder, RequestContext, Usage
+from tests.clocks import FakeClock
 from tests.expo import Family, parse_registry
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -11,8 +11,8 @@ from prometheus_client.registry import CollectorRegistry
 from inference_metrics import PrometheusBackend, Recorder, RequestContext
 from inference_metrics.instrument import instrument_handler, start_request
 from inference_metrics.lifecycle import parse_priority
+from tests.clocks import FakeClock
 from tests.expo import Family, parse_registry
-from tests.test_lifecycle import FakeClock
 
 FAIRNESS = "x-llm-d-inference-fairness-id"
 BODY = json.dumps({"model": "m"}).encode()

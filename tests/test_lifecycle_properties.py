@@ -10,16 +10,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder, RequestContext, Usage
 
+from .clocks import FakeClock
 from .expo import Family, parse_registry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 0.125  # every reading is a step later: exact in binary
-        return self.now
 
 
 def cut(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -31,7 +23,8 @@ def run(
     request: list[bytes], response: list[bytes], headers: dict[str, str]
 ) -> tuple[RequestContext, dict[str, Family]]:
     registry = CollectorRegistry()
-    ctx = RequestContext(Recorder(PrometheusBackend(registry)), clock=Clock(), max_body_size=4096)
+    clock = FakeClock(0.0, step=0.125)  # every reading is a step later: exact in binary
+    ctx = RequestContext(Recorder(PrometheusBackend(registry)), clock=clock, max_body_size=4096)
     ctx.on_request_headers()
     for chunk in request[:-1]:
         ctx.on_request_body(chunk, end_of_stream=False)

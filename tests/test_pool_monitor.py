@@ -14,23 +14,16 @@ from prometheus_client import CollectorRegistry
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.pool import Endpoint, EndpointMetrics, PoolMonitor
 
+from .clocks import FakeClock
 from .expo import Family, parse_registry
 from .model_servers import Load, ModelServer, wait_until
 
 POOL = "pool-a"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def endpoints(servers: Sequence[ModelServer]) -> list[Endpoint]:
 
 @pytest.fixture
 async def monitor(
-    servers: list[ModelServer], recorder: Recorder, clock: Clock
+    servers: list[ModelServer], recorder: Recorder, clock: FakeClock
 ) -> AsyncIterator[PoolMonitor]:
     monitor = PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock)
     yield monitor
@@ -102,7 +95,7 @@ async def test_averages_and_ready_pods_are_over_the_fresh_endpoints(
 
 
 async def test_an_endpoint_older_than_two_seconds_is_stale_and_left_out(
-    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: Clock
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: FakeClock
 ) -> None:
     await monitor.poll_all()
     clock.now += 2.0  # exactly the threshold: still fresh
@@ -119,7 +112,7 @@ async def test_an_endpoint_older_than_two_seconds_is_stale_and_left_out(
 
 
 async def test_with_none_fresh_ready_pods_is_zero_and_the_averages_keep_their_values(
-    monitor: PoolMonitor, registry: CollectorRegistry, clock: Clock
+    monitor: PoolMonitor, registry: CollectorRegistry, clock: FakeClock
 ) -> None:
     await monitor.poll_all()
     monitor.aggregate()
@@ -131,7 +124,7 @@ async def test_with_none_fresh_ready_pods_is_zero_and_the_averages_keep_their_va
 
 
 async def test_ready_pods_is_set_to_zero_before_any_endpoint_answered(
-    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: Clock
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: FakeClock
 ) -> None:
     for server in servers:
         server.fault = "500"
@@ -143,7 +136,7 @@ async def test_ready_pods_is_set_to_zero_before_any_endpoint_answered(
 
 
 async def test_new_numbers_replace_old_ones_on_the_next_poll(
-    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: Clock
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry, clock: FakeClock
 ) -> None:
     await monitor.poll_all()
     servers[0].engines = [Load(queue=10, running=1, kv_cache=0.9)]
@@ -180,7 +173,7 @@ async def test_a_departed_endpoints_per_pod_series_is_removed_at_once(
 
 
 async def test_stopping_the_monitor_removes_the_pools_series(
-    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: Clock
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: FakeClock
 ) -> None:
     other = PoolMonitor("pool-b", endpoints(servers[:1]), recorder=recorder, clock=clock)
     async with PoolMonitor(POOL, endpoints(servers), recorder=recorder, clock=clock) as monitor:
@@ -206,7 +199,7 @@ async def test_a_faulty_endpoint_goes_stale_and_the_others_are_unaffected(
     monitor: PoolMonitor,
     servers: list[ModelServer],
     registry: CollectorRegistry,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     await monitor.poll_all()
     servers[1].fault = fault
@@ -223,7 +216,7 @@ async def test_a_faulty_endpoint_goes_stale_and_the_others_are_unaffected(
 
 
 async def test_one_unreadable_family_keeps_its_last_number_and_the_endpoint_fresh(
-    monitor: PoolMonitor, servers: list[ModelServer], clock: Clock
+    monitor: PoolMonitor, servers: list[ModelServer], clock: FakeClock
 ) -> None:
     # Upstream: any number read refreshes the update time; the others keep their last values.
     await monitor.poll_all()
@@ -241,7 +234,7 @@ async def test_one_unreadable_family_keeps_its_last_number_and_the_endpoint_fres
 
 
 async def test_a_pod_name_the_recorder_refuses_does_not_stop_the_others(
-    servers: list[ModelServer], clock: Clock, caplog: pytest.LogCaptureFixture
+    servers: list[ModelServer], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = CollectorRegistry()
     recorder = Recorder(PrometheusBackend(registry), max_label_length=10)
@@ -258,7 +251,7 @@ async def test_a_pod_name_the_recorder_refuses_does_not_stop_the_others(
 
 
 async def test_a_page_over_the_bound_is_a_poll_error_without_reading_it_all(
-    servers: list[ModelServer], clock: Clock
+    servers: list[ModelServer], clock: FakeClock
 ) -> None:
     servers[0].fault = "huge"
     monitor = PoolMonitor(POOL, endpoints(servers[:1]), clock=clock, max_page_bytes=1 << 20)
@@ -270,7 +263,9 @@ async def test_a_page_over_the_bound_is_a_poll_error_without_reading_it_all(
     assert metrics.updated_at is None
 
 
-async def test_an_endpoint_that_is_down_is_a_poll_error(clock: Clock, recorder: Recorder) -> None:
+async def test_an_endpoint_that_is_down_is_a_poll_error(
+    clock: FakeClock, recorder: Recorder
+) -> None:
     down = ModelServer("down")
     port = await down.start()
     await down.stop()
@@ -283,7 +278,10 @@ async def test_an_endpoint_that_is_down_is_a_poll_error(clock: Clock, recorder: 
 
 
 async def test_errors_are_logged_at_most_once_a_minute_per_endpoint(
-    monitor: PoolMonitor, servers: list[ModelServer], clock: Clock, caplog: pytest.LogCaptureFixture
+    monitor: PoolMonitor,
+    servers: list[ModelServer],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     servers[0].fault = "500"
     servers[1].fault = "500"
@@ -301,7 +299,7 @@ async def test_errors_are_logged_at_most_once_a_minute_per_endpoint(
 
 
 async def test_the_bearer_token_is_sent_and_never_logged(
-    clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from aiohttp import web
 
@@ -458,7 +456,7 @@ def test_an_endpoint_flag_names_the_pod_or_falls_back_to_host_and_port(
 
 
 async def test_a_query_in_the_url_is_not_logged(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def fetch(url: str) -> bytes:
         raise OSError("connection refused")
@@ -485,7 +483,7 @@ async def uneven() -> AsyncIterator[list[ModelServer]]:
         await server.stop()
 
 
-async def aggregated(servers: list[ModelServer], clock: Clock, schema: str) -> dict[str, float]:
+async def aggregated(servers: list[ModelServer], clock: FakeClock, schema: str) -> dict[str, float]:
     """Every pool gauge (name label = the pool) after one poll and one aggregation."""
     registry = CollectorRegistry()
     recorder = Recorder(PrometheusBackend(registry), schema=schema)
@@ -502,7 +500,7 @@ async def aggregated(servers: list[ModelServer], clock: Clock, schema: str) -> d
 
 
 async def test_under_llm_d_router_means_and_std_devs_are_rounded_to_two_decimals(
-    uneven: list[ModelServer], clock: Clock
+    uneven: list[ModelServer], clock: FakeClock
 ) -> None:
     values = await aggregated(uneven, clock, "llm-d-router")
     assert values["llm_d_epp_average_kv_cache_utilization"] == 0.27  # 0.2665
@@ -518,7 +516,7 @@ async def test_under_llm_d_router_means_and_std_devs_are_rounded_to_two_decimals
 
 
 async def test_under_gie_v1_5_the_means_are_not_rounded_and_no_std_dev_is_exposed(
-    uneven: list[ModelServer], clock: Clock
+    uneven: list[ModelServer], clock: FakeClock
 ) -> None:
     values = await aggregated(uneven, clock, "gie-v1.5")
     assert values["inference_pool_average_kv_cache_utilization"] == pytest.approx(0.2665)
@@ -528,7 +526,7 @@ async def test_under_gie_v1_5_the_means_are_not_rounded_and_no_std_dev_is_expose
 
 
 async def test_a_single_fresh_endpoint_has_a_standard_deviation_of_zero(
-    uneven: list[ModelServer], clock: Clock
+    uneven: list[ModelServer], clock: FakeClock
 ) -> None:
     values = await aggregated(uneven[:1], clock, "llm-d-router-without-deprecated")
     assert values["llm_d_epp_std_dev_queue_size"] == 0.0

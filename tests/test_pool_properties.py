@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.pool import Endpoint, PoolMonitor
 
+from .clocks import FakeClock
 from .expo import parse_registry
 from .model_servers import Load, vllm_page
 
@@ -35,7 +36,7 @@ def test_pool_gauges_follow_upstreams_rules_for_any_loads_and_ages(
     pages = {
         f"http://10.0.0.{i}:8000/metrics": vllm_page([load]) for i, (load, _) in enumerate(pool)
     }
-    now = [100.0]
+    clock = FakeClock(100.0)
 
     async def fetch(url: str) -> bytes:
         return pages[url].encode()
@@ -45,15 +46,15 @@ def test_pool_gauges_follow_upstreams_rules_for_any_loads_and_ages(
         "p",
         [Endpoint(f"pod-{i}", url) for i, url in enumerate(pages)],
         recorder=Recorder(PrometheusBackend(registry)),
-        clock=lambda: now[0],
+        clock=clock,
         fetch=fetch,
     )
 
     async def run() -> None:
         for i, (_, age) in enumerate(pool):
-            now[0] = 100.0 - age / 1000
+            clock.now = 100.0 - age / 1000
             await monitor.poll(f"pod-{i}")
-        now[0] = 100.0
+        clock.now = 100.0
         monitor.aggregate()
 
     asyncio.run(run())
