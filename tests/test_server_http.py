@@ -29,8 +29,8 @@ from inference_metrics.server import (
     MetricsServer,
     NoAuth,
     ServerLimits,
+    ServerTLS,
 )
-from inference_metrics.server.app import _url
 from inference_metrics.server.paths import BadTarget, target_path
 
 from .expo import parse_text
@@ -682,7 +682,15 @@ def test_limits_must_be_positive() -> None:
     ],
 )
 def test_url_names_a_reachable_address(host: str | None, tls: bool, url: str) -> None:
-    assert _url(host, 9090, tls=tls) == url
+    server = MetricsServer(
+        auth=NoAuth(), host=host, port=9090, tls=ServerTLS.self_signed() if tls else None
+    )
+    assert server.url == url
+
+
+def test_url_of_a_server_configured_with_port_0_is_known_only_once_started() -> None:
+    with pytest.raises(RuntimeError, match="port 0"):
+        _ = MetricsServer(auth=NoAuth(), port=0).url
 
 
 def test_url_of_a_running_server(server: MetricsServer) -> None:

@@ -177,8 +177,12 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """``http(s)://host:port`` (loopback for a wildcard host)."""
-        return _url(self.host, self.port, tls=self.tls is not None)
+        """``http(s)://host:port`` (loopback for a wildcard host): the port listened on, or
+        before the start the configured one (port 0 is picked at the start: RuntimeError)."""
+        port = self._port if self._port is not None else self._requested_port
+        if not port:
+            raise RuntimeError("the server is not started: port 0 is picked when it starts")
+        return _url(self.host, port, tls=self.tls is not None)
 
     @property
     def running(self) -> bool:
