@@ -19,7 +19,9 @@ stage                             recorded
                                   model itself
 ``on_response_headers``           nothing; a non-2xx ``:status`` makes the request end as
                                   ``ModelServerError``
-``on_response_body``              nothing until the end of stream, then as ``finish``
+``on_response_body``              nothing until the end of stream, then as ``finish``;
+                                  a streamed response's later non-empty chunks: the
+                                  inter-token latency (time since the previous chunk)
 ``finish`` (success)              latency, response size, input/output/cached tokens,
                                   NTPOT; TTFT and TPOT for streamed (SSE) responses;
                                   ``running_requests`` -1
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal
@@ -55,6 +58,7 @@ from .recorder import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, Recorder
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "FAIRNESS_ID_HEADERS",
+    "MAX_HELD_GAPS",
     "OBJECTIVE_HEADERS",
     "RequestContext",
     "Usage",
@@ -63,6 +67,9 @@ __all__ = [
 
 #: The largest request body (and buffered JSON response body) parsed, in bytes.
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+#: The most inter-token gaps a stream holds (8 bytes each) while its target is not known yet
+#: (admitted, its events name no model); later ones are not observed.
+MAX_HELD_GAPS = 4096
 
 Bytes = bytes | bytearray | memoryview
 _BYTES = (bytes, bytearray, memoryview)
@@ -159,9 +166,13 @@ class RequestContext:
         "_clock",
         "_content_type",
         "_first_chunk",
+        "_held_gaps",
+        "_itl",
+        "_last_chunk",
         "_max_body",
         "_max_sse_line",
         "_mode",
+        "_observe_itl",
         "_pending",
         "_priority_header",
         "_response",
@@ -253,6 +264,10 @@ class RequestContext:
         self._sse: SSEUsageParser | None = None
         self._usage: Usage | None = None
         self._first_chunk: float | None = None
+        self._last_chunk: float | None = None
+        self._itl = recorder.records_inter_token_latency
+        self._observe_itl: Callable[[float], None] | None = None
+        self._held_gaps: array[float] | None = None
         self._response_model: str | None = None
 
     # --- request ----------------------------------------------------------------------------------
@@ -415,6 +430,8 @@ class RequestContext:
         self.recorder.record_request_started(
             model, target, self.request_size, fairness_id=self.fairness_id, priority=self.priority
         )
+        if self._held_gaps is not None:
+            self._observe_held(model, target)
         if not ending:
             self._run(target)
 
@@ -471,7 +488,10 @@ class RequestContext:
     def on_response_body(self, chunk: Bytes, *, end_of_stream: bool) -> None:
         """Add a response body chunk; at the end of stream, :meth:`finish`.
 
-        The first non-empty chunk is the TTFT timestamp. Usage is parsed from a JSON body at
+        The first non-empty chunk is the TTFT timestamp. In a streamed response (:attr:`streamed`)
+        each later non-empty chunk records the time since the previous one as an inter-token
+        latency (llm-d-router's ``pkg/epp/handlers/response.go`` ``HandleResponseBody``), when
+        the request is routed and has not failed. Usage is parsed from a JSON body at
         the end, or from an event stream chunk by chunk (``text/event-stream``, or a body that
         starts with an event-stream field such as ``data:``); which of the two a body is, is
         told by its first bytes unless the content type says ``text/event-stream``. Never raises.
@@ -480,8 +500,11 @@ class RequestContext:
             return
         size = len(chunk) if isinstance(chunk, _BYTES) else 0
         if size:
+            now: float | None = None
             if self._first_chunk is None:
-                self._first_chunk = self._clock()
+                self._first_chunk = self._last_chunk = self._clock()
+            elif self._itl and (self.streamed or self._mode is None):
+                now = self._clock()  # before parsing, as upstream; kept if it is a stream
             self.response_size += size
             if self.error_code is None:
                 self._parse(bytes(chunk))
@@ -490,6 +513,8 @@ class RequestContext:
                     # An admitted request's stream named the model that serves it: routed now,
                     # so the running gauge carries the real target while the stream runs.
                     self._route(sse.model)
+                if now is not None and self.streamed:
+                    self._inter_token(now)
         if end_of_stream:
             self.finish()
 
@@ -497,17 +522,61 @@ class RequestContext:
         """One part of a response produced by a handler (an item of a stream, or the whole
         result): ``size`` bytes, and the usage it reports if any. The first part is the TTFT
         timestamp; a second part makes the response a stream (:attr:`streamed`: TTFT and TPOT
-        are recorded). For byte chunks use :meth:`on_response_body`. Never raises."""
+        are recorded) and each part after the first records the time since the previous one as
+        an inter-token latency (see :meth:`on_response_body`). For byte chunks use
+        :meth:`on_response_body`. Never raises."""
         if self.finished:
             return
         if self._first_chunk is None:
-            self._first_chunk = self._clock()
+            self._first_chunk = self._last_chunk = self._clock()
         else:
             self.streamed = True  # a second part: the response is a stream
+            if self._itl and self.error_code is None:
+                self._inter_token(self._clock())
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
             self.response_size += size
         if isinstance(usage, Usage):
             self._usage = usage
+
+    def _inter_token(self, now: float) -> None:
+        """A later chunk of a stream arrived at ``now``: observe the time since the previous one
+        (the first chunk only starts the count, as upstream). Admitted but not routed yet: the
+        gap is held (up to :data:`MAX_HELD_GAPS`) and observed once the target is known."""
+        last, self._last_chunk = self._last_chunk, now
+        if last is None:
+            return
+        # A clock that returned no usable timestamp (or went backwards): nothing is recorded.
+        # (try, not contextlib.suppress: nothing is made per chunk.)
+        try:
+            observe = self._observe_itl
+            if observe is None:  # the labels are fixed once routed: looked up once a stream
+                model, target = self.model_name, self.target_model_name
+                if not self.routed or model is None or target is None:
+                    if self._running:
+                        self._hold(now - last)
+                    return
+                observe = self._observe_itl = self.recorder.inter_token_latency_observer(
+                    model, target, fairness_id=self.fairness_id, priority=self.priority
+                )
+            observe(now - last)
+        except (TypeError, ValueError):
+            return
+
+    def _hold(self, gap: float) -> None:
+        held = self._held_gaps
+        if held is None:
+            held = self._held_gaps = array("d")
+        if len(held) < MAX_HELD_GAPS:
+            held.append(gap)
+
+    def _observe_held(self, model: str, target: str) -> None:
+        """Routed now: observe the gaps held while the target was not known."""
+        held, self._held_gaps = self._held_gaps, None
+        for gap in held or ():
+            with contextlib.suppress(ValueError):  # a gap of a clock that went backwards
+                self.recorder.record_inter_token_latency(
+                    model, target, gap, fairness_id=self.fairness_id, priority=self.priority
+                )
 
     def set_streamed(self, streamed: bool = True) -> None:
         """Say whether the response is streamed (TTFT and TPOT are recorded for streams)."""

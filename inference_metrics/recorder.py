@@ -41,7 +41,7 @@ import math
 import numbers
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
@@ -608,6 +608,9 @@ class Recorder:
             raise TypeError(f"genai must be a GenAIRecorder or None, got {genai!r}")
         self.genai = genai
         self.schemas: tuple[Schema, ...] = resolve(schema)
+        #: Whether a recorded schema has the inter-token latency histogram (llm-d-router): the
+        #: request lifecycle reads the clock per streamed chunk only then.
+        self.records_inter_token_latency: bool = any(Role.ITL in s.roles for s in self.schemas)
         self.backend = backend
         self.max_series = max_series
         layouts = layouts_for(self.schemas)
@@ -832,6 +835,27 @@ class Recorder:
         self._request(
             model_name, target_model_name, fairness_id, priority
         ).inter_token_latency.observe(seconds)
+
+    def inter_token_latency_observer(
+        self,
+        model_name: str,
+        target_model_name: str,
+        *,
+        fairness_id: str = DEFAULT_FAIRNESS_ID,
+        priority: int | str = DEFAULT_PRIORITY,
+    ) -> Callable[[float], None]:
+        """:meth:`record_inter_token_latency` bound to one label set, for the many chunks of one
+        stream: the labels are checked and looked up once, here (raising as that method does);
+        the returned callable takes the seconds and checks them as that method does."""
+        series = self._request(model_name, target_model_name, fairness_id, priority)
+        observe = series.inter_token_latency.observe
+
+        def observe_seconds(seconds: float) -> None:
+            if not (type(seconds) in _FAST_NUMBER and 0 <= seconds <= _MAX):
+                seconds = _number("seconds", seconds)
+            observe(seconds)
+
+        return observe_seconds
 
     # --- pools -----------------------------------------------------------------------------------
 
