@@ -126,6 +126,8 @@ class Call:
     method: str  # a Recorder method, or "scrape"
     args: tuple[object, ...]
     kwargs: tuple[tuple[str, object], ...] = ()
+    #: Values fed to what the call returned (the observer of ``inter_token_latency_observer``).
+    feed: tuple[object, ...] = ()
 
 
 def call(method: str, *arguments: st.SearchStrategy[object]) -> st.SearchStrategy[Call]:
@@ -199,6 +201,9 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         "record_pool_std_dev_running_requests", labels, amounts
     ),
     "record_inter_token_latency": call("record_inter_token_latency", *MODEL_AND_TARGET, amounts),
+    "inter_token_latency_observer": st.tuples(*MODEL_AND_TARGET, st.lists(amounts, max_size=4)).map(
+        lambda a: Call("inter_token_latency_observer", (a[0], a[1]), feed=tuple(a[2]))
+    ),
     # whole-request events (running requests exercise a gauge's add: +1 and -1)
     "record_request_started": call("record_request_started", *MODEL_AND_TARGET, amounts),
     "record_request_completed": request_completed(),
@@ -221,9 +226,12 @@ calls = st.one_of(
 def outcome(method: Callable[..., object], step: Call) -> object:
     """What a call returned, or the type of what it raised."""
     try:
-        return method(*step.args, **dict(step.kwargs))
+        result = method(*step.args, **dict(step.kwargs))
     except (TypeError, ValueError) as exc:
         return type(exc)
+    if not callable(result):
+        return result
+    return [outcome(result, Call("", (value,))) for value in step.feed]
 
 
 # --- the tests ----------------------------------------------------------------------------------
