@@ -490,8 +490,9 @@ class RequestContext:
 
         The first non-empty chunk is the TTFT timestamp. In a streamed response (:attr:`streamed`)
         each later non-empty chunk records the time since the previous one as an inter-token
-        latency (llm-d-router's ``pkg/epp/handlers/response.go`` ``HandleResponseBody``), when
-        the request is routed and has not failed. Usage is parsed from a JSON body at
+        latency (llm-d-router's ``pkg/epp/handlers/response.go`` ``HandleResponseBody``) while
+        the request has not failed; an admitted request's gaps are held until its target is
+        known. Usage is parsed from a JSON body at
         the end, or from an event stream chunk by chunk (``text/event-stream``, or a body that
         starts with an event-stream field such as ``data:``); which of the two a body is, is
         told by its first bytes unless the content type says ``text/event-stream``. Never raises.
