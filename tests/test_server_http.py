@@ -364,6 +364,12 @@ def test_target_decoding_raises_only_bad_target(target: bytes) -> None:
     assert "\x00" not in path
 
 
+@pytest.mark.parametrize("target", [b"/\x00", b"/metrics\x00", b"/a\x00?x=1", b"/%00"])
+def test_a_nul_in_the_path_is_a_bad_target_escaped_or_not(target: bytes) -> None:
+    with pytest.raises(BadTarget, match="NUL"):
+        target_path(target)
+
+
 @given(
     st.text(
         st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="?"), max_size=40

@@ -33,6 +33,8 @@ def decode_path(raw_path: str) -> str:
     ``+`` stays ``+`` (it means space only in form-encoded queries).
     """
     if "%" not in raw_path:
+        if "\x00" in raw_path:
+            raise BadTarget("NUL in path")
         return raw_path
     out = bytearray()
     i = 0
