@@ -110,6 +110,18 @@ def _selectors(
     )
 
 
+#: The fields of :class:`EngineProfile` that hold selectors.
+_SELECTOR_FIELDS = (
+    "queue",
+    "running",
+    "kv_cache",
+    "lora",
+    "cache_info",
+    "block_size",
+    "num_blocks",
+)
+
+
 @dataclass(frozen=True)
 class EngineProfile:
     """Where one engine keeps each number. Each field is a tuple of selectors tried in order
@@ -138,29 +150,9 @@ class EngineProfile:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        for field_name in (
-            "queue",
-            "running",
-            "kv_cache",
-            "lora",
-            "cache_info",
-            "block_size",
-            "num_blocks",
-        ):
+        for field_name in _SELECTOR_FIELDS:
             object.__setattr__(self, field_name, _selectors(getattr(self, field_name), field_name))
-        names = {
-            s.name
-            for group in (
-                self.queue,
-                self.running,
-                self.kv_cache,
-                self.lora,
-                self.cache_info,
-                self.block_size,
-                self.num_blocks,
-            )
-            for s in group
-        }
+        names = {s.name for field_name in _SELECTOR_FIELDS for s in getattr(self, field_name)}
         object.__setattr__(self, "families", frozenset(names))
 
     @classmethod
