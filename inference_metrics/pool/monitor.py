@@ -154,11 +154,7 @@ def _round2(value: float) -> float:
 def _rounds_summary(recorder: Recorder) -> bool:
     """Whether the pool summary is llm-d-router's (rounded): a recorded schema has its
     standard-deviation gauges."""
-    return any(
-        metric.role is Role.POOL_STD_DEV_KV_CACHE
-        for schema in recorder.schemas
-        for metric in schema.metrics
-    )
+    return any(Role.POOL_STD_DEV_KV_CACHE in schema.roles for schema in recorder.schemas)
 
 
 class _TokenFile:
