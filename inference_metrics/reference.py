@@ -13,8 +13,9 @@ from .spec import MetricSpec
 __all__ = ["render_reference"]
 
 
-def _bound(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
+def _bucket_line(name: str, buckets: Iterable[float]) -> str:
+    bounds = [str(int(b)) if b.is_integer() else repr(b) for b in buckets]
+    return f"- `{name}` ({len(bounds)}): {', '.join(bounds)}"
 
 
 def _table(specs: Iterable[MetricSpec]) -> list[str]:
@@ -41,8 +42,7 @@ def _buckets(specs: Iterable[MetricSpec]) -> list[str]:
     ]
     for spec in specs:
         if spec.buckets is not None:
-            bounds = ", ".join(_bound(b) for b in spec.buckets)
-            lines.append(f"- `{spec.name}` ({len(spec.buckets)}): {bounds}")
+            lines.append(_bucket_line(spec.name, spec.buckets))
     return lines
 
 
@@ -185,7 +185,5 @@ def _genai_section() -> list[str]:
             f"| {metric.name} | Histogram | `{metric.unit}` | {metric.description} | {attributes} |"
         )
     out += ["", "Advised bucket boundaries:", ""]
-    for metric in GENAI_METRICS:
-        bounds = ", ".join(_bound(b) for b in metric.buckets)
-        out.append(f"- `{metric.name}` ({len(metric.buckets)}): {bounds}")
+    out += [_bucket_line(metric.name, metric.buckets) for metric in GENAI_METRICS]
     return out
