@@ -288,6 +288,7 @@ class KubernetesDiscovery:
         context = ssl.create_default_context(
             cafile=str(self.config.ca_file) if self.config.ca_file else None
         )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # as ClientTLS and the review client
         return aiohttp.ClientSession(
             base_url=self.config.api_server.rstrip("/") + "/",
             connector=aiohttp.TCPConnector(ssl=context),
