@@ -142,13 +142,32 @@ class _Series(SeriesBase):
         """Apply pending amounts (the lock is held)."""
 
 
-class CounterSeries(_Series):
-    __slots__ = ("_append", "value")
+class _PendingSeries(_Series):
+    """A series recorded by appending to ``pending`` (a counter or a histogram). Their ``add`` and
+    ``observe`` stay two methods, not one shared by assignment: the parameter names are public
+    (``add(amount=...)``, ``observe(value=...)``) and a forwarding call would cost every record."""
+
+    __slots__ = ("_append",)
+
+    def __init__(self, labels: Labels) -> None:
+        super().__init__(labels)
+        self._append = self.pending.append
+
+    def _take(self) -> list[float]:
+        """The pending amounts, taken off as a prefix (amounts appended meanwhile stay)."""
+        pending = self.pending
+        n = len(pending)
+        batch = pending[:n]
+        del pending[:n]
+        return batch
+
+
+class CounterSeries(_PendingSeries):
+    __slots__ = ("value",)
 
     def __init__(self, labels: Labels) -> None:
         super().__init__(labels)
         self.value = 0.0
-        self._append = self.pending.append
 
     def add(self, amount: float) -> None:
         self._append(amount)
@@ -157,15 +176,10 @@ class CounterSeries(_Series):
                 self._fold()
 
     def _fold(self) -> None:
-        pending = self.pending
-        n = len(pending)
-        if n:
-            batch = pending[:n]
-            del pending[:n]
-            batch, self.value = _numbers(batch, self.value)
-            if batch:
-                self.touched = True
-                self._keyed = None
+        batch, self.value = _numbers(self._take(), self.value)
+        if batch:
+            self.touched = True
+            self._keyed = None
 
     def snapshot(self) -> float | None:
         """The value, or None while never updated."""
@@ -199,15 +213,14 @@ class GaugeSeries(_Series):
             return self.value if self.touched else None
 
 
-class HistogramSeries(_Series):
-    __slots__ = ("_append", "_bounds", "counts", "sum")
+class HistogramSeries(_PendingSeries):
+    __slots__ = ("_bounds", "counts", "sum")
 
     def __init__(self, labels: Labels, bounds: tuple[float, ...]) -> None:
         super().__init__(labels)
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
-        self._append = self.pending.append
 
     def observe(self, value: float) -> None:
         self._append(value)
@@ -216,13 +229,8 @@ class HistogramSeries(_Series):
                 self._fold()
 
     def _fold(self) -> None:
-        pending = self.pending
-        n = len(pending)
-        if not n:
-            return
-        batch = pending[:n]
-        del pending[:n]
-        batch, self.sum = _numbers(batch, self.sum)  # summed before the batch is sorted below
+        # Summed before the batch is sorted below.
+        batch, self.sum = _numbers(self._take(), self.sum)
         n = len(batch)
         if not n:
             return
