@@ -191,11 +191,10 @@ class GenAIRecorder:
         )
         if streaming is None:
             streaming = first_token is not None
+        usage = self._instruments[TOKEN_USAGE.name]
         if input_tokens > 0:
-            usage = self._instruments[TOKEN_USAGE.name]
             usage.record(input_tokens, {**attributes, TOKEN_TYPE: "input"})
         if output_tokens > 0:
-            usage = self._instruments[TOKEN_USAGE.name]
             usage.record(output_tokens, {**attributes, TOKEN_TYPE: "output"})
         if not completed > received:
             return
@@ -203,9 +202,10 @@ class GenAIRecorder:
         self._instruments[REQUEST_DURATION.name].record(duration, attributes)
         if streaming and first_token is not None and received <= first_token <= completed:
             self._instruments[TIME_TO_FIRST_TOKEN.name].record(first_token - received, attributes)
-            tpot = (completed - first_token) / (output_tokens - 1) if output_tokens > 1 else 0.0
-            if output_tokens > 1 and math.isfinite(tpot):
-                self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(tpot, attributes)
+            if output_tokens > 1:
+                tpot = (completed - first_token) / (output_tokens - 1)
+                if math.isfinite(tpot):
+                    self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(tpot, attributes)
 
     def record_request_failed(
         self,
