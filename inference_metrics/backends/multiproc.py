@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import json
 import logging
 import mmap
@@ -73,12 +72,11 @@ from typing import NamedTuple
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
 from .base import SeriesBase, check_label_values
 from .store import HistogramSeries, MetricStore, StoredSeries
-from .writer import FamilyWriter
+from .writer import FamilyWriter, empty_family, le_values
 
 __all__ = [
     "ENV_VAR",
@@ -707,7 +705,7 @@ class MultiprocessCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         for spec in self._specs:
-            yield _empty_family(spec)
+            yield empty_family(spec)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -935,11 +933,6 @@ def _mirror_values(series: StoredSeries, numbers: tuple[float, ...]) -> None:
 # --- families ------------------------------------------------------------------------------------
 
 
-def _empty_family(spec: MetricSpec) -> Metric:
-    name = spec.name[: -len("_total")] if spec.kind is Kind.COUNTER else spec.name
-    return Metric(name, spec.documentation, spec.kind.value)
-
-
 def _families(specs: Sequence[MetricSpec], shown: list[_Shown]) -> Iterator[Metric]:
     rows: dict[str, list[_Shown]] = {spec.name: [] for spec in specs}
     for row in shown:
@@ -954,7 +947,7 @@ def _families(specs: Sequence[MetricSpec], shown: list[_Shown]) -> Iterator[Metr
             else:
                 samples.append(Sample(name, labels, numbers[0]))
         if samples:
-            family = _empty_family(spec)
+            family = empty_family(spec)
             family.samples = samples
             yield family
 
@@ -967,16 +960,8 @@ def _histogram_samples(
         return
     cumulative = 0.0
     bucket = spec.name + "_bucket"
-    for bound, n in zip(_le(spec), counts, strict=True):
+    for bound, n in zip(le_values(spec), counts, strict=True):
         cumulative += n
         yield Sample(bucket, {**labels, "le": bound}, cumulative)
     yield Sample(spec.name + "_count", labels, cumulative)
     yield Sample(spec.name + "_sum", labels, values[-1])
-
-
-@functools.cache
-def _le(spec: MetricSpec) -> tuple[str, ...]:
-    """The ``le`` label values of ``spec``, formatted as prometheus_client formats its own."""
-    assert spec.buckets is not None
-    bounds = (floatToGoString(b) for b in spec.buckets)  # type: ignore[no-untyped-call]
-    return (*bounds, "+Inf")

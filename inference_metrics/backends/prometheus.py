@@ -32,11 +32,11 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from ..spec import Kind, MetricSpec
+from ..spec import MetricSpec
 from . import multiproc
 from .base import Instrument, Series, check_specs
 from .store import HistogramSeries, MetricStore
-from .writer import FamilyWriter, go_float
+from .writer import FamilyWriter, empty_family, le_values
 
 __all__ = ["PrometheusBackend", "PrometheusInstrument"]
 
@@ -49,8 +49,7 @@ class PrometheusInstrument:
     def __init__(self, spec: MetricSpec) -> None:
         self.store = MetricStore(spec)
         self.writer = FamilyWriter(self.store)
-        bounds = spec.buckets or ()
-        self._le: tuple[str, ...] = (*(go_float(b) for b in bounds), "+Inf") if bounds else ()
+        self._le = le_values(spec) if spec.buckets else ()
 
     @property
     def spec(self) -> MetricSpec:
@@ -63,9 +62,7 @@ class PrometheusInstrument:
         self.store.remove(label_values)
 
     def empty_family(self) -> Metric:
-        spec = self.spec
-        name = spec.name[: -len("_total")] if spec.kind is Kind.COUNTER else spec.name
-        return Metric(name, spec.documentation, spec.kind.value)
+        return empty_family(self.spec)
 
     def collect(self) -> Metric | None:
         """The family with every touched series as prometheus_client samples, or None when there

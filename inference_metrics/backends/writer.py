@@ -18,13 +18,15 @@ What is done once, and when:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from ..spec import Kind
+from ..spec import Kind, MetricSpec
 from .store import (
     CounterSeries,
     GaugeSeries,
@@ -34,7 +36,7 @@ from .store import (
     new_stamp,
 )
 
-__all__ = ["FamilyWriter", "go_float"]
+__all__ = ["FamilyWriter", "empty_family", "go_float", "le_values"]
 
 _INTEGRAL = 1_000_000  # below this, floatToGoString(n) of an int count is f"{n}.0"
 
@@ -43,6 +45,21 @@ def go_float(value: float) -> str:
     """``value`` as prometheus_client (and Go) print sample values and ``le`` bounds."""
     text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
     return text
+
+
+@functools.cache
+def le_values(spec: MetricSpec) -> tuple[str, ...]:
+    """The ``le`` label values of a histogram ``spec``'s buckets, ``+Inf`` last, as
+    prometheus_client prints them."""
+    assert spec.buckets is not None
+    return (*(go_float(b) for b in spec.buckets), "+Inf")
+
+
+def empty_family(spec: MetricSpec) -> Metric:
+    """``spec``'s prometheus_client family, without samples (a counter's named without
+    ``_total``, as prometheus_client names counter families)."""
+    name = spec.name.removesuffix("_total") if spec.kind is Kind.COUNTER else spec.name
+    return Metric(name, spec.documentation, spec.kind.value)
 
 
 def _count(n: int) -> str:
@@ -78,8 +95,7 @@ class FamilyWriter:
         self._le: tuple[str, ...] = ()
         self._format: Callable[[Any], bytes]
         if spec.kind is Kind.HISTOGRAM:
-            assert spec.buckets is not None
-            self._le = (*(f'le="{go_float(b)}"' for b in spec.buckets), 'le="+Inf"')
+            self._le = tuple(f'le="{bound}"' for bound in le_values(spec))
             self._format = self._histogram
         else:
             self._format = self._value
