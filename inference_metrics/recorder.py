@@ -47,7 +47,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from prometheus_client.registry import CollectorRegistry
 
-from .backends.base import Backend, Instrument, Series
+from .backends.base import (
+    DEFAULT_MAX_SERIES,
+    OVERFLOW_LABEL_VALUE,
+    Backend,
+    Instrument,
+    Series,
+)
 from .schemas import DEFAULT_SCHEMA, LABEL_INPUTS, Role, Schema, SchemaMetric, combine, resolve
 from .spec import MetricSpec
 
@@ -77,9 +83,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The label value of the series that absorbs label sets beyond ``max_series``.
-OVERFLOW_LABEL_VALUE = "__overflow__"
-DEFAULT_MAX_SERIES = 1000
 DEFAULT_MAX_LABEL_LENGTH = 1024
 #: Distinct ``fairness_id`` / ``priority`` values kept before folding new ones into the overflow.
 DEFAULT_MAX_FAIRNESS_IDS = 100

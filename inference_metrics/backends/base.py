@@ -25,6 +25,8 @@ from typing import Protocol, runtime_checkable
 from ..spec import MetricSpec
 
 __all__ = [
+    "DEFAULT_MAX_SERIES",
+    "OVERFLOW_LABEL_VALUE",
     "Backend",
     "Instrument",
     "Series",
@@ -33,6 +35,13 @@ __all__ = [
     "check_label_values",
     "check_specs",
 ]
+
+
+#: The label value of the series that absorbs label sets beyond ``max_series`` (the Recorder's,
+#: and the multiprocess store's across processes).
+OVERFLOW_LABEL_VALUE = "__overflow__"
+#: The default bound on label sets per group of metrics.
+DEFAULT_MAX_SERIES = 1000
 
 
 class UnsupportedOperation(TypeError):

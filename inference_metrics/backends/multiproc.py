@@ -74,12 +74,14 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from ..spec import Kind, MetricSpec
-from .base import SeriesBase, check_label_values
+from .base import DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesBase, check_label_values
 from .store import HistogramSeries, MetricStore, StoredSeries
 from .writer import FamilyWriter, empty_family, le_values
 
 __all__ = [
+    "DEFAULT_MAX_SERIES",
     "ENV_VAR",
+    "OVERFLOW_LABEL_VALUE",
     "MultiprocessCollector",
     "MultiprocessStore",
     "check_directory",
@@ -89,10 +91,6 @@ logger = logging.getLogger(__name__)
 
 #: The environment variable naming the directory when no ``multiprocess_dir`` is given.
 ENV_VAR = "INFERENCE_METRICS_MULTIPROC_DIR"
-#: The label value of the overflow series (the Recorder's ``OVERFLOW_LABEL_VALUE``).
-OVERFLOW_LABEL_VALUE = "__overflow__"
-#: The default bound on label sets per group (the Recorder's ``DEFAULT_MAX_SERIES``).
-DEFAULT_MAX_SERIES = 1000
 
 MAGIC = b"IMMPROC\x00"
 VERSION = 1
