@@ -660,9 +660,11 @@ class _Merge:
     def archive_bytes(self, absorbed: Sequence[str]) -> bytes:
         """This merge as an archive file (add-only gauges at 0: their processes have exited)."""
         parts = [b""]
-        for key, values in [(json.dumps({"absorbed": list(absorbed)}).encode(), [])] + [
-            (k, v) for k, v in self.values.items()
-        ]:
+        absorbed_entry: tuple[bytes, list[float]] = (
+            json.dumps({"absorbed": list(absorbed)}).encode(),
+            [],
+        )
+        for key, values in [absorbed_entry, *self.values.items()]:
             padded = _pad8(len(key))
             total = _ENTRY.size + padded + 8 * len(values)
             parts.append(_ENTRY.pack(total, len(key)) + key.ljust(padded, b"\0"))
@@ -765,12 +767,12 @@ class MultiprocessCollector(Collector):
                 folded.add(source)
             # Still listed: absorbed files not yet unlinked (a crash may come before we do).
             keep = [n for n in stale if (self.directory / n).exists()]
-            self._write_archive(folded.archive_bytes([s.name for s in dead] + keep))
-            for name in [s.name for s in dead] + keep:
+            absorbed_now = [s.name for s in dead] + keep
+            self._write_archive(folded.archive_bytes(absorbed_now))
+            for name in absorbed_now:
                 (self.directory / name).unlink(missing_ok=True)
                 self._files.pop(name, None)
-            archive = _Source(ARCHIVE, False, [], ())
-            archive.values = [(k, tuple(v)) for k, v in folded.values.items()]
+            archive = _Source(ARCHIVE, False, [(k, tuple(v)) for k, v in folded.values.items()])
             sources = [s for s in sources if s.live]
         merge = _Merge(self._by_name, self._keys)
         if archive is not None:
