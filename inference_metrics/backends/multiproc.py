@@ -71,12 +71,11 @@ from typing import NamedTuple
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
 
 from ..spec import Kind, MetricSpec
 from .base import DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesBase, check_label_values
 from .store import HistogramSeries, MetricStore, StoredSeries
-from .writer import FamilyWriter, empty_family, le_values
+from .writer import FamilyWriter, empty_family, family
 
 __all__ = [
     "DEFAULT_MAX_SERIES",
@@ -934,34 +933,12 @@ def _mirror_values(series: StoredSeries, numbers: tuple[float, ...]) -> None:
 
 
 def _families(specs: Sequence[MetricSpec], shown: list[_Shown]) -> Iterator[Metric]:
-    rows: dict[str, list[_Shown]] = {spec.name: [] for spec in specs}
+    rows: dict[str, list[tuple[tuple[str, ...], tuple[float, ...]]]] = {
+        spec.name: [] for spec in specs
+    }
     for row in shown:
-        rows[row.spec.name].append(row)
+        rows[row.spec.name].append((row.label_values, row.numbers))
     for spec in specs:
-        samples: list[Sample] = []
-        names, name = spec.labels, spec.name
-        for _, _, label_values, numbers in rows[spec.name]:
-            labels = dict(zip(names, label_values, strict=True))
-            if spec.kind is Kind.HISTOGRAM:
-                samples.extend(_histogram_samples(spec, labels, numbers))
-            else:
-                samples.append(Sample(name, labels, numbers[0]))
-        if samples:
-            family = empty_family(spec)
-            family.samples = samples
-            yield family
-
-
-def _histogram_samples(
-    spec: MetricSpec, labels: dict[str, str], values: tuple[float, ...]
-) -> Iterator[Sample]:
-    counts = values[:-1]
-    if not any(counts):
-        return
-    cumulative = 0.0
-    bucket = spec.name + "_bucket"
-    for bound, n in zip(le_values(spec), counts, strict=True):
-        cumulative += n
-        yield Sample(bucket, {**labels, "le": bound}, cumulative)
-    yield Sample(spec.name + "_count", labels, cumulative)
-    yield Sample(spec.name + "_sum", labels, values[-1])
+        metric = family(spec, rows[spec.name])
+        if metric is not None:
+            yield metric

@@ -30,13 +30,12 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
-from prometheus_client.samples import Sample
 
 from ..spec import MetricSpec
 from . import multiproc
 from .base import Instrument, Series, check_specs
 from .store import HistogramSeries, MetricStore
-from .writer import FamilyWriter, empty_family, le_values
+from .writer import FamilyWriter, empty_family, family
 
 __all__ = ["PrometheusBackend", "PrometheusInstrument"]
 
@@ -44,12 +43,11 @@ __all__ = ["PrometheusBackend", "PrometheusInstrument"]
 class PrometheusInstrument:
     """One metric: its store and its writer."""
 
-    __slots__ = ("_le", "store", "writer")
+    __slots__ = ("store", "writer")
 
     def __init__(self, spec: MetricSpec) -> None:
         self.store = MetricStore(spec)
         self.writer = FamilyWriter(self.store)
-        self._le = le_values(spec) if spec.buckets else ()
 
     @property
     def spec(self) -> MetricSpec:
@@ -67,31 +65,18 @@ class PrometheusInstrument:
     def collect(self) -> Metric | None:
         """The family with every touched series as prometheus_client samples, or None when there
         is none (as in Go)."""
-        spec = self.spec
-        names, name = spec.labels, spec.name
-        samples: list[Sample] = []
+        rows: list[tuple[tuple[str, ...], Sequence[float]]] = []
         for key, series in self.store.items():
-            labels = dict(zip(names, key, strict=True))
             if isinstance(series, HistogramSeries):
                 snapshot = series.snapshot()
-                if snapshot is None:
-                    continue
-                counts, total = snapshot
-                cumulative = 0
-                for bound, n in zip(self._le, counts, strict=True):
-                    cumulative += n
-                    samples.append(Sample(name + "_bucket", {**labels, "le": bound}, cumulative))
-                samples.append(Sample(name + "_count", labels, cumulative))
-                samples.append(Sample(name + "_sum", labels, total))
+                if snapshot is not None:
+                    counts, total = snapshot
+                    rows.append((key, (*counts, total)))
             else:
                 value = series.snapshot()
                 if value is not None:
-                    samples.append(Sample(name, labels, value))
-        if not samples:
-            return None
-        family = self.empty_family()
-        family.samples = samples
-        return family
+                    rows.append((key, (value,)))
+        return family(self.spec, rows)
 
 
 class _Collector(Collector):
@@ -106,9 +91,9 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for instrument in self.instruments:
-            family = instrument.collect()
-            if family is not None:
-                yield family
+            metric = instrument.collect()
+            if metric is not None:
+                yield metric
 
     def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
         """Append our own rendering of every family to ``out`` (and their keys to ``keys``; see

@@ -19,11 +19,12 @@ What is done once, and when:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 from typing import Any
 
 from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from ..spec import Kind, MetricSpec
@@ -36,7 +37,7 @@ from .store import (
     new_stamp,
 )
 
-__all__ = ["FamilyWriter", "empty_family", "go_float", "le_values"]
+__all__ = ["FamilyWriter", "empty_family", "family", "go_float", "le_values"]
 
 _INTEGRAL = 1_000_000  # below this, floatToGoString(n) of an int count is f"{n}.0"
 
@@ -60,6 +61,35 @@ def empty_family(spec: MetricSpec) -> Metric:
     ``_total``, as prometheus_client names counter families)."""
     name = spec.name.removesuffix("_total") if spec.kind is Kind.COUNTER else spec.name
     return Metric(name, spec.documentation, spec.kind.value)
+
+
+def family(
+    spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], Sequence[float]]]
+) -> Metric | None:
+    """``spec``'s prometheus_client family with the samples of ``rows``, or None without any (as
+    in Go). A row is a series' label values and its numbers: a counter's or gauge's value, or a
+    histogram's non-cumulative bucket counts followed by its sum."""
+    names, name = spec.labels, spec.name
+    samples: list[Sample] = []
+    if spec.kind is Kind.HISTOGRAM:
+        bucket, count, total = name + "_bucket", name + "_count", name + "_sum"
+        le = le_values(spec)
+        for label_values, numbers in rows:
+            labels = dict(zip(names, label_values, strict=True))
+            cumulative: float = 0
+            for bound, n in zip(le, numbers[:-1], strict=True):
+                cumulative += n
+                samples.append(Sample(bucket, {**labels, "le": bound}, cumulative))
+            samples.append(Sample(count, labels, cumulative))
+            samples.append(Sample(total, labels, numbers[-1]))
+    else:
+        for label_values, numbers in rows:
+            samples.append(Sample(name, dict(zip(names, label_values, strict=True)), numbers[0]))
+    if not samples:
+        return None
+    metric = empty_family(spec)
+    metric.samples = samples
+    return metric
 
 
 def _count(n: int) -> str:
