@@ -241,6 +241,16 @@ def _getter(
     raise TypeError(f"{role} must be a parameter name or a callable, got {source!r}")
 
 
+def _ask(getter: _ArgGetter | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """What ``getter`` takes from a call's arguments; None when there is none or it raised."""
+    if getter is None:
+        return None
+    try:
+        return getter(args, kwargs)
+    except Exception:
+        return None
+
+
 def _error_code(errors: ErrorMapping | None, exc: BaseException) -> ErrorCode | str | None:
     if errors is None:
         return None
@@ -285,8 +295,8 @@ class _Measure:
         size: Callable[[Any], int] | None,
         errors: ErrorMapping | None,
         clock: Callable[[], float],
-        fairness_id: _ArgGetter | None = None,
-        priority: _ArgGetter | None = None,
+        fairness_id: _ArgGetter | None,
+        priority: _ArgGetter | None,
     ) -> None:
         self._recorder = recorder
         self._fairness_id = fairness_id
@@ -309,13 +319,10 @@ class _Measure:
             model, target, size = None, None, 0
         if not isinstance(size, int) or isinstance(size, bool):
             size = 0
-        flow: list[object] = []
-        for getter in (self._fairness_id, self._priority):
-            try:
-                flow.append(getter(args, kwargs) if getter else None)
-            except Exception:
-                flow.append(None)
-        ctx.set_flow(fairness_id=flow[0], priority=flow[1])
+        ctx.set_flow(
+            fairness_id=_ask(self._fairness_id, args, kwargs),
+            priority=_ask(self._priority, args, kwargs),
+        )
         if ctx.on_request(model, request_size=size):
             ctx.route(target if isinstance(target, str) else None)
         return ctx
@@ -356,17 +363,14 @@ class _Measure:
         if code is not None:
             ctx.fail(code)
         elif isinstance(exc, Exception):
+            # An HTTP exception (Starlette's, FastAPI's, aiohttp's): its status says how the
+            # request ended; a 1xx-3xx one (aiohttp raises redirects) is not a failure.
             status = _http_status(exc)
-            if status is None:
-                ctx.fail(ErrorCode.INTERNAL)
+            code = ErrorCode.INTERNAL if status is None else ErrorCode.from_http_status(status)
+            if code is None:
+                ctx.finish()
             else:
-                # An HTTP exception (Starlette's, FastAPI's, aiohttp's): its status says how the
-                # request ended; a 1xx-3xx one (aiohttp raises redirects) is not a failure.
-                code = ErrorCode.from_http_status(status)
-                if code is None:
-                    ctx.finish()
-                else:
-                    ctx.fail(code)
+                ctx.fail(code)
         else:  # asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit
             ctx.cancel()
 
