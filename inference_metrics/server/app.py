@@ -44,7 +44,15 @@ from .auth import Authenticator, AuthRequest
 from .headers import Headers
 from .limits import ServerLimits
 from .paths import BadTarget, target_path
-from .scrape import TEXT_PLAIN, Renderer, Reply, answer_scrape, peer_name, plain
+from .scrape import (
+    TEXT_PLAIN,
+    Renderer,
+    Reply,
+    answer_scrape,
+    method_refusal,
+    peer_name,
+    plain,
+)
 from .tls import ServerTLS
 
 __all__ = ["DEFAULT_PORT", "MetricsServer", "ServerLimits"]
@@ -53,7 +61,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9090
 METRICS_PATH = "/metrics"
-_ALLOWED_METHODS = ("GET", "HEAD")
 _READ_CHUNK = 16 * 1024
 #: What Go's server answers to plain HTTP on a TLS port, and when it does so.
 _PLAIN_ON_TLS = (
@@ -626,8 +633,9 @@ class MetricsServer:
     ) -> Reply:
         if path not in (METRICS_PATH, "/healthz", "/readyz"):
             return plain(404)
-        if method not in _ALLOWED_METHODS:
-            return plain(405, ("Allow", ", ".join(_ALLOWED_METHODS)))
+        refusal = method_refusal(method)
+        if refusal is not None:
+            return refusal
         if path == "/healthz":
             return Reply(200, b"ok\n", [("Content-Type", TEXT_PLAIN)])
         if path == "/readyz":

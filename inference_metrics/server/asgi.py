@@ -23,7 +23,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from .auth import Authenticator, AuthRequest
 from .headers import Headers
 from .limits import ServerLimits
-from .scrape import Renderer, Reply, answer_scrape, peer_name, plain
+from .scrape import Renderer, Reply, answer_scrape, method_refusal, peer_name
 
 __all__ = ["ASGIApp", "metrics_app"]
 
@@ -32,8 +32,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_ALLOWED_METHODS = ("GET", "HEAD")
 
 
 def metrics_app(
@@ -82,9 +80,8 @@ def metrics_app(
                 await send({"type": "websocket.close", "code": 1003})
             return
         method = str(scope.get("method", ""))
-        if method not in _ALLOWED_METHODS:
-            reply = plain(405, ("Allow", ", ".join(_ALLOWED_METHODS)))
-        else:
+        reply = method_refusal(method)
+        if reply is None:
             request = AuthRequest(
                 method=method,
                 path=_full_path(scope),

@@ -44,6 +44,7 @@ __all__ = [
     "answer_scrape",
     "decide",
     "gzip_accepted",
+    "method_refusal",
     "peer_name",
     "plain",
 ]
@@ -82,6 +83,17 @@ def plain(status: int, *headers: tuple[str, str], auth: AuthResult | None = None
     return Reply(
         status, _STATUS_BODIES.get(status, b""), [("Content-Type", TEXT_PLAIN), *headers], auth
     )
+
+
+_ALLOWED_METHODS = ("GET", "HEAD")
+
+
+def method_refusal(method: str) -> Reply | None:
+    """The 405 (with ``Allow: GET, HEAD``) for a method ``/metrics`` does not answer, whichever
+    the door; None for GET and HEAD."""
+    if method in _ALLOWED_METHODS:
+        return None
+    return plain(405, ("Allow", ", ".join(_ALLOWED_METHODS)))
 
 
 class Busy(Exception):
