@@ -34,6 +34,7 @@ the guarded exposition as an ASGI app, for ``app.mount("/metrics", metrics_app(.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -102,14 +103,11 @@ class MetricsMiddleware:
     """
 
     __slots__ = (
-        "_clock",
         "_fairness_id",
         "_flow_headers",
-        "_max_body",
-        "_max_sse_line",
+        "_new_context",
         "_paths",
         "_priority",
-        "_priority_header",
         "_target",
         "app",
         "recorder",
@@ -148,27 +146,26 @@ class MetricsMiddleware:
         ):
             if function is not None and not callable(function):
                 raise TypeError(f"{argument} must be callable or None, got {function!r}")
-        # Checks the bounds, clock and priority header as the lifecycle does, once.
-        RequestContext(
+        #: A new request's context, with this middleware's bounds and clock.
+        self._new_context = functools.partial(
+            RequestContext,
             recorder,
             clock=clock,
             max_body_size=max_body_size,
             max_sse_line=max_sse_line,
             priority_header=priority_header,
         )
+        # Checks the bounds, clock and priority header as the lifecycle does, once.
+        self._new_context()
         self.app = app
         self.recorder = recorder
         self._paths = path_set
         self._target = target_model
-        self._priority_header = priority_header
         # ASGI header names are lower-case bytes: the ones that carry the flow, for a quick scan.
         names = [*FAIRNESS_ID_HEADERS, *([priority_header.lower()] if priority_header else [])]
         self._flow_headers = frozenset(name.encode("latin-1") for name in names)
         self._fairness_id = fairness_id
         self._priority = priority
-        self._max_body = max_body_size
-        self._max_sse_line = max_sse_line
-        self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -179,16 +176,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         await _Exchange(self, scope).run(receive, send)
-
-    def _context(self) -> RequestContext:
-        """A new request's context, with this middleware's bounds and clock."""
-        return RequestContext(
-            self.recorder,
-            clock=self._clock,
-            max_body_size=self._max_body,
-            max_sse_line=self._max_sse_line,
-            priority_header=self._priority_header,
-        )
 
     def _admit(self, ctx: RequestContext, scope: Scope) -> None:
         """The request body was accepted: route it now when the target is known, else admit it
@@ -229,7 +216,7 @@ class _Exchange:
     def __init__(self, middleware: MetricsMiddleware, scope: Scope) -> None:
         self.middleware = middleware
         self.scope = scope
-        self.ctx = middleware._context()
+        self.ctx = middleware._new_context()
         self.reading = True
         self.responded = False
 
