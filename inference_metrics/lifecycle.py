@@ -178,7 +178,6 @@ class RequestContext:
         "_response",
         "_response_model",
         "_running",
-        "_running_flow",
         "_sse",
         "_usage",
         "error_code",
@@ -229,8 +228,9 @@ class RequestContext:
         #: The request's fairness id and priority (labels of every request metric).
         self.fairness_id: str = DEFAULT_FAIRNESS_ID
         self.priority: int = DEFAULT_PRIORITY
-        # The labels the running gauge was raised under, to lower exactly that series.
-        self._running_flow: tuple[str, str, int] | None = None
+        # While the running gauge counts this request: the labels it was raised under (target,
+        # fairness id, priority), to lower exactly that series. None (false) otherwise.
+        self._running: tuple[str, str, int] | None = None
         self._clock = clock
         self._max_body = max_body_size
         self._max_sse_line = max_sse_line
@@ -256,7 +256,6 @@ class RequestContext:
         self.error_code: ErrorCode | str | None = None
         self._body: list[bytes] | None = []
         self._body_size = 0
-        self._running = False
         self._content_type: str | None = None
         self._mode: _Mode = None
         self._pending = bytearray()
@@ -440,14 +439,13 @@ class RequestContext:
         the series it was raised under (an admitted request whose target became known)."""
         assert self.model_name is not None
         flow = (target, self.fairness_id, self.priority)
-        if self._running_flow == flow:
+        if self._running == flow:
             return
         self._release()
         self.recorder.record_running_request_started(
             self.model_name, target, fairness_id=self.fairness_id, priority=self.priority
         )
-        self._running_flow = flow
-        self._running = True
+        self._running = flow
 
     def _route_admitted(self) -> None:
         """An admitted request ends before it was routed: route it now (see :meth:`admit`)."""
@@ -751,11 +749,10 @@ class RequestContext:
 
     def _release(self) -> None:
         """Lower the running gauge under exactly the labels it was raised under."""
-        if self._running and self._running_flow is not None:
-            self._running = False
+        if self._running is not None:
             assert self.model_name is not None
-            target, fairness_id, priority = self._running_flow
-            self._running_flow = None
+            target, fairness_id, priority = self._running
+            self._running = None
             self.recorder.record_running_request_finished(
                 self.model_name, target, fairness_id=fairness_id, priority=priority
             )
