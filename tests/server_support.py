@@ -17,7 +17,6 @@ import json
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -107,24 +106,12 @@ def running_server(
 
 @contextlib.contextmanager
 def running_asgi(app: Any) -> Iterator[int]:
-    """``app`` under a real uvicorn on 127.0.0.1 and a free port, in a thread; yields the port."""
-    import uvicorn
+    """``app`` under a real uvicorn (lifespan on) on 127.0.0.1 and a free port, in a thread;
+    yields the port."""
+    from .uvicorn_harness import serve
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with serve(app, lifespan="on") as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 @dataclass
