@@ -104,6 +104,15 @@ def _model_of(value: object) -> object:
     return getattr(value, "model", None)
 
 
+def _response_body(result: object) -> bytes | bytearray | None:
+    """The ``body`` of a web framework response (Starlette's, FastAPI's, aiohttp's: the last is
+    also a Mapping of its own state, so it is looked at before mappings), or None."""
+    body = getattr(result, "body", None)
+    if isinstance(body, (bytes, bytearray)) and not isinstance(result, dict):
+        return body
+    return None
+
+
 def default_usage(result: object) -> Usage | None:
     """Usage from a handler's result or stream item, when it carries any.
 
@@ -114,9 +123,8 @@ def default_usage(result: object) -> Usage | None:
     """
     if isinstance(result, Usage):
         return result
-    body = getattr(result, "body", None)
-    if isinstance(body, (bytes, bytearray)) and not isinstance(result, dict):
-        # A web framework response (aiohttp's is also a Mapping of its own state).
+    body = _response_body(result)
+    if body is not None:
         return default_usage(bytes(body))
     if isinstance(result, Mapping):
         return payloads.usage_from_object(result if isinstance(result, dict) else dict(result))
@@ -163,9 +171,9 @@ def default_size(result: object) -> int:
         return len(result)
     if isinstance(result, str):
         return len(result.encode("utf-8", "surrogatepass"))
-    body = getattr(result, "body", None)
-    if isinstance(body, (bytes, bytearray)) and not isinstance(result, dict):
-        return len(body)  # a web framework response (aiohttp's is also a Mapping)
+    body = _response_body(result)
+    if body is not None:
+        return len(body)
     if isinstance(result, Mapping):
         try:
             encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
