@@ -397,19 +397,16 @@ class SSEUsageParser:
         it mentioned usage but was not JSON."""
         wants_model = self.model is None and self._model_tries < _MODEL_TRIES and _MODEL_KEY in data
         mentions = data.count(_USAGE_KEY)
-        if not mentions:
-            if not wants_model:
-                if data.strip() == b"[DONE]":
-                    self.done = True
-                return True
-        elif not wants_model and (
-            # Every "usage" null (the chunks before the last one): nothing to decode.
-            (mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data))
-            or (mentions > 1 and mentions == len(_NULL_USAGE.findall(data)))
-        ):
-            return True
         if wants_model:
             self._model_tries += 1
+        elif not mentions:
+            if data.strip() == b"[DONE]":
+                self.done = True
+            return True
+        elif (mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data)) or (
+            mentions > 1 and mentions == len(_NULL_USAGE.findall(data))
+        ):
+            return True  # every "usage" null (the chunks before the last one): nothing to decode
         try:
             obj = decode_json(data)
         except ValueError:
