@@ -407,15 +407,20 @@ _TODAY: dict[str, Callable[..., object]] = {
 }
 
 
-def _follows_rule(method: str) -> bool:
-    """Whether ``Recorder.<method>`` exists with issue 21's parameters, positional-or-keyword."""
-    found = getattr(Recorder, method, None)
+def _follows_rule(method: str, cls: type = Recorder) -> bool:
+    """Whether ``cls.<method>`` (the Recorder's) takes issue 21's parameters, in order,
+    positional-or-keyword (options of ours may follow: keyword-only, with defaults)."""
+    found = getattr(cls, method, None)
     if found is None:
         return False
     params = list(inspect.signature(found).parameters.values())[1:]
     expected = [p.name for p in FUNCTION_BY_METHOD[method].params]
-    kinds = {p.kind for p in params}
-    return [p.name for p in params] == expected and kinds <= {Parameter.POSITIONAL_OR_KEYWORD}
+    rule, extra = params[: len(expected)], params[len(expected) :]
+    return (
+        [p.name for p in rule] == expected
+        and all(p.kind is Parameter.POSITIONAL_OR_KEYWORD for p in rule)
+        and all(p.kind is Parameter.KEYWORD_ONLY and p.default is not p.empty for p in extra)
+    )
 
 
 def _missing(scenario: Scenario) -> list[str]:
@@ -491,6 +496,21 @@ def test_upstream_s_scenario_matches_its_golden_files_under_the_llm_d_router_sch
             assert_matches_golden(families, golden)
         for check in step.checks:
             assert_check(families, check)
+
+
+class _RuleShaped:
+    def record_scheduler_e2e_latency(self, duration: float, *, option: int = 0) -> None: ...
+    def record_request_processing_latency(self, *, duration: float) -> None: ...
+    def record_response_processing_latency(self, seconds: float) -> None: ...
+    def record_flow_control_dispatch_cycle_duration(self, duration: float, option: int) -> None: ...
+
+
+def test_a_method_follows_the_rule_by_its_parameters_names_order_and_kinds() -> None:
+    assert _follows_rule("record_scheduler_e2e_latency", _RuleShaped)
+    assert not _follows_rule("record_request_processing_latency", _RuleShaped)  # keyword-only
+    assert not _follows_rule("record_response_processing_latency", _RuleShaped)  # another name
+    assert not _follows_rule("record_flow_control_dispatch_cycle_duration", _RuleShaped)  # extra
+    assert not _follows_rule("record_plugin_processing_latency", _RuleShaped)  # absent
 
 
 def test_the_pending_scenarios_are_those_with_a_call_the_recorder_lacks() -> None:
