@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inference_metrics.net.watch import TokenFile, TokenFileError
 from inference_metrics.server.watch import FileWatch
 
 
@@ -64,3 +65,40 @@ def test_check_interval_spares_the_stat(tmp_path: Path) -> None:
 def test_a_watch_needs_a_path() -> None:
     with pytest.raises(ValueError, match="path"):
         FileWatch()
+
+
+# --- TokenFile: a bearer token that rotates (the review client, discovery, the pool monitor) ---
+
+
+def test_a_rotated_token_is_read_at_the_next_look(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("first-token\n")
+    token = TokenFile(path, check_interval=0.0)
+    assert token.read() == "first-token"
+    replacement = tmp_path / "token.new"
+    replacement.write_text("second-token\n")
+    os.replace(replacement, path)
+    assert token.header() == ("Authorization", "Bearer second-token")
+
+
+@pytest.mark.parametrize("content", ["", "\n", "two words\n", "sec\r\nX-Injected: 1\n", "sëcret"])
+def test_a_file_without_a_single_visible_token_is_refused_without_quoting_it(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TokenFileError, match="holds no single token") as refused:
+        TokenFile(path).read()
+    for part in content.split():
+        assert part not in str(refused.value)
+
+
+def test_an_unreadable_token_file_is_an_error_naming_it_until_it_is_readable(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "token"
+    token = TokenFile(path)
+    with pytest.raises(TokenFileError, match=f"cannot read the bearer token file {path}: No such"):
+        token.read()
+    path.write_text("back-again")
+    assert token.read() == "back-again"

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..net.tls import ClientContext
+
 __all__ = ["ClientTLS", "Endpoint", "metrics_url"]
 
 
@@ -90,25 +92,18 @@ class ClientTLS:
     key_file: str | Path | None = None
     insecure_skip_verify: bool = False
 
+    def watched(self, check_interval: float = 1.0) -> ClientContext:
+        """The context as a :class:`~inference_metrics.net.tls.ClientContext`: called per new
+        connection, rebuilt when the files change (a rotated client certificate or CA). A
+        ``ValueError`` names the file that cannot be used now."""
+        return ClientContext(
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            verify=not self.insecure_skip_verify,
+            check_interval=check_interval,
+        )
+
     def context(self) -> ssl.SSLContext:
-        """The SSL context; ValueError names the file that cannot be used."""
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("cert_file and key_file go together")
-        context = ssl.create_default_context()
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.ca_file:
-            try:
-                context.load_verify_locations(cafile=str(self.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(f"ca_file {str(self.ca_file)!r} cannot be used: {exc}") from None
-        if self.cert_file and self.key_file:
-            try:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(
-                    f"cert_file/key_file {str(self.cert_file)!r} cannot be used: {exc}"
-                ) from None
-        if self.insecure_skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        """The SSL context (TLS 1.2 at least); ValueError names the file that cannot be used."""
+        return self.watched()()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..net.watch import FileWatch
 from .headers import Headers
-from .watch import FileWatch
 
 __all__ = [
     "AuthRequest",

@@ -25,7 +25,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .watch import FileWatch
+from ..net.tls import harden
+from ..net.watch import FileWatch
 
 __all__ = ["ServerTLS", "TLSConfigError"]
 
@@ -37,8 +38,7 @@ class TLSConfigError(ValueError):
 
 
 def _new_context(client_ca_pem: str | None) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context = harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     context.set_alpn_protocols(["http/1.1"])
     if client_ca_pem is not None:
         context.load_verify_locations(cadata=client_ca_pem)
