@@ -1,7 +1,7 @@
 """The pool monitor: model servers' ``/metrics`` → per-endpoint snapshot → the pool gauges.
 
-See docs/pool-monitor.md. Polling needs the ``pool`` extra (aiohttp), imported on first use, so
-this package imports with the base dependencies only.
+See docs/pool-monitor.md. Polling and discovery use the library's own h11 client
+(:mod:`inference_metrics.net`): base dependencies only.
 """
 
 from .discovery import DNSDiscovery, KubernetesDiscovery, StaticDiscovery

@@ -14,15 +14,15 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
+from ..net.client import HTTPError
 from .endpoints import Endpoint, metrics_url
 from .profiles import DEFAULT_ENGINE, ENGINE_LABELS
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from ..server.kubernetes import KubernetesConfig
+    from ..server.kubernetes.api import KubernetesAPI
 
 __all__ = ["DNSDiscovery", "KubernetesDiscovery", "StaticDiscovery"]
 
@@ -126,6 +126,16 @@ class DNSDiscovery:
 
 class _Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410 or an ERROR event): list again."""
+
+
+class _Failed(Exception):
+    """A list or watch that did not work, in our words (logged as is)."""
+
+
+#: Largest list reply read (a pool's pods or EndpointSlices; thousands of pods fit).
+MAX_LIST_BYTES = 64 << 20
+#: Largest watch event (one object) read.
+MAX_EVENT_BYTES = 16 << 20
 
 
 class KubernetesDiscovery:
@@ -270,74 +280,45 @@ class KubernetesDiscovery:
                 seen.setdefault(endpoint.name, endpoint)
         return sorted(seen.values(), key=lambda e: e.name)
 
-    # --- list and watch ----------------------------------------------------------------------
+    # --- list and watch ---------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.token_file is not None:
-            token = self.config.token_file.read_text(encoding="ascii").strip()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-        return headers
-
-    def _session(self) -> aiohttp.ClientSession:
-        import ssl
-
-        import aiohttp
-
-        context = ssl.create_default_context(
-            cafile=str(self.config.ca_file) if self.config.ca_file else None
-        )
-        context.minimum_version = ssl.TLSVersion.TLSv1_2  # as ClientTLS and the review client
-        return aiohttp.ClientSession(
-            base_url=self.config.api_server.rstrip("/") + "/",
-            connector=aiohttp.TCPConnector(ssl=context),
-            read_bufsize=1 << 20,
-        )
-
-    async def _list(self, session: aiohttp.ClientSession) -> str:
-        import aiohttp
-
-        query = urlencode({"labelSelector": self.label_selector})
-        async with session.get(
-            self.collection_path.lstrip("/") + "?" + query,
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=30),
-        ) as response:
+    async def _list(self, api: KubernetesAPI) -> str:
+        query = {"labelSelector": self.label_selector}
+        async with api.request("GET", self.collection_path, query=query) as response:
             if response.status != 200:
-                raise OSError(f"listing {self.collection_path} answered HTTP {response.status}")
-            body = await response.json(content_type=None)
+                raise _Failed(f"listing {self.collection_path} answered HTTP {response.status}")
+            body = json.loads(await response.read(MAX_LIST_BYTES))
         self._objects = {
             str(item["metadata"]["name"]): self.endpoints_of(item)
             for item in body.get("items") or []
         }
         return str(body["metadata"]["resourceVersion"])
 
-    async def _watch(self, session: aiohttp.ClientSession, version: str, update: Update) -> str:
-        import aiohttp
-
-        query = urlencode(
-            {
-                "labelSelector": self.label_selector,
-                "watch": "1",
-                "resourceVersion": version,
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": str(self.watch_timeout),
-            }
-        )
-        async with session.get(
-            self.collection_path.lstrip("/") + "?" + query,
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=self.watch_timeout + 30),
-        ) as response:
+    async def _watch(self, api: KubernetesAPI, version: str, update: Update) -> str:
+        query = {
+            "labelSelector": self.label_selector,
+            "watch": "1",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.watch_timeout),
+        }
+        # The API server ends a watch after timeoutSeconds and sends bookmarks meanwhile: a
+        # stream silent for longer than that is a dead connection.
+        silence = self.watch_timeout + 30
+        async with api.request("GET", self.collection_path, query=query) as response:
             if response.status == 410:
                 raise _Gone
             if response.status != 200:
-                raise OSError(f"watching {self.collection_path} answered HTTP {response.status}")
+                raise _Failed(f"watching {self.collection_path} answered HTTP {response.status}")
+            lines = response.lines(MAX_EVENT_BYTES)
             while True:
-                line = await response.content.readline()
-                if not line:
+                try:
+                    async with asyncio.timeout(silence):
+                        line = await anext(lines)
+                except StopAsyncIteration:
                     return version  # the server ended the watch: watch again from here
+                except TimeoutError:
+                    raise _Failed(f"the watch was silent for {silence} s") from None
                 if not line.strip():
                     continue
                 event = json.loads(line)
@@ -345,7 +326,7 @@ class KubernetesDiscovery:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise _Gone
-                    raise OSError(f"watch error: {obj.get('message', '')[:200]}")
+                    raise _Failed(f"the watch answered an ERROR event (code {obj.get('code')})")
                 version = str(obj.get("metadata", {}).get("resourceVersion") or version)
                 if kind == "BOOKMARK":
                     continue
@@ -357,33 +338,30 @@ class KubernetesDiscovery:
                 update(self.current())
 
     async def run(self, update: Update) -> None:
-        import aiohttp
+        from ..server.kubernetes.api import KubernetesAPI
 
         last_logged = -math.inf
-        async with self._session() as session:
+        api = KubernetesAPI(self.config)
+        try:
             while True:
                 try:
-                    version = await self._list(session)
+                    version = await self._list(api)
                     update(self.current())
                     while True:
-                        version = await self._watch(session, version, update)
+                        version = await self._watch(api, version, update)
                 except _Gone:
                     continue  # list again at once
-                except (
-                    OSError,
-                    aiohttp.ClientError,
-                    ValueError,
-                    KeyError,
-                    TypeError,
-                    AttributeError,  # JSON of another shape than the API's
-                ) as exc:
-                    # Keep the last endpoints: an API hiccup must not empty the pool.
-                    if time.monotonic() - last_logged >= 60.0:
-                        last_logged = time.monotonic()
-                        logger.warning(
-                            "Kubernetes discovery of %s: %s: %s; retrying",
-                            self.collection_path,
-                            type(exc).__name__,
-                            str(exc)[:200],
-                        )
-                    await asyncio.sleep(self.retry_interval)
+                except (_Failed, HTTPError) as exc:
+                    problem = str(exc)  # our own words: no reply text, no token
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # JSON of another shape than the API's; the library's message is not ours
+                    problem = f"a reply of another shape than the API's ({type(exc).__name__})"
+                # Keep the last endpoints: an API hiccup must not empty the pool.
+                if time.monotonic() - last_logged >= 60.0:
+                    last_logged = time.monotonic()
+                    logger.warning(
+                        "Kubernetes discovery of %s: %s; retrying", self.collection_path, problem
+                    )
+                await asyncio.sleep(self.retry_interval)
+        finally:
+            await api.aclose()

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,6 +34,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..net.client import HTTPClient, HTTPError
+from ..net.watch import TokenFile, TokenFileError
 from ..schemas import Role
 from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
@@ -40,7 +43,6 @@ from .parse import read_families
 from .profiles import PROFILES, EngineNumbers, EngineProfile, Reading, extract, profile_for
 
 if TYPE_CHECKING:
-    import aiohttp
     from prometheus_client.metrics_core import Metric
 
     from ..recorder import Recorder
@@ -72,6 +74,7 @@ DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_PAGE_BYTES = 16 << 20
 DEFAULT_ERROR_LOG_INTERVAL = 60.0
 
+_ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
 _SOURCE_TYPE = "metrics-data-source"
 _EXTRACTOR_TYPE = "core-metrics-extractor"
 
@@ -157,38 +160,17 @@ def _rounds_summary(recorder: Recorder) -> bool:
     return any(Role.POOL_STD_DEV_KV_CACHE in schema.roles for schema in recorder.schemas)
 
 
-class _TokenFile:
-    """A bearer token file, re-read at most once a minute (it rotates)."""
-
-    def __init__(self, path: Path, clock: Callable[[], float]) -> None:
-        self.path = path
-        self._clock = clock
-        self._token = ""
-        self._read_at = -math.inf
-
-    def read(self) -> str:
-        now = self._clock()
-        if now - self._read_at >= 60.0 or not self._token:
-            try:
-                text = self.path.read_text(encoding="ascii").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PollError(f"cannot read the bearer token file {self.path}: {exc}") from None
-            if not text or not all(0x21 <= ord(c) <= 0x7E for c in text):
-                raise PollError(f"the bearer token file {self.path} holds no single token")
-            self._token, self._read_at = text, now
-        return self._token
-
-
 class PoolMonitor:
     """Polls one pool's model servers and keeps the pool gauges of ``recorder`` up to date.
 
     Use as ``async with PoolMonitor(...) as monitor:`` (or :meth:`start` / :meth:`stop`) inside
     a running event loop. :meth:`snapshot` never waits. ``recorder`` None: a picker-only monitor
     that sets no gauges (the attribute ``recorder`` may be set later). ``clock``: monotonic
-    seconds; ``fetch``: an async callable from a URL to its page (default: aiohttp, with the
-    TLS, token and size bound given here), raising :class:`PollError` or ``OSError`` on failure.
+    seconds; ``fetch``: an async callable from a URL to its page (default: the library's h11
+    client, :mod:`inference_metrics.net.client`, with the TLS, token and size bound given here),
+    raising :class:`PollError` or ``OSError`` on failure.
 
-    Needs the ``pool`` extra (aiohttp), imported when the first poll starts.
+    Needs nothing beyond the base dependencies.
     """
 
     def __init__(
@@ -231,15 +213,19 @@ class PoolMonitor:
         self.recorder = recorder
         self._clock = clock
         self._fetch_page = fetch or self._fetch
-        self._ssl = (tls or ClientTLS()).context()
-        self._token = _TokenFile(Path(bearer_token_file), clock) if bearer_token_file else None
+        # Rebuilt per new connection when the CA or client certificate files change.
+        self._client = HTTPClient(tls=(tls or ClientTLS()).watched(), max_idle=2)
+        self._token = (
+            TokenFile(bearer_token_file, check_interval=1.0, clock=clock)
+            if bearer_token_file
+            else None
+        )
         if self._token is not None:
             try:
                 self._token.read()  # unreadable or empty at start-up: say so now
-            except PollError as exc:
+            except TokenFileError as exc:
                 raise ValueError(f"bearer_token_file: {exc}") from None
         self._tracked: dict[str, _Tracked] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self.poll_errors = 0
@@ -299,34 +285,18 @@ class PoolMonitor:
     # --- polling -----------------------------------------------------------------------------
 
     async def _fetch(self, url: str) -> bytes:
-        import aiohttp
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit_per_host=2, ssl=self._ssl),
-                timeout=aiohttp.ClientTimeout(total=None),
-                auto_decompress=True,
-            )
-        headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.read()}"
+        """The page at ``url``; :class:`PollError` in the HTTP client's or our own words."""
+        headers = [("Accept", _ACCEPT)]
         try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+            if self._token is not None:
+                headers.append(("Authorization", f"Bearer {self._token.read()}"))
+            async with self._client.request("GET", url, headers=headers) as response:
                 if response.status != 200:
                     raise PollError(f"HTTP status {response.status}")
-                length = response.content_length
-                if length is not None and length > self.max_page_bytes:
-                    raise PollError(f"page of {length} bytes exceeds {self.max_page_bytes}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(1 << 16):
-                    size += len(chunk)
-                    if size > self.max_page_bytes:
-                        raise PollError(f"page exceeds {self.max_page_bytes} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except aiohttp.ClientError as exc:
-            raise PollError(f"{type(exc).__name__}: {exc}") from None
+                return await response.read(self.max_page_bytes)
+        except (HTTPError, TokenFileError) as exc:
+            failure = str(exc)  # written by us: no reply text, no token
+        raise PollError(failure)
 
     async def poll(self, name: str) -> EndpointMetrics:
         """Poll the endpoint ``name`` once (bounded by ``timeout``); never raises for the
@@ -341,20 +311,20 @@ class PoolMonitor:
             problem = f"no page within {self.timeout:g} s"
         except PollError as exc:
             problem = str(exc)
-        except OSError as exc:
-            problem = f"{type(exc).__name__}: {exc.strerror or exc}"
-        except Exception as exc:  # anything else the HTTP client met is this endpoint's fault
+        except OSError as exc:  # from an injected fetch: the errno's text, never the message
+            problem = type(exc).__name__ + (f": {os.strerror(exc.errno)}" if exc.errno else "")
+        except Exception as exc:  # anything else the fetch met is this endpoint's fault
             problem = type(exc).__name__
         if self._tracked.get(name) is not tracked:
             return tracked.metrics  # it left the pool meanwhile
-        if problem is not None:
+        if problem is not None:  # the one place a poll error is counted
             self.poll_errors += 1
             tracked.metrics = replace(tracked.metrics, poll_errors=tracked.metrics.poll_errors + 1)
             self._log(tracked, f"poll failed: {problem}")
             return tracked.metrics
         reading = extract(tracked.profile, read_families(page, tracked.profile.families))
         tracked.metrics = tracked.metrics.merged(reading, self._clock())
-        if reading.problems:
+        if reading.problems:  # the one place extract errors are counted
             self.extract_errors += len(reading.problems)
             self._log(tracked, "cannot read " + "; ".join(reading.problems))
         return tracked.metrics
@@ -513,9 +483,7 @@ class PoolMonitor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
         if remove_series:
             self._remove_pool_series()
 
