@@ -296,3 +296,18 @@ def test_the_monitor_polls_and_kubernetes_auth_builds_with_only_the_base_depende
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "4.0 []"
+
+
+async def test_a_connection_with_bytes_after_the_reply_is_not_kept() -> None:
+    async def extra(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(reply(b"page") + b"HTTP/1.1 200 OK\r\n")  # half of an unasked reply
+            await writer.drain()
+
+    async with serving(extra) as peer:
+        client = HTTPClient()
+        for _ in range(3):
+            assert await client.get(peer.url, max_bytes=100) == (200, b"page")
+        await client.aclose()
+    assert client.connections_opened == 3

@@ -357,6 +357,7 @@ class HTTPClient:
             self.max_idle > 0
             and state.our_state is h11.DONE
             and state.their_state is h11.DONE
+            and not state.trailing_data[0]  # bytes after the reply: not a connection to trust
             and connection.usable()
         ):
             state.start_next_cycle()
