@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .watch import FileWatch
 
-__all__ = ["MINIMUM_TLS_VERSION", "ClientContext", "TLSFileError", "harden"]
+__all__ = ["MINIMUM_TLS_VERSION", "ClientContext", "ReloadingContext", "TLSFileError", "harden"]
 
 MINIMUM_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 
@@ -33,6 +33,60 @@ def harden(context: ssl.SSLContext) -> ssl.SSLContext:
     """``context`` with the library's minimum TLS version (1.2); returned for chaining."""
     context.minimum_version = MINIMUM_TLS_VERSION
     return context
+
+
+class ReloadingContext:
+    """An ``ssl.SSLContext`` that ``load`` builds from the files ``watch`` looks at, built again
+    when they change; the server's (:class:`~inference_metrics.server.ServerTLS`) and the
+    clients' (:class:`ClientContext`) reload through it.
+
+    Calling it gives the context for a new connection. A rebuild that fails (a file gone, a new
+    certificate beside the old key) keeps the last good context and is tried again at the next
+    look; ``on_reload`` hears of each attempt (None: it worked). ``load`` failing at construction
+    raises: the caller says what that means. ``watch`` None: nothing to watch, one context.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], ssl.SSLContext],
+        watch: FileWatch | None,
+        *,
+        on_reload: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        self._load = load
+        self._watch = watch
+        self._on_reload = on_reload
+        #: How many times the files were loaded again after a change (tests, diagnostics).
+        self.reloads = 0
+        try:  # before loading: a change while loading is then seen at the next look
+            signature = watch.signature() if watch is not None else ()
+        except OSError:
+            signature = None
+        self._context = load()
+        if watch is not None:
+            if signature is None:
+                watch.forget()
+            else:
+                watch.loaded(signature)
+
+    def __call__(self) -> ssl.SSLContext:
+        if self._watch is None:
+            return self._context
+        try:
+            signature = self._watch.changed()
+            if signature is None:
+                return self._context
+            context = self._load()
+        except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a TLSFileError
+            if self._on_reload is not None:
+                self._on_reload(exc)
+            return self._context
+        self._context = context
+        self._watch.loaded(signature)
+        self.reloads += 1
+        if self._on_reload is not None:
+            self._on_reload(None)
+        return context
 
 
 def _path(value: str | os.PathLike[str] | None) -> Path | None:
@@ -67,21 +121,13 @@ class ClientContext:
             raise TLSFileError("cert_file and key_file go together")
         self.verify = verify
         files = [p for p in (self.ca_file, self.cert_file, self.key_file) if p is not None]
-        self._watch = (
-            FileWatch(*files, check_interval=check_interval, clock=clock) if files else None
-        )
-        #: How many times the files were loaded again after a change (tests, diagnostics).
-        self.reloads = 0
-        try:  # before loading: a change while loading is then seen at the next look
-            signature = self._watch.signature() if self._watch is not None else ()
-        except OSError:
-            signature = None
-        self._context = self._load()  # raises naming the file that cannot be used
-        if self._watch is not None:
-            if signature is None:
-                self._watch.forget()
-            else:
-                self._watch.loaded(signature)
+        watch = FileWatch(*files, check_interval=check_interval, clock=clock) if files else None
+        self._reloading = ReloadingContext(self._load, watch)
+
+    @property
+    def reloads(self) -> int:
+        """How many times the files were loaded again after a change (tests, diagnostics)."""
+        return self._reloading.reloads
 
     def _load(self) -> ssl.SSLContext:
         context = harden(ssl.create_default_context())
@@ -102,19 +148,7 @@ class ClientContext:
 
     def __call__(self) -> ssl.SSLContext:
         """The context for a new connection, rebuilt first if the files changed and load."""
-        if self._watch is None:
-            return self._context
-        try:
-            signature = self._watch.changed()
-            if signature is None:
-                return self._context
-            context = self._load()
-        except (OSError, TLSFileError):
-            return self._context  # half-rotated or gone: the last good one, tried again later
-        self._context = context
-        self._watch.loaded(signature)
-        self.reloads += 1
-        return context
+        return self._reloading()
 
 
 def _unusable(path: Path, exc: BaseException, what: str = "file") -> str:

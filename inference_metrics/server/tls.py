@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..net.tls import harden
+from ..net.tls import ReloadingContext, harden
 from ..net.watch import FileWatch
 
 __all__ = ["ServerTLS", "TLSConfigError"]
@@ -78,18 +78,28 @@ class ServerTLS:
         #: The PEM certificate of a self-signed configuration (None for files).
         self.certificate_pem: bytes | None = pem[0] if pem is not None else None
         self._pem = pem
-        #: How many times the files were re-loaded after a change; for tests and diagnostics.
-        self.reloads = 0
         paths = self._paths()
         # A self-signed configuration without a client CA watches nothing.
-        self._watch = FileWatch(*paths, check_interval=check_interval) if paths else None
+        watch = FileWatch(*paths, check_interval=check_interval) if paths else None
         try:
-            signature = self._watch.signature() if self._watch is not None else ()
-            self._context = self._load()
+            self._reloading = ReloadingContext(self._load, watch, on_reload=self._reloaded)
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise TLSConfigError(f"cannot load TLS files: {_describe(exc)}") from None
-        if self._watch is not None:
-            self._watch.loaded(signature)
+
+    @property
+    def reloads(self) -> int:
+        """How many times the files were re-loaded after a change; for tests and diagnostics."""
+        return self._reloading.reloads
+
+    def _reloaded(self, failure: BaseException | None) -> None:
+        if failure is None:
+            logger.info("TLS files reloaded (%s)", ", ".join(map(str, self._paths())))
+            return
+        logger.warning(
+            "TLS files changed but do not load (%s): keeping the previous ones, retrying in %gs",
+            _describe(failure),
+            self.check_interval,
+        )
 
     @property
     def client_auth(self) -> bool:
@@ -121,30 +131,7 @@ class ServerTLS:
 
     def context(self) -> ssl.SSLContext:
         """The context for a new connection, reloaded first if the files changed."""
-        if self._watch is None:
-            return self._context
-        try:
-            signature = self._watch.changed()
-        except OSError as exc:
-            logger.warning("cannot stat TLS files (%s): keeping the loaded ones", _describe(exc))
-            return self._context
-        if signature is None:
-            return self._context
-        try:
-            context = self._load()
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            logger.warning(
-                "TLS files changed but do not load (%s): keeping the previous ones, "
-                "retrying in %gs",
-                _describe(exc),
-                self.check_interval,
-            )
-            return self._context
-        self._context = context
-        self._watch.loaded(signature)
-        self.reloads += 1
-        logger.info("TLS files reloaded (%s)", ", ".join(map(str, self._paths())))
-        return context
+        return self._reloading()
 
     @classmethod
     def self_signed(
