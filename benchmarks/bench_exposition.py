@@ -19,14 +19,17 @@ pods each, build info), three cases:
   tenth: traffic spread thin), every series; ours as served against the hand-written scrape as
   above (which costs the same whatever changed), and the body's size against
   ``gzip.compress(render(...), 6)``. Then the alternatives, every series changed: the whole page
-  through ``gzip.compress`` at levels 6 and 1, and the cache at level 1 and with 256 KiB chunks.
+  through ``gzip.compress`` at levels 6 and 1, the cache at level 1 and with 256 KiB chunks, and
+  the cache with each other deflate installed (``isal``, ``zlib-ng``, the standard ``zlib``).
+* The cache compresses with ``--deflate`` (default ``auto``: the fastest installed, as the server
+  does); the script prints which one it used.
 * The data is checked first: both registries must expose the same samples.
 
 Times are the best of ``--repeat`` runs with the garbage collector off while timing (as
 ``benchmarks/common.per_call``); a hand-written gzip'd time is the render's plus the compression's,
 each timed on its own; ours as served is timed as one call (render and compression together).
 Body sizes are the bytes sent. Run: ``.venv/bin/python -m benchmarks.bench_exposition``
-(``--pairs 10,100,1000``, ``--repeat N``).
+(``--pairs 10,100,1000``, ``--repeat N``, ``--deflate auto|isal|zlib-ng|zlib``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from inference_metrics import CATALOG, Kind, MetricSpec, PrometheusBackend
 from inference_metrics.backends import Series
 from inference_metrics.exposition import TEXT, Representation, negotiate, render
-from inference_metrics.gzip_cache import GzipCache
+from inference_metrics.gzip_cache import DEFLATES, GzipCache, available_deflates
 from inference_metrics.server.scrape import GZIP_LEVEL
 
 from .common import same_data
@@ -178,7 +181,12 @@ def hand_encoder(representation: Representation) -> Callable[[CollectorRegistry]
 
 
 def measure(
-    world: World, samples: int, name: str, representation: Representation, repeat: int
+    world: World,
+    samples: int,
+    name: str,
+    representation: Representation,
+    repeat: int,
+    deflate: str,
 ) -> tuple[list[str], str]:
     """The two "as served" rows (gzip off, on) and the idle row of one format."""
     pairs = world.pairs
@@ -198,7 +206,7 @@ def measure(
     hand_gz, hand_gz_len = gzip_time(hand_body, max(1, repeat - 1))
     hand_served = hand_s + hand_gz
     world.hand_served[representation] = hand_served
-    scrape = served_gzip(world, representation, GzipCache(GZIP_LEVEL))
+    scrape = served_gzip(world, representation, GzipCache(GZIP_LEVEL, deflate=deflate))
     ours_gz, ours_gz_body = timed(scrape, world.touch, repeat)
     assert gzip.decompress(ours_gz_body) == ours(), "the gzip'd body is not the render"
     served = [
@@ -227,7 +235,7 @@ CHANGES = (
 )
 
 
-def by_change(world: World, repeat: int) -> list[str]:
+def by_change(world: World, repeat: int, deflate: str) -> list[str]:
     """The gzip'd scrape (text) by what changed since the last one, then the alternatives."""
     hand_served = world.hand_served[TEXT]
     rows = []
@@ -241,16 +249,21 @@ def by_change(world: World, repeat: int) -> list[str]:
             f"{len(body):,} B | {len(body) / whole:.3f} |"
         )
 
-    for level, chunk in ((GZIP_LEVEL, 64), (GZIP_LEVEL, 256), (1, 64)):
-        scrape = served_gzip(world, TEXT, GzipCache(level, chunk * 1024))
-        for changed, share, spread in CHANGES if level == GZIP_LEVEL else CHANGES[-1:]:
+    others = [name for name in available_deflates() if name != deflate]
+    cases = [(GZIP_LEVEL, 64, deflate), (GZIP_LEVEL, 256, deflate), (1, 64, deflate)]
+    cases += [(GZIP_LEVEL, 64, name) for name in others]
+    for level, chunk, name in cases:
+        cache = GzipCache(level, chunk * 1024, deflate=name)
+        scrape = served_gzip(world, TEXT, cache)
+        every = level != GZIP_LEVEL or chunk != 64 or name != deflate
+        for changed, share, spread in CHANGES[-1:] if every else CHANGES:
             scrape()  # the scrape before
 
             def change(share: float = share, spread: bool = spread) -> None:
                 world.touch(share, spread)
 
             seconds, body = timed(scrape, change, repeat)
-            row(changed, f"cache, level {level}, {chunk} KiB", seconds, body)
+            row(changed, f"cache, level {level}, {chunk} KiB, {cache.deflate}", seconds, body)
     for level in (GZIP_LEVEL, 1):
 
         def whole_page(level: int = level) -> bytes:
@@ -265,7 +278,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="10,100,1000", help="comma-separated pair counts")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (best kept)")
+    parser.add_argument(
+        "--deflate",
+        default="auto",
+        choices=["auto", *DEFLATES],
+        help="the gzip cache's deflate (auto: the fastest installed, as the server picks)",
+    )
     args = parser.parse_args()
+    deflate = GzipCache(deflate=args.deflate).deflate
 
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     rows: list[str] = []
@@ -276,13 +296,15 @@ def main() -> None:
             world = World(pairs)
             samples = same_data(world.ours, world.hand)
             for name, representation in (("text", TEXT), ("OpenMetrics", OPENMETRICS)):
-                served, idle = measure(world, samples, name, representation, args.repeat)
+                served, idle = measure(world, samples, name, representation, args.repeat, deflate)
                 rows.extend(served)
                 idle_rows.append(idle)
-        change_rows = by_change(world, args.repeat)
+        change_rows = by_change(world, args.repeat, deflate)
     finally:
         prometheus_client.enable_created_metrics()  # type: ignore[no-untyped-call]
 
+    print(f"deflate: {deflate} (installed: {', '.join(available_deflates())})")
+    print()
     print(
         f"## scrape as served, every series changed since the last scrape (best of {args.repeat})"
     )

@@ -4,8 +4,10 @@ member of exactly what ``render`` returns; CRC-32 combined as zlib combines it."
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +20,11 @@ from inference_metrics.backends.store import CounterSeries, HistogramSeries
 from inference_metrics.exposition import TEXT, Representation, negotiate, render, render_pieces
 from inference_metrics.gzip_cache import (
     _X2N,
+    DEFLATES,
     MAX_SLOTS,
     GzipCache,
     _multmodp,
+    available_deflates,
     crc32_combine,
     crc32_shift,
 )
@@ -60,7 +64,7 @@ def test_a_crc_out_of_range_is_refused(crc: object) -> None:
     ("arguments", "message"),
     [({"level": 10}, "level must be"), ({"chunk_bytes": 0}, "chunk_bytes must be")],
 )
-def test_a_bad_level_or_chunk_size_is_refused(arguments: dict[str, int], message: str) -> None:
+def test_a_bad_level_or_chunk_size_is_refused(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GzipCache(**arguments)
 
@@ -105,7 +109,7 @@ def test_an_idle_rescrape_reuses_every_chunk_and_gives_the_same_bytes() -> None:
     chunks = dict(cache._slots[TEXT])
     assert len(chunks) > 10
     assert cache.compress(*render_pieces(registry, TEXT), TEXT) == first
-    assert all(cache._slots[TEXT][key] is chunk for key, chunk in chunks.items())
+    assert all(cache._slots[TEXT][key].deflated is chunk.deflated for key, chunk in chunks.items())
     assert gzip.decompress(first) == render(registry, TEXT)
 
 
@@ -115,11 +119,12 @@ def test_a_change_recompresses_only_the_chunk_holding_the_changed_series() -> No
         update(one, 2.0)
     cache = GzipCache(chunk_bytes=4096)
     cache.compress(*render_pieces(registry, TEXT), TEXT)
-    before = set(cache._slots[TEXT].values())
+    before = [chunk.deflated for chunk in cache._slots[TEXT].values()]
     update(series[150], 7.0)
     body = cache.compress(*render_pieces(registry, TEXT), TEXT)
-    after = set(cache._slots[TEXT].values())
-    assert len(after - before) == 1
+    after = [chunk.deflated for chunk in cache._slots[TEXT].values()]
+    made_again = [new for new in after if not any(new is old for old in before)]
+    assert len(made_again) == 1
     assert len(after) == len(before)
     assert gzip.decompress(body) == render(registry, TEXT)
 
@@ -256,3 +261,147 @@ def test_no_more_than_max_slots_compressions_are_kept() -> None:
     for slot in range(MAX_SLOTS + 3):
         cache.compress([b"x"], [slot + 1], slot)
     assert list(cache._slots) == list(range(3, MAX_SLOTS + 3))
+
+
+def deflate_installed(name: str) -> str:
+    if name not in available_deflates():
+        pytest.skip(f"{name} is not installed (the dev extras install it; .ci/run checks)")
+    return name
+
+
+@pytest.fixture(params=list(DEFLATES))
+def deflate(request: pytest.FixtureRequest) -> str:
+    return deflate_installed(request.param)
+
+
+@pytest.fixture
+def without_fast_deflates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if neither isal nor zlib-ng were installed (an import of a None module raises)."""
+    for name in ("isal", "isal.isal_zlib", "zlib_ng", "zlib_ng.zlib_ng"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.mark.parametrize("name", list(DEFLATES))
+@settings(max_examples=30, deadline=None)
+@given(
+    rounds=st.lists(
+        st.lists(st.tuples(st.integers(0, 3 * 30 - 1), st.floats(0, 1e6)), max_size=30),
+        min_size=1,
+        max_size=4,
+    ),
+    level=st.integers(0, 9),
+)
+def test_every_installed_deflate_makes_bodies_stdlib_gzip_reads_as_the_render(
+    name: str, rounds: list[list[tuple[int, float]]], level: int
+) -> None:
+    registry, series = recorded(30)
+    cache = GzipCache(level, chunk_bytes=1024, deflate=deflate_installed(name))
+    for updates in rounds:
+        for index, amount in updates:
+            update(series[index], amount)
+        body = cache.render(registry, TEXT)
+        assert gzip.decompress(body) == render(registry, TEXT)
+
+
+def test_chunks_made_by_every_deflate_concatenate_into_one_valid_member() -> None:
+    pieces = [b'a_total{x="%d"} %d.0\n' % (i, i * 7) for i in range(3000)]
+    deflated = []
+    for name in available_deflates():
+        cache = GzipCache(chunk_bytes=4096, deflate=name)
+        member = cache.compress(pieces, list(range(1, 3001)))
+        assert gzip.decompress(member) == b"".join(pieces)
+        deflated.append(zlib.decompressobj(-15).decompress(member[10:-8]))
+    assert deflated == [b"".join(pieces)] * len(deflated)
+
+
+def test_auto_compresses_with_the_fastest_installed_deflate() -> None:
+    assert GzipCache().deflate == available_deflates()[0]
+
+
+@pytest.mark.parametrize("name", ["isal", "zlib-ng"])
+def test_a_fast_deflate_is_found_when_installed(name: str) -> None:
+    deflate_installed(name)
+    assert GzipCache(deflate=name).deflate == name
+    assert available_deflates().index(name) < available_deflates().index("zlib")
+
+
+@pytest.mark.usefixtures("without_fast_deflates")
+def test_without_a_fast_deflate_installed_the_standard_librarys_is_used() -> None:
+    assert available_deflates() == ("zlib",)
+    registry, series = recorded(50)
+    for one in series:
+        update(one, 3.0)
+    cache = GzipCache()
+    assert cache.deflate == "zlib"
+    assert gzip.decompress(cache.render(registry, TEXT)) == render(registry, TEXT)
+
+
+@pytest.mark.usefixtures("without_fast_deflates")
+def test_asking_for_a_deflate_that_is_not_installed_is_refused() -> None:
+    with pytest.raises(ValueError, match="deflate 'isal' is not installed here"):
+        GzipCache(deflate="isal")
+
+
+def test_an_unknown_deflate_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"deflate must be 'auto' or one of .*got 'brotli'"):
+        GzipCache(deflate="brotli")
+
+
+def test_level_zero_stores_the_page_uncompressed_whatever_the_deflate(deflate: str) -> None:
+    page = bytes(range(256)) * 64
+    body = GzipCache(0, deflate=deflate).compress([page], [1])
+    assert gzip.decompress(body) == page
+    assert len(body) > len(page)
+
+
+def test_isal_takes_zlib_levels_by_thirds_onto_its_own_one_to_three() -> None:
+    deflate_installed("isal")
+    from isal import isal_zlib
+
+    page = b"".join(b'm_bucket{le="%d"} %d.0\n' % (i % 40, i) for i in range(20000))
+    bodies = {
+        level: GzipCache(level, deflate="isal").compress([page], [1]) for level in range(1, 10)
+    }
+    for level, body in bodies.items():
+        own = isal_zlib.compressobj((level + 2) // 3, zlib.DEFLATED, -15)
+        raw = own.compress(page) + own.flush(isal_zlib.Z_FULL_FLUSH)
+        assert body[10:-8] == raw + zlib.compressobj(6, zlib.DEFLATED, -15).flush()
+
+
+def cuts_piece_by_piece(pieces: list[bytes], keys: list[int], limit: int) -> list[tuple[int, int]]:
+    """The chunking rule stated one piece at a time (the reference for GzipCache._cuts)."""
+    cuts: list[tuple[int, int]] = []
+    start = size = run = count = 0
+    for i, (piece, key) in enumerate(zip(pieces, keys, strict=True)):
+        if key <= 0:
+            if i > start and (key == 0 or size >= limit or keys[start] == 0):
+                cuts.append((start, i))
+                start, size = i, 0
+            run = count = 0
+        else:
+            if not run and piece:
+                run = 1 << max(0, (limit // len(piece)).bit_length() - 1)
+            elif run and count >= run:
+                cuts.append((start, i))
+                start, size, count = i, 0, 0
+            count += 1
+        size += len(piece)
+    if start < len(pieces):
+        cuts.append((start, len(pieces)))
+    return cuts
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    page=st.lists(
+        st.tuples(st.integers(0, 300), st.sampled_from([1, 1, 1, 1, 0, -1])), max_size=120
+    ),
+    limit=st.integers(1, 2000),
+)
+def test_chunks_are_cut_where_the_piece_by_piece_rule_cuts_them(
+    page: list[tuple[int, int]], limit: int
+) -> None:
+    pieces = [b"x" * size for size, _ in page]
+    keys = [kind * (i + 1) for i, (_, kind) in enumerate(page)]
+    cuts = GzipCache(chunk_bytes=limit)._cuts(pieces, keys)
+    assert cuts == cuts_piece_by_piece(pieces, keys, limit)
