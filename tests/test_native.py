@@ -10,7 +10,11 @@ from fractions import Fraction
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
+from inference_metrics.backends.exemplars import openmetrics_exemplar, trace_exemplar
 from inference_metrics.backends.native import (
     _FRACTIONS,
     DEFAULT_MAX_BUCKETS,
@@ -24,10 +28,12 @@ from inference_metrics.backends.native import (
     bucket_key,
     buckets_from_spans,
     merge,
+    native_only_lines,
     reduce_keys,
     spans_and_deltas,
     upper_bound,
 )
+from inference_metrics.backends.store import Labels
 
 MAX = sys.float_info.max
 SCHEMAS = list(range(MIN_SCHEMA, SCHEMA + 1))
@@ -420,3 +426,43 @@ def test_a_histogram_finer_than_schema_3_is_merged_but_not_observed_into() -> No
     with pytest.raises(ValueError, match="observing needs a schema of at most 3, not 5"):
         histogram.observe([1.0])
     assert histogram.count == 0
+
+
+# --- the text formats
+
+
+def test_a_native_only_series_shows_its_inf_bucket_count_and_sum_in_text() -> None:
+    labels = Labels(
+        'model_name="m",', ',target_model_name="t"', 'model_name="m",target_model_name="t"'
+    )
+    assert native_only_lines("latency_seconds", labels, 3, 1.5) == (
+        b'latency_seconds_bucket{model_name="m",le="+Inf",target_model_name="t"} 3.0\n'
+        b'latency_seconds_count{model_name="m",target_model_name="t"} 3.0\n'
+        b'latency_seconds_sum{model_name="m",target_model_name="t"} 1.5\n'
+    )
+
+
+def test_a_native_only_series_without_labels_has_no_braces_but_its_bucket() -> None:
+    assert native_only_lines("x", Labels("", "", ""), 2_000_000, 0.0) == (
+        b'x_bucket{le="+Inf"} 2e+06\nx_count 2e+06\nx_sum 0.0\n'
+    )
+
+
+def test_a_native_only_series_with_an_exemplar_parses_as_openmetrics() -> None:
+    held = trace_exemplar((0xABC, 0xDEF), 0.25, 1700000000.5)
+    lines = native_only_lines(
+        "latency_seconds", Labels('m="a",', "", 'm="a"'), 4, 2.0, openmetrics_exemplar(held)
+    )
+    page = b"# HELP latency_seconds L.\n# TYPE latency_seconds histogram\n" + lines + b"# EOF\n"
+    (family,) = openmetrics_families(page.decode())  # type: ignore[no-untyped-call]
+    samples = {(sample.name, sample.labels.get("le")): sample for sample in family.samples}
+    assert set(samples) == {
+        ("latency_seconds_bucket", "+Inf"),
+        ("latency_seconds_count", None),
+        ("latency_seconds_sum", None),
+    }
+    bucket = samples["latency_seconds_bucket", "+Inf"]
+    assert bucket.value == samples["latency_seconds_count", None].value == 4
+    assert bucket.exemplar is not None
+    assert bucket.exemplar.labels == {"trace_id": f"{0xABC:032x}", "span_id": f"{0xDEF:016x}"}
+    assert (bucket.exemplar.value, float(bucket.exemplar.timestamp)) == (0.25, 1700000000.5)

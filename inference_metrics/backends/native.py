@@ -31,6 +31,9 @@ Only buckets that hold something exist. Facts kept from client_golang (``prometh
   one or two keys is filled with empty buckets rather than starting a new run), each count given
   as its difference from the previous one, as client_golang's ``makeBuckets``.
 
+In the text formats a native-only histogram shows what client_golang's text encoder shows of it:
+its ``+Inf`` bucket (the count), ``_count`` and ``_sum`` (:func:`native_only_lines`).
+
 Merging (:func:`merge`, for several worker processes) is exact: at one schema, counts add; a
 finer histogram is first reduced to the coarser schema. Observing is a batch fold
 (:func:`bucket_counts`): the store hands over a list of pending values, as for classic buckets.
@@ -45,6 +48,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from .store import Labels
+from .writer import go_float
+
 __all__ = [
     "DEFAULT_MAX_BUCKETS",
     "MAX_SCHEMA",
@@ -58,6 +64,7 @@ __all__ = [
     "bucket_key",
     "buckets_from_spans",
     "merge",
+    "native_only_lines",
     "reduce_keys",
     "spans_and_deltas",
     "upper_bound",
@@ -448,3 +455,20 @@ def buckets_from_spans(spans: Iterable[tuple[int, int]], deltas: Sequence[int]) 
     if position != len(deltas):
         raise ValueError(f"spans hold {position} buckets but there are {len(deltas)} deltas")
     return buckets
+
+
+def native_only_lines(
+    name: str, labels: Labels, count: int, total: float, exemplar: str = ""
+) -> bytes:
+    """A native-only histogram series in the text and OpenMetrics formats: the ``+Inf`` bucket,
+    ``_count`` and ``_sum``, as client_golang's text encoder shows a histogram without classic
+    buckets, in our writer's order and number format (``_bucket`` lines, ``_count``, ``_sum``).
+    ``exemplar``: OpenMetrics only, the ``+Inf`` bucket's exemplar as
+    :func:`~.exemplars.openmetrics_exemplar` renders it."""
+    plain = f"{{{labels.plain}}}" if labels.plain else ""
+    number = go_float(count)
+    return (
+        f'{name}_bucket{{{labels.before}le="+Inf"{labels.after}}} {number}{exemplar}\n'
+        f"{name}_count{plain} {number}\n"
+        f"{name}_sum{plain} {go_float(total)}\n"
+    ).encode()
