@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, Metric, UnknownMe
 from prometheus_client.registry import Collector
 
 from inference_metrics.backends.exemplars import Exemplar, exemplar, trace_exemplar
-from inference_metrics.backends.native import NativeHistogram
+from inference_metrics.backends.native import NativeHistogram, bucket_key
 from inference_metrics.backends.protobuf import (
     CONTENT_TYPE,
     HistogramEncoder,
@@ -234,6 +234,21 @@ def test_a_native_histogram_has_schema_zero_bucket_spans_and_deltas() -> None:
     assert decoded_buckets(histogram.positive_span, histogram.positive_delta) == native.positive
     assert decoded_buckets(histogram.negative_span, histogram.negative_delta) == native.negative
     assert len(histogram.bucket) == 0
+
+
+def test_large_deltas_and_far_apart_buckets_take_several_varint_bytes() -> None:
+    native = NativeHistogram()
+    native.observe([1.0] * 1000 + [1.05] * 300 + [1e300] * 70 + [-(2.0**-100)] * 200)
+    histogram = one(
+        family(
+            family_header("h", "H.", MetricType.HISTOGRAM),
+            [HistogramEncoder().metric(b"", native.count, 0.0, native=native)],
+        )
+    ).metric[0].histogram
+    assert list(histogram.positive_delta) == [1000, -700, -230]
+    assert [span.offset for span in histogram.positive_span] == [0, bucket_key(1e300) - 2]
+    assert decoded_buckets(histogram.positive_span, histogram.positive_delta) == native.positive
+    assert decoded_buckets(histogram.negative_span, histogram.negative_delta) == native.negative
 
 
 def test_a_negative_schema_and_an_empty_native_histogram_decode() -> None:

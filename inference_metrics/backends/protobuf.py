@@ -213,31 +213,49 @@ def summary(
 
 
 def _spans(key: bytes, spans: Sequence[Span]) -> bytes:
-    return b"".join(
-        _field(key, _SPAN_OFFSET + varint(_zigzag(offset)) + _SPAN_LENGTH + varint(length))
-        for offset, length in spans
-    )
+    """``BucketSpan`` fields; a span whose offset and length fit one varint byte each (almost
+    every one) is one format of six bytes."""
+    out = []
+    for offset, length in spans:
+        zigzag = _zigzag(offset)
+        if zigzag < 0x80 and length < 0x80:
+            out.append(b"%b\x04\x08%c\x10%c" % (key, zigzag, length))
+        else:
+            out.append(_field(key, _SPAN_OFFSET + varint(zigzag) + _SPAN_LENGTH + varint(length)))
+    return b"".join(out)
 
 
 def _packed_sint(key: bytes, numbers: Sequence[int]) -> bytes:
-    return _field(key, b"".join([varint(_zigzag(n)) for n in numbers])) if numbers else b""
+    """A packed repeated ``sint64`` field (nothing for no numbers); numbers within -64..63 (the
+    usual deltas) are one byte each, made by ``bytes()`` in one call."""
+    if not numbers:
+        return b""
+    zigzags = [n << 1 if n >= 0 else (-n << 1) - 1 for n in numbers]
+    if max(zigzags) < 0x80:
+        return _field(key, bytes(zigzags))
+    return _field(key, b"".join([varint(zigzag) for zigzag in zigzags]))
 
 
 def _native(native: NativeHistogram) -> bytes:
     """A native histogram's fields: schema, zero threshold, zero count, spans and deltas."""
-    negative_spans, negative_deltas = spans_and_deltas(native.negative)
-    positive_spans, positive_deltas = spans_and_deltas(native.positive)
-    return b"".join(
-        (
-            _HIST_SCHEMA + varint(_zigzag(native.schema)),
-            _HIST_ZERO_THRESHOLD + _double(native.zero_threshold),
-            _HIST_ZERO_COUNT + varint(native.zero_count),
-            _spans(_HIST_NEGATIVE_SPAN, negative_spans),
-            _packed_sint(_HIST_NEGATIVE_DELTA, negative_deltas),
-            _spans(_HIST_POSITIVE_SPAN, positive_spans),
-            _packed_sint(_HIST_POSITIVE_DELTA, positive_deltas),
-        )
+    head = b"%b%b%b%b%b%b" % (
+        _HIST_SCHEMA,
+        varint(_zigzag(native.schema)),
+        _HIST_ZERO_THRESHOLD,
+        _double(native.zero_threshold),
+        _HIST_ZERO_COUNT,
+        varint(native.zero_count),
     )
+    parts = [head]
+    for buckets, span_key, delta_key in (
+        (native.negative, _HIST_NEGATIVE_SPAN, _HIST_NEGATIVE_DELTA),
+        (native.positive, _HIST_POSITIVE_SPAN, _HIST_POSITIVE_DELTA),
+    ):
+        if buckets:
+            spans, deltas = spans_and_deltas(buckets)
+            parts.append(_spans(span_key, spans))
+            parts.append(_packed_sint(delta_key, deltas))
+    return b"".join(parts)
 
 
 class HistogramEncoder:
