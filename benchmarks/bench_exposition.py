@@ -23,6 +23,9 @@ pods each, build info), three cases:
   the cache with each other deflate installed (``isal``, ``zlib-ng``, the standard ``zlib``).
 * The cache compresses with ``--deflate`` (default ``auto``: the fastest installed, as the server
   does); the script prints which one it used.
+* **deflate alone**: the largest pair count's text page cut in 64 KiB pieces, each compressed on
+  its own as raw deflate with a full flush (what the cache does to a new chunk), by each deflate
+  installed at a few levels, and the CRC-32 of every piece.
 * The data is checked first: both registries must expose the same samples.
 
 Times are the best of ``--repeat`` runs with the garbage collector off while timing (as
@@ -37,9 +40,12 @@ from __future__ import annotations
 import argparse
 import gc
 import gzip
+import importlib
 import random
 import time
+import zlib
 from collections.abc import Callable
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -284,6 +290,35 @@ def by_change(world: World, repeat: int, deflate: str) -> list[str]:
     return rows
 
 
+def deflate_alone(page: bytes, repeat: int) -> list[str]:
+    """Rows: each installed deflate at a few levels on ``page`` in 64 KiB pieces, then CRC-32."""
+    pieces = [page[i : i + 65536] for i in range(0, len(page), 65536)]
+    levels = {"isal": (0, 1, 2, 3), "zlib-ng": (1, 2, 6), "zlib": (1, 6)}
+    rows = []
+    for name in available_deflates():
+        module = importlib.import_module(DEFLATES[name])
+        for level in levels[name]:
+
+            def deflate(module: Any = module, level: int = level) -> bytes:
+                out = []
+                for piece in pieces:
+                    compressor = module.compressobj(level, zlib.DEFLATED, -15)
+                    out.append(compressor.compress(piece) + compressor.flush(module.Z_FULL_FLUSH))
+                return b"".join(out)
+
+            seconds, body = timed(deflate, lambda: None, repeat)
+            rows.append(f"| {name} | level {level} | {seconds * 1e3:.1f} ms | {len(body):,} B |")
+
+        def crc(module: Any = module) -> bytes:
+            for piece in pieces:
+                module.crc32(piece)
+            return b""
+
+        seconds, _ = timed(crc, lambda: None, repeat)
+        rows.append(f"| {name} | CRC-32 | {seconds * 1e3:.1f} ms | |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="10,100,1000", help="comma-separated pair counts")
@@ -310,6 +345,7 @@ def main() -> None:
                 rows.extend(served)
                 idle_rows.append(idle)
         change_rows = by_change(world, args.repeat, deflate)
+        alone_rows = deflate_alone(render(world.ours, TEXT), args.repeat)
     finally:
         prometheus_client.enable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -331,6 +367,11 @@ def main() -> None:
     print("| changed | how | ours | / hand-written as served | body | / gzip level 6 of the page |")
     print("|---|---|---:|---:|---:|---:|")
     print("\n".join(change_rows))
+    print()
+    print(f"## deflate alone: the text page at {world.pairs} pairs in 64 KiB pieces")
+    print("| deflate | level | time | deflate bytes |")
+    print("|---|---|---:|---:|")
+    print("\n".join(alone_rows))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ def one(data: bytes) -> Any:
     return decoded
 
 
+def histogram_of(entry: bytes) -> Any:
+    """The decoded ``Histogram`` of one encoded histogram series."""
+    return one(family(family_header("h", "H.", MetricType.HISTOGRAM), [entry])).metric[0].histogram
+
+
 def test_the_content_type_is_the_delimited_metric_family_stream() -> None:
     assert CONTENT_TYPE == (
         "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
@@ -175,16 +180,7 @@ def test_a_classic_histogram_has_cumulative_finite_buckets_count_and_sum() -> No
 
 def test_large_cumulative_counts_take_several_varint_bytes() -> None:
     counts = [127, 1, 2**40, 0, 0, 0, 0, 5]
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [HistogramEncoder(LATENCY).metric(b"", sum(counts), 1.0, counts=counts)],
-            )
-        )
-        .metric[0]
-        .histogram
-    )
+    histogram = histogram_of(HistogramEncoder(LATENCY).metric(b"", sum(counts), 1.0, counts=counts))
     assert [b.cumulative_count for b in histogram.bucket] == list(accumulate(counts[:-1]))
 
 
@@ -193,19 +189,8 @@ def test_classic_exemplars_sit_on_their_buckets_and_an_inf_one_adds_the_inf_buck
     fast = exemplar({"trace_id": "b" * 32}, 0.07, 101.0)
     exemplars = [None, fast, None, None, None, None, None, slow]
     counts = [0, 1, 0, 0, 0, 0, 0, 1]
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [
-                    HistogramEncoder(LATENCY).metric(
-                        b"", 2, 7.57, counts=counts, exemplars=exemplars
-                    )
-                ],
-            )
-        )
-        .metric[0]
-        .histogram
+    histogram = histogram_of(
+        HistogramEncoder(LATENCY).metric(b"", 2, 7.57, counts=counts, exemplars=exemplars)
     )
     assert len(histogram.bucket) == len(LATENCY) + 1
     assert_exemplar(histogram.bucket[1].exemplar, fast)
@@ -218,16 +203,7 @@ def test_classic_exemplars_sit_on_their_buckets_and_an_inf_one_adds_the_inf_buck
 def test_a_native_histogram_has_schema_zero_bucket_spans_and_deltas() -> None:
     native = NativeHistogram()
     native.observe([0.0, 1.0, 2.0, 3.0, -0.5, -0.5, 100.0, math.nan])
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [HistogramEncoder().metric(b"", native.count, 105.0, native=native)],
-            )
-        )
-        .metric[0]
-        .histogram
-    )
+    histogram = histogram_of(HistogramEncoder().metric(b"", native.count, 105.0, native=native))
     assert (histogram.sample_count, histogram.schema) == (8, 3)
     assert histogram.zero_threshold == 2.0**-128
     assert histogram.zero_count == 1
@@ -239,12 +215,7 @@ def test_a_native_histogram_has_schema_zero_bucket_spans_and_deltas() -> None:
 def test_large_deltas_and_far_apart_buckets_take_several_varint_bytes() -> None:
     native = NativeHistogram()
     native.observe([1.0] * 1000 + [1.05] * 300 + [1e300] * 70 + [-(2.0**-100)] * 200)
-    histogram = one(
-        family(
-            family_header("h", "H.", MetricType.HISTOGRAM),
-            [HistogramEncoder().metric(b"", native.count, 0.0, native=native)],
-        )
-    ).metric[0].histogram
+    histogram = histogram_of(HistogramEncoder().metric(b"", native.count, 0.0, native=native))
     assert list(histogram.positive_delta) == [1000, -700, -230]
     assert [span.offset for span in histogram.positive_span] == [0, bucket_key(1e300) - 2]
     assert decoded_buckets(histogram.positive_span, histogram.positive_delta) == native.positive
@@ -253,16 +224,7 @@ def test_large_deltas_and_far_apart_buckets_take_several_varint_bytes() -> None:
 
 def test_a_negative_schema_and_an_empty_native_histogram_decode() -> None:
     native = NativeHistogram(-2)
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [HistogramEncoder().metric(b"", 0, 0.0, native=native)],
-            )
-        )
-        .metric[0]
-        .histogram
-    )
+    histogram = histogram_of(HistogramEncoder().metric(b"", 0, 0.0, native=native))
     assert histogram.schema == -2
     assert histogram.HasField("sample_count")
     assert histogram.HasField("zero_count")
@@ -274,15 +236,8 @@ def test_a_native_only_histograms_exemplar_sits_on_an_inf_bucket_holding_the_cou
     native = NativeHistogram()
     native.observe([0.3, 0.4, 12.0])
     held = trace_exemplar((1, 2), 12.0, 1700000000.5)
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [HistogramEncoder().metric(b"", 3, 12.7, native=native, exemplars=[held])],
-            )
-        )
-        .metric[0]
-        .histogram
+    histogram = histogram_of(
+        HistogramEncoder().metric(b"", 3, 12.7, native=native, exemplars=[held])
     )
     (bucket,) = histogram.bucket
     assert (bucket.upper_bound, bucket.cumulative_count) == (math.inf, 3)
@@ -295,19 +250,8 @@ def test_both_kinds_at_once_carry_classic_buckets_and_native_fields() -> None:
     native = NativeHistogram()
     native.observe(values)
     counts = classic_counts(values, LATENCY)
-    histogram = (
-        one(
-            family(
-                family_header("h", "H.", MetricType.HISTOGRAM),
-                [
-                    HistogramEncoder(LATENCY).metric(
-                        b"", 5, sum(values), counts=counts, native=native
-                    )
-                ],
-            )
-        )
-        .metric[0]
-        .histogram
+    histogram = histogram_of(
+        HistogramEncoder(LATENCY).metric(b"", 5, sum(values), counts=counts, native=native)
     )
     assert [b.cumulative_count for b in histogram.bucket] == list(accumulate(counts[:-1]))
     assert decoded_buckets(histogram.positive_span, histogram.positive_delta) == native.positive
