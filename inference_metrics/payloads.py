@@ -49,11 +49,15 @@ BodyKind = Literal["json", "sse", "other"]
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one response; a count the response did not report is 0."""
+    """Token usage of one response; a prompt or completion count the response did not report is
+    0. ``cached_tokens`` is None when the response reported none (no
+    ``prompt_tokens_details.cached_tokens``), else the count, 0 included: upstream observes the
+    cached-token histogram whenever the details are there (llm-d-router
+    ``pkg/epp/handlers/response.go``)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +142,7 @@ def usage_from_object(obj: object) -> Usage | None:
     if not isinstance(details, dict):
         details = usage.get("input_tokens_details")
     cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
-    return Usage(prompt or 0, completion or 0, cached or 0)
+    return Usage(prompt or 0, completion or 0, cached)
 
 
 def model_from_object(obj: object) -> str | None:

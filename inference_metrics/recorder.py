@@ -958,7 +958,7 @@ class Recorder:
         request_size: float | None = None,
         input_tokens: float = 0,
         output_tokens: float = 0,
-        cached_tokens: float = 0,
+        cached_tokens: float | None = None,
         first_token: float | None = None,
         streaming: bool | None = None,
         fairness_id: str = DEFAULT_FAIRNESS_ID,
@@ -973,7 +973,11 @@ class Recorder:
         that did not call :meth:`record_request_started`). ``streaming`` says whether the
         response was streamed (default: whether ``first_token`` is given).
 
-        Recorded: response size (0 included); input, output and cached tokens when > 0. When
+        ``cached_tokens``: None when the response reported no cached-token count (no
+        ``prompt_tokens_details``), else the count, observed 0 included (as llm-d-router:
+        whenever the details are present).
+
+        Recorded: response size (0 included); input and output tokens when > 0. When
         ``completed`` is strictly after ``received`` (else returns False and records no
         latencies): latency; NTPOT = latency / output tokens when output tokens > 0. Streamed,
         with ``first_token`` between them: TTFT = first_token - received and, when output tokens
@@ -995,7 +999,9 @@ class Recorder:
             input_tokens = _number("input_tokens", input_tokens)
         if not (type(output_tokens) in _FAST_NUMBER and 0 <= output_tokens <= _MAX):
             output_tokens = _number("output_tokens", output_tokens)
-        if not (type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens <= _MAX):
+        if cached_tokens is not None and not (
+            type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens <= _MAX
+        ):
             cached_tokens = _number("cached_tokens", cached_tokens)
         if first_token is not None and not (
             type(first_token) in _FAST_NUMBER and 0 <= first_token <= _MAX
@@ -1028,7 +1034,7 @@ class Recorder:
             series.input_tokens.observe(input_tokens)
         if output_tokens > 0:
             series.output_tokens.observe(output_tokens)
-        if cached_tokens > 0:
+        if cached_tokens is not None:
             series.prompt_cached_tokens.observe(cached_tokens)
         if not completed > received:
             return False

@@ -114,6 +114,25 @@ def test_completed_ignores_a_first_token_outside_the_request(
     assert "inference_model_request_tpot_seconds" not in fams
 
 
+def test_cached_tokens_of_zero_are_observed(
+    recorder: Recorder, registry: CollectorRegistry
+) -> None:
+    recorder.record_request_completed(
+        "m", "t", received=1.0, completed=2.0, response_size=1, cached_tokens=0
+    )
+    fams = parse_registry(registry)
+    cached = fams["inference_model_prompt_cached_tokens"]
+    assert cached.value("inference_model_prompt_cached_tokens_count", **M) == 1
+    assert value(fams, "inference_model_prompt_cached_tokens") == 0
+
+
+def test_cached_tokens_not_reported_observe_nothing(
+    recorder: Recorder, registry: CollectorRegistry
+) -> None:
+    recorder.record_request_completed("m", "t", received=1.0, completed=2.0, response_size=1)
+    assert "inference_model_prompt_cached_tokens" not in parse_registry(registry)
+
+
 @pytest.mark.parametrize(
     ("argument", "bad"),
     [
@@ -123,7 +142,7 @@ def test_completed_ignores_a_first_token_outside_the_request(
         ("request_size", -3),
         ("input_tokens", math.inf),
         ("output_tokens", True),
-        ("cached_tokens", None),
+        ("cached_tokens", -1),
         ("first_token", -0.5),
     ],
 )

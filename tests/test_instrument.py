@@ -486,8 +486,8 @@ class OpenAIStyleResult:
 @pytest.mark.parametrize(
     ("result", "usage"),
     [
-        (completion(1, 2), Usage(1, 2, 0)),
-        (json.dumps(completion(1, 2)), Usage(1, 2, 0)),
+        (completion(1, 2), Usage(1, 2)),
+        (json.dumps(completion(1, 2)), Usage(1, 2)),
         (OpenAIStyleResult(), Usage(3, 4, 2)),
         (Usage(7, 8, 9), Usage(7, 8, 9)),
         (b"not json", None),

@@ -186,6 +186,29 @@ def test_json_response_records_latency_size_and_tokens(setup: Setup) -> None:
     assert ctx.usage == Usage(10, 4, 6)
 
 
+def usage_body(**usage: object) -> bytes:
+    return json.dumps({"choices": [], "usage": {"prompt_tokens": 5, **usage}}).encode()
+
+
+def test_a_cached_token_count_of_zero_is_observed(setup: Setup) -> None:
+    ctx = routed(setup)
+    setup.clock.advance(1)
+    ctx.on_response_body(usage_body(prompt_tokens_details={"cached_tokens": 0}), end_of_stream=True)
+    cached = setup.families()["inference_model_prompt_cached_tokens"]
+    assert cached.value("inference_model_prompt_cached_tokens_count", **M) == 1
+    assert cached.value("inference_model_prompt_cached_tokens_sum", **M) == 0
+
+
+@pytest.mark.parametrize("details", [None, {"audio_tokens": 0}])
+def test_a_usage_without_a_cached_token_count_observes_none(setup: Setup, details: object) -> None:
+    ctx = routed(setup)
+    setup.clock.advance(1)
+    ctx.on_response_body(usage_body(prompt_tokens_details=details), end_of_stream=True)
+    families = setup.families()
+    assert "inference_model_input_tokens" in families
+    assert "inference_model_prompt_cached_tokens" not in families
+
+
 def test_non_streamed_response_records_no_ttft_or_tpot(setup: Setup) -> None:
     ctx = routed(setup)
     setup.clock.advance(1)
@@ -219,7 +242,7 @@ def test_sse_is_detected_without_a_content_type(setup: Setup) -> None:
         b'ta: {"usage": {"prompt_tokens": 2, "completion_tokens": 3}}\n\n', end_of_stream=True
     )
     assert ctx.streamed
-    assert ctx.usage == Usage(2, 3, 0)
+    assert ctx.usage == Usage(2, 3)
 
 
 def test_tpot_is_not_recorded_for_a_single_output_token(setup: Setup) -> None:

@@ -81,11 +81,11 @@ def test_responses_api_completed_event_usage() -> None:
         "type": "response.completed",
         "response": {"usage": {"input_tokens": 3, "output_tokens": 4}},
     }
-    assert usage_from_object(event) == Usage(3, 4, 0)
+    assert usage_from_object(event) == Usage(3, 4)
 
 
 def test_embeddings_usage_has_prompt_tokens_only() -> None:
-    assert usage_from_json(b'{"usage": {"prompt_tokens": 5, "total_tokens": 5}}') == Usage(5, 0, 0)
+    assert usage_from_json(b'{"usage": {"prompt_tokens": 5, "total_tokens": 5}}') == Usage(5, 0)
 
 
 @pytest.mark.parametrize(
@@ -161,46 +161,46 @@ def test_sse_usage_and_done_in_different_chunks() -> None:
 def test_sse_last_usage_wins() -> None:
     first = chunk_line({"usage": {"prompt_tokens": 1, "completion_tokens": 1}})
     second = chunk_line({"usage": {"prompt_tokens": 1, "completion_tokens": 2}})
-    assert parse(first + second).usage == Usage(1, 2, 0)
+    assert parse(first + second).usage == Usage(1, 2)
 
 
 def test_sse_data_without_space_after_colon() -> None:
-    assert parse(b'data:{"usage": {"prompt_tokens": 1}}\n\n').usage == Usage(1, 0, 0)
+    assert parse(b'data:{"usage": {"prompt_tokens": 1}}\n\n').usage == Usage(1, 0)
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
 def test_sse_line_endings(newline: bytes) -> None:
     stream = b'data: {"usage": {"completion_tokens": 3}}' + newline + newline
-    assert parse(stream).usage == Usage(0, 3, 0)
+    assert parse(stream).usage == Usage(0, 3)
 
 
 def test_sse_crlf_split_across_chunks_ends_one_line() -> None:
     # b"\r" | b"\n" must not count as two line ends (that would end the event early).
     parser = parse(b'data: {"usage":\r', b'\ndata: {"prompt_tokens": 2}}\r', b"\n\r\n")
-    assert parser.usage == Usage(2, 0, 0)
+    assert parser.usage == Usage(2, 0)
 
 
 def test_sse_utf8_sequence_split_across_chunks() -> None:
     stream = 'data: {"choices": [{"delta": {"content": "é€"}}], "usage": {"prompt_tokens": 1}}\n\n'
     raw = stream.encode()
     cut_at = raw.index("€".encode()) + 1
-    assert parse(raw[:cut_at], raw[cut_at:]).usage == Usage(1, 0, 0)
+    assert parse(raw[:cut_at], raw[cut_at:]).usage == Usage(1, 0)
 
 
 def test_sse_data_field_without_colon_is_an_empty_line_of_data() -> None:
     stream = b'data: {"usage":\ndata\ndata: {"prompt_tokens": 8}}\n\n'
-    assert parse(stream).usage == Usage(8, 0, 0)
+    assert parse(stream).usage == Usage(8, 0)
 
 
 def test_sse_multi_line_data_is_joined() -> None:
     stream = b'data: {"usage":\ndata: {"prompt_tokens": 2,\ndata: "completion_tokens": 5}}\n\n'
-    assert parse(stream).usage == Usage(2, 5, 0)
+    assert parse(stream).usage == Usage(2, 5)
 
 
 def test_sse_events_without_blank_lines_between_them() -> None:
     stream = b'data: {"choices": []}\ndata: {"usage": {"prompt_tokens": 4}}\ndata: [DONE]\n'
     parser = parse(stream)
-    assert parser.usage == Usage(4, 0, 0)
+    assert parser.usage == Usage(4, 0)
 
 
 def test_sse_responses_api_stream() -> None:
@@ -214,11 +214,11 @@ def test_sse_responses_api_stream() -> None:
         b"event: " + e["type"].encode() + b"\n" + chunk_line(e)  # type: ignore[attr-defined]
         for e in (created, delta, completed)
     )
-    assert parse(stream).usage == Usage(11, 2, 0)
+    assert parse(stream).usage == Usage(11, 2)
 
 
 def test_sse_last_event_without_trailing_blank_line_is_read_at_close() -> None:
-    assert parse(b'data: {"usage": {"prompt_tokens": 6}}').usage == Usage(6, 0, 0)
+    assert parse(b'data: {"usage": {"prompt_tokens": 6}}').usage == Usage(6, 0)
 
 
 def test_sse_invalid_usage_event_is_counted() -> None:
@@ -239,7 +239,7 @@ def test_sse_line_longer_than_the_bound_is_dropped_and_counted() -> None:
     parser.feed(b"x" * 1000 + b"\n\n" + chunk_line({"usage": {"prompt_tokens": 1}}))
     parser.close()
     assert parser.oversized_lines == 1
-    assert parser.usage == Usage(1, 0, 0)
+    assert parser.usage == Usage(1, 0)
 
 
 def test_sse_stream_without_newlines_does_not_grow_memory() -> None:

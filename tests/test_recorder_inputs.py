@@ -70,7 +70,7 @@ NUMBER_CALLS: list[tuple[str, Call]] = [
     ("value", lambda r, v: r.record_pool_per_pod_queue_size("new", "new", v)),
     ("request_size", lambda r, v: r.record_request_started("new", "new", v)),
 ]
-OPTIONAL = {"request_size", "first_token"}
+OPTIONAL = {"request_size", "first_token", "cached_tokens"}
 COMPLETED_ARGUMENTS = (
     "received",
     "completed",
@@ -124,7 +124,8 @@ BAD_VALUES: list[tuple[object, type[Exception]]] = [
 ]
 
 
-# None is a valid value of record_request_completed's optional request_size and first_token.
+# None is a valid value of record_request_completed's optional request_size, first_token and
+# cached_tokens (not reported).
 NONE_ALLOWED = {id(call) for argument, call in COMPLETED_CALLS if argument in OPTIONAL}
 NUMBER_CASES = [
     pytest.param(argument, call, value, error, id=f"{call_id}-{repr(value)[:12]}")
