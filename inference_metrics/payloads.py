@@ -12,8 +12,14 @@ for completions and chat completions, ``input_tokens`` / ``output_tokens`` for t
 or, in a ``text/event-stream`` body, the last ``usage`` object carried by a ``data:`` event: a
 chat or completions chunk's ``usage``, or the ``response.usage`` of a Responses API event
 (``response.completed``, also ``response.incomplete``/``response.failed``, which carry usage as
-well). ``data: [DONE]`` ends an OpenAI stream. Cached prompt tokens come from
-``usage.prompt_tokens_details.cached_tokens`` (Responses API: ``input_tokens_details``).
+well). Cached prompt tokens come from ``usage.prompt_tokens_details.cached_tokens`` (Responses
+API: ``input_tokens_details``); a usage without them reports none (None, not 0).
+
+A stream's end marker (:attr:`SSEUsageParser.ended_at`): the event ``data: [DONE]`` (completions
+and chat completions: OpenAI, vLLM, SGLang, TGI and the other OpenAI-compatible servers), or a
+Responses API event whose ``type`` is ``response.completed``, ``response.incomplete`` or
+``response.failed`` (the Responses API sends no ``[DONE]``). The OpenAI client stops reading at
+either and closes the response; so does a stream's end here.
 """
 
 from __future__ import annotations
@@ -191,6 +197,14 @@ def sniff_body(head: bytes | bytearray) -> BodyKind | None:
 
 
 _USAGE_KEY = b'"usage"'
+#: In every Responses API event's data (its ``type``); rare in a chat or completions chunk.
+_RESPONSE_EVENT = b'"response.'
+#: A Responses API event ``type`` that ends the stream (in any event's data, as text).
+_END_TYPES = ("response.completed", "response.incomplete", "response.failed")
+_END_TYPE = re.compile(rb'"response\.(?:completed|incomplete|failed)"')
+_DONE = b"[DONE]"
+#: A line's end in the bytes as they came: CRLF, LF or CR.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _MODEL_KEY = b'"model"'
 # How many events mentioning "model" are decoded to find the model a stream names.
 _MODEL_TRIES = 4
@@ -213,7 +227,13 @@ class SSEUsageParser:
     joined with newlines; comments (``:`` lines) and other fields are skipped; an event ends at a
     blank line. ``[DONE]`` sets :attr:`done`. Only an event whose data mentions a non-null
     ``"usage"`` is JSON-decoded, so the per-token chunks of a stream cost a substring search;
-    and, until one names the model (:attr:`model`), the first few that mention ``"model"``.
+    and, until one names the model (:attr:`model`), the first few that mention ``"model"``, and
+    an event whose data names a Responses API end type.
+
+    The stream's end marker (``data: [DONE]``, or a Responses API ``response.completed``,
+    ``response.incomplete`` or ``response.failed`` event) sets :attr:`ended_at`: the stream's
+    bytes up to and including the line end of the blank line that ended the marker's event (a
+    CRLF whole, even split between chunks). Nothing after the marker is read (no usage, no model).
 
     Memory is bounded: a line (or one event's data) longer than ``max_line_bytes`` is dropped
     and counted in :attr:`oversized_lines`. :attr:`invalid_events` counts events that mentioned
@@ -227,11 +247,15 @@ class SSEUsageParser:
         "_data_lines",
         "_data_size",
         "_discarding",
+        "_end_cr",
+        "_ended",
+        "_fed",
         "_first_line",
         "_max",
         "_model_tries",
         "_skip_lf",
         "done",
+        "ended_at",
         "events",
         "invalid_events",
         "model",
@@ -261,6 +285,15 @@ class SSEUsageParser:
         self._model_tries = 0
         #: Whether ``data: [DONE]`` was seen.
         self.done = False
+        #: The stream's bytes up to and including its end marker's event (see the class), once
+        #: the marker went by; None before.
+        self.ended_at: int | None = None
+        # The marker's event was dispatched; its end is placed in the bytes (ended_at) by the
+        # line loop, or, after a CR that ended a chunk, by the next chunk (_end_cr: the offset
+        # after that CR, an LF may follow).
+        self._ended = False
+        self._end_cr: int | None = None
+        self._fed = 0  # bytes fed so far
         #: Events dispatched (those with data).
         self.events = 0
         #: Events whose data mentioned usage but was not valid JSON.
@@ -290,10 +323,18 @@ class SSEUsageParser:
     def _feed(self, chunk: bytes) -> None:
         if not chunk:
             return
+        start = self._fed  # where ``chunk`` starts in the stream
+        self._fed += len(chunk)
         if self._skip_lf:
             self._skip_lf = False
             if chunk[0] == _LF:
                 chunk = chunk[1:]
+                start += 1
+            if self._end_cr is not None:  # the marker's blank line ended with that CR (+ LF)
+                self.ended_at, self._end_cr = start, None
+        if self._ended:
+            return  # nothing after the end marker is read
+        raw = chunk
         if b"\r" in chunk:
             # CRLF and CR end lines too; a CR that ends the chunk may be the first half of a CRLF.
             self._skip_lf = chunk[-1] == _CR
@@ -301,9 +342,11 @@ class SSEUsageParser:
         lines = chunk.split(b"\n")
         rest = lines.pop()  # after the last newline: the start of a line still to come
         if lines:
+            skipped = 0
             if self._buf or self._discarding:
                 # The first line completes the one buffered from earlier chunks.
                 first = lines.pop(0)
+                skipped = 1
                 self._append(first, 0, len(first))
                 if self._discarding:
                     self._discarding = False
@@ -312,22 +355,43 @@ class SSEUsageParser:
                     self._line(bytes(self._buf))
                 self._buf.clear()
             limit = self._max
-            for line in lines:
+            for index, line in enumerate(lines):
                 if len(line) > limit:
                     self.oversized_lines += 1
                     self._broken = True
-                else:
-                    self._line(line)
+                    continue
+                self._line(line)
+                if not line and self._ended:  # this blank line ended the marker's event
+                    self._place_end(raw, start, index + skipped)
+                    return
         self._append(rest, 0, len(rest))
+
+    def _place_end(self, raw: bytes, start: int, line: int) -> None:
+        """The end marker's event ended with line ``line`` (0-based) of ``raw`` (the chunk as it
+        came, from stream offset ``start``): set :attr:`ended_at` after that line's end."""
+        for number, match in enumerate(_LINE_END.finditer(raw)):
+            if number == line:
+                end = match.end()
+                if end == len(raw) and match.group() == b"\r":
+                    self._end_cr = start + end  # an LF in the next chunk belongs to it
+                else:
+                    self.ended_at = start + end
+                    self._skip_lf = False
+                return
 
     def close(self) -> None:
         """End of stream: parse a last line without a newline and a last event without a blank
-        line (servers that close right after their last ``data:`` line)."""
-        if self._buf and not self._discarding:
-            self._line(bytes(self._buf))
+        line (servers that close right after their last ``data:`` line). A marker event ended
+        this way ends at the end of the stream."""
+        if not self._ended:
+            if self._buf and not self._discarding:
+                self._line(bytes(self._buf))
+            self._dispatch()
         self._buf.clear()
         self._discarding = False
-        self._dispatch()
+        if self._ended and self.ended_at is None:
+            self.ended_at = self._fed if self._end_cr is None else self._end_cr
+            self._end_cr = None
 
     def _append(self, chunk: bytes, start: int, end: int) -> None:
         if self._discarding or start == end:
@@ -397,15 +461,20 @@ class SSEUsageParser:
             self.invalid_events += 1
 
     def _handle(self, data: bytes) -> bool:
-        """Take usage (and the model, from the first events) from one event's data; False when
-        it mentioned usage but was not JSON."""
+        """Take usage (and the model, from the first events) from one event's data, and see
+        whether it is the end marker; False when it mentioned usage but was not JSON."""
+        if self._ended:
+            return True  # after the end marker (events of one chunk's data without blank lines)
         wants_model = self.model is None and self._model_tries < _MODEL_TRIES and _MODEL_KEY in data
         mentions = data.count(_USAGE_KEY)
+        ends = _RESPONSE_EVENT in data and _END_TYPE.search(data) is not None
         if wants_model:
             self._model_tries += 1
+        elif ends:
+            pass  # decoded: is it the end event (its type), or text that names one?
         elif not mentions:
-            if data.strip() == b"[DONE]":
-                self.done = True
+            if data.strip() == _DONE:
+                self.done = self._ended = True
             return True
         elif (mentions == 1 and (_NULL_USAGE_COMPACT in data or _NULL_USAGE_SPACED in data)) or (
             mentions > 1 and mentions == len(_NULL_USAGE.findall(data))
@@ -421,4 +490,6 @@ class SSEUsageParser:
             usage = usage_from_object(obj)
             if usage is not None:
                 self.usage = usage
+        if ends and isinstance(obj, dict) and obj.get("type") in _END_TYPES:
+            self._ended = True
         return True

@@ -47,10 +47,13 @@ def chat_response(prompt: int, completion: int, cached: int = 0) -> bytes:
     return json.dumps({"object": "chat.completion", "choices": [], "usage": usage}).encode()
 
 
-def sse(*events: object) -> bytes:
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + (
-        b"data: [DONE]\n\n"
-    )
+def events(*events: object) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+def sse(*last_events: object) -> bytes:
+    """The last events of a stream, and its end marker."""
+    return events(*last_events) + b"data: [DONE]\n\n"
 
 
 def routed(setup: Setup, request: bytes | None = None) -> RequestContext:
@@ -222,7 +225,7 @@ def test_sse_response_records_ttft_and_tpot(setup: Setup) -> None:
     ctx = routed(setup)
     ctx.on_response_headers([(":status", "200"), ("content-type", "text/event-stream")])
     setup.clock.advance(0.25)
-    ctx.on_response_body(sse({"choices": [{"delta": {"content": "a"}}]}), end_of_stream=False)
+    ctx.on_response_body(events({"choices": [{"delta": {"content": "a"}}]}), end_of_stream=False)
     setup.clock.advance(1.0)
     last = sse({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}})
     ctx.on_response_body(last, end_of_stream=True)

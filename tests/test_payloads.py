@@ -217,6 +217,75 @@ def test_sse_responses_api_stream() -> None:
     assert parse(stream).usage == Usage(11, 2)
 
 
+# --- the end marker -----------------------------------------------------------------------------
+
+
+def test_the_end_marker_ends_after_the_blank_line_of_its_event() -> None:
+    parser = SSEUsageParser()
+    parser.feed(CHAT_STREAM + b": after the marker\n\n")
+    assert parser.ended_at == len(CHAT_STREAM)
+    assert parser.done
+
+
+def test_nothing_after_the_end_marker_is_read() -> None:
+    late = chunk_line({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    assert parse(CHAT_STREAM, late).usage == Usage(9, 4, 2)
+    assert parse(CHAT_STREAM + late).usage == Usage(9, 4, 2)
+
+
+def test_the_marker_ends_only_when_its_event_does() -> None:
+    parser = SSEUsageParser()
+    parser.feed(b"data: [DONE]\n")
+    assert parser.ended_at is None  # the client too waits for the blank line
+    parser.feed(b"\n")
+    assert parser.ended_at == len(b"data: [DONE]\n\n")
+
+
+def test_a_crlf_after_the_marker_split_between_chunks_is_counted_whole() -> None:
+    parser = SSEUsageParser()
+    parser.feed(b"data: [DONE]\r\n\r")
+    assert parser.ended_at is None  # an LF may follow the CR
+    parser.feed(b"\nmore")
+    assert parser.ended_at == len(b"data: [DONE]\r\n\r\n")
+
+
+def test_a_marker_the_stream_ends_without_a_blank_line_ends_at_the_end() -> None:
+    assert parse(b"data: [DONE]").ended_at == len(b"data: [DONE]")
+    assert parse(b"data: [DONE]\r\n\r").ended_at == len(b"data: [DONE]\r\n\r")
+
+
+@pytest.mark.parametrize("kind", ["response.completed", "response.incomplete", "response.failed"])
+def test_a_responses_api_end_event_is_the_end_marker(kind: str) -> None:
+    delta: dict[str, object] = {"type": "response.output_text.delta", "delta": "hi"}
+    end: dict[str, object] = {
+        "type": kind,
+        "response": {"usage": {"input_tokens": 3, "output_tokens": 1}},
+    }
+    events = [b"event: " + str(e["type"]).encode() + b"\n" + chunk_line(e) for e in (delta, end)]
+    parser = parse(*events, b": later\n\n")
+    assert parser.ended_at == len(b"".join(events))
+    assert parser.usage == Usage(3, 1)
+    assert not parser.done
+
+
+def test_a_failed_response_without_usage_is_the_end_marker_too() -> None:
+    event = chunk_line({"type": "response.failed", "response": {"usage": None, "error": {}}})
+    assert parse(event).ended_at == len(event)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "response.output_text.delta", "delta": "response.completed"},
+        {"type": "response.output_text.delta", "delta": '"response.completed"'},
+        {"choices": [{"delta": {"content": "[DONE]"}}]},
+        {"type": "response.in_progress", "response": {"usage": None}},
+    ],
+)
+def test_text_that_names_an_end_marker_does_not_end_the_stream(data: object) -> None:
+    assert parse(chunk_line(data)).ended_at is None
+
+
 def test_sse_last_event_without_trailing_blank_line_is_read_at_close() -> None:
     assert parse(b'data: {"usage": {"prompt_tokens": 6}}').usage == Usage(6, 0)
 
@@ -317,6 +386,7 @@ def summary(parser: SSEUsageParser) -> tuple[object, ...]:
     return (
         parser.usage,
         parser.done,
+        parser.ended_at,
         parser.events,
         parser.invalid_events,
         parser.oversized_lines,
