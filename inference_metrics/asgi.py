@@ -13,9 +13,13 @@ messages themselves:
   ``ResourceExhausted``, 500 ``Internal``...); an exception out of the app is ``Internal``
   and is re-raised unchanged;
 * every response body byte as it is sent; usage from a JSON body or an event stream; TTFT and
-  TPOT for ``text/event-stream`` responses;
+  TPOT for ``text/event-stream`` responses; an event stream is complete when its end marker
+  (``data: [DONE]``, a Responses API ``response.completed``...) is sent, whatever the app does
+  after it (an app that awaits after its last event, a client that closes at the marker, as the
+  OpenAI client does);
 * ``http.disconnect`` from the client (or a ``send`` that fails because the client left, or the
-  app's task being cancelled) as a cancel: ``running_requests`` goes back down at once.
+  app's task being cancelled) before that as a cancel: ``running_requests`` goes back down at
+  once.
 
 The target model is the model the response names (OpenAI responses carry ``model``), else the
 requested model; a ``target_model`` callable, given the ASGI scope and the parsed request body,

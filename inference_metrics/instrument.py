@@ -9,10 +9,13 @@ stream (docs/streaming.md has the table):
   is counted as ``BadRequest`` with empty labels and the handler runs unmeasured;
 * a function or coroutine ends when it returns: usage and size come from the result;
 * a generator or async generator starts its request (and its clock) at the call and ends when it
-  is exhausted: every item is a part of the response (the first one is the TTFT timestamp;
-  ``bytes``/``str`` items go through the incremental SSE usage parser); closing it early, even
-  before its first item (``close()``, ``aclose()``, ``break`` in ``async for``, garbage
-  collection) ends the request as cancelled at once, exactly once;
+  is exhausted, or as soon as a ``bytes``/``str`` item carries the stream's end marker
+  (``data: [DONE]``, a Responses API ``response.completed``...): every item is a part of the
+  response (the first one is the TTFT timestamp; ``bytes``/``str`` items go through the
+  incremental SSE usage parser, and bytes after the marker are not counted); closing it early,
+  even before its first item (``close()``, ``aclose()``, ``break`` in ``async for``, garbage
+  collection) ends the request as cancelled at once, exactly once, unless its marker went by
+  (a consumer that stops at ``[DONE]``, as the OpenAI client does, leaves it complete);
 * an exception is counted with its error code (``errors``; else the HTTP status of an exception
   with an integer ``status_code`` or ``status``, as Starlette's, FastAPI's and aiohttp's
   ``HTTPException`` carry, through :meth:`ErrorCode.from_http_status`; else ``Internal``) and

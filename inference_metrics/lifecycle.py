@@ -19,9 +19,11 @@ stage                             recorded
                                   model itself
 ``on_response_headers``           nothing; a non-2xx ``:status`` makes the request end as
                                   ``ModelServerError``
-``on_response_body``              nothing until the end of stream, then as ``finish``;
-                                  a streamed response's later non-empty chunks: the
-                                  inter-token latency (time since the previous chunk)
+``on_response_body``              nothing until the stream's end marker (``data: [DONE]``,
+                                  a Responses API ``response.completed``...) or the end of
+                                  stream, then as ``finish``; a streamed response's later
+                                  non-empty chunks: the inter-token latency (time since the
+                                  previous chunk)
 ``finish`` (success)              latency, response size, input/output/cached tokens,
                                   NTPOT; TTFT and TPOT for streamed (SSE) responses;
                                   ``running_requests`` -1
@@ -32,18 +34,29 @@ stage                             recorded
                                   neither a success nor an error, as upstream)
 ================================  ==========================================================
 
+A stream is complete at its end marker, whoever closes first: the client (the OpenAI client
+closes the response as soon as it read ``data: [DONE]``), the proxy or the server (which may end
+the body much later). Latency is taken when the chunk holding the marker went by; the response
+size counts the body's bytes up to and including the marker's event (its blank line), none
+after it. A cancel, failure or end of stream after the marker changes nothing; before it, a
+cancel is a cancellation.
+
 Every method is safe to call in any order and more than once: the first end (``finish``,
-``fail``, ``cancel``) wins and nothing is recorded twice. No method raises on any payload; a
+``fail``, ``cancel``, or the end marker) wins and nothing is recorded twice, even when two
+threads end the request at once (the decorator's thread-pool streams: a cancel from the event
+loop while the item being produced holds the marker). No method raises on any payload; a
 response body whose usage cannot be parsed is counted in
 :attr:`Recorder.response_parse_failures <inference_metrics.Recorder.response_parse_failures>`
 and the request still completes. Nothing is logged; bodies are never kept beyond the request.
 
-A context is used by one task or thread at a time (one ext_proc stream, one handler call).
+A context is otherwise used by one task or thread at a time (one ext_proc stream, one handler
+call).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
@@ -86,6 +99,10 @@ OBJECTIVE_HEADERS = ("x-llm-d-inference-objective", "x-gateway-inference-objecti
 
 # Go's int is 64 bits: the range of an InferenceObjective's priority.
 _MIN_PRIORITY, _MAX_PRIORITY = -(2**63), 2**63 - 1
+
+# Decides which call ends a request (finish, fail, cancel, the end marker) when threads race:
+# held for two attribute operations, once per request, so one lock serves every context.
+_ENDING = threading.Lock()
 
 
 def parse_priority(value: object) -> int | None:
@@ -484,7 +501,8 @@ class RequestContext:
             self.finish()
 
     def on_response_body(self, chunk: Bytes, *, end_of_stream: bool) -> None:
-        """Add a response body chunk; at the end of stream, :meth:`finish`.
+        """Add a response body chunk; at the stream's end marker or at the end of stream,
+        :meth:`finish`.
 
         The first non-empty chunk is the TTFT timestamp. In a streamed response (:attr:`streamed`)
         each later non-empty chunk records the time since the previous one as an inter-token
@@ -493,7 +511,11 @@ class RequestContext:
         known. Usage is parsed from a JSON body at
         the end, or from an event stream chunk by chunk (``text/event-stream``, or a body that
         starts with an event-stream field such as ``data:``); which of the two a body is, is
-        told by its first bytes unless the content type says ``text/event-stream``. Never raises.
+        told by its first bytes unless the content type says ``text/event-stream``. An event
+        stream's end marker (``data: [DONE]``; a Responses API ``response.completed``,
+        ``response.incomplete`` or ``response.failed`` event: see
+        :class:`~inference_metrics.payloads.SSEUsageParser`) finishes the request at once, with
+        the bytes up to and including the marker's event. Never raises.
         """
         if self.finished:
             return
@@ -514,6 +536,9 @@ class RequestContext:
                     self._route(sse.model)
                 if now is not None and self.streamed:
                     self._inter_token(now)
+                if sse is not None and sse.ended_at is not None:
+                    self.finish()  # the end marker went by: the stream is complete
+                    return
         if end_of_stream:
             self.finish()
 
@@ -606,6 +631,8 @@ class RequestContext:
             self._response = bytearray()
 
     def _parse(self, chunk: bytes) -> None:
+        # Buffers are read into locals: an end from another thread (see the module) may drop
+        # them meanwhile; this chunk then goes into a buffer nobody reads.
         mode = self._mode
         if mode is None:
             self._pending += chunk
@@ -619,14 +646,18 @@ class RequestContext:
             self._pending = bytearray()
             mode = self._mode
         if mode == "sse":
-            assert self._sse is not None
-            self._sse.feed(chunk)
-        elif mode == "json" and self._response is not None:
-            if len(self._response) + len(chunk) > self._max_body:
+            sse = self._sse
+            if sse is not None:
+                sse.feed(chunk)
+        elif mode == "json":
+            response = self._response
+            if response is None:
+                return
+            if len(response) + len(chunk) > self._max_body:
                 self._response = None
                 self._parse_failed()
             else:
-                self._response += chunk
+                response += chunk
 
     def _parse_failed(self) -> None:
         if not self.response_parse_failed:
@@ -658,11 +689,20 @@ class RequestContext:
 
     # --- end --------------------------------------------------------------------------------------
 
+    def _claim(self) -> bool:
+        """Whether this call ends the request: True exactly once, whichever thread asks first
+        (:attr:`finished` is then True for every other)."""
+        with _ENDING:
+            if self.finished:
+                return False
+            self.finished = True
+            return True
+
     def fail(self, code: ErrorCode | str = ErrorCode.UNKNOWN) -> None:
         """End the request now as failed with ``code`` (a response status error already set
         wins: the first failure's code is counted). An empty or unusable code counts as
         ``Unknown``. The error counter is incremented once. Never raises."""
-        if self.finished:
+        if self.finished or not self._claim():
             return
         if self.error_code is None:
             if isinstance(code, ErrorCode):
@@ -674,9 +714,10 @@ class RequestContext:
         self._end()
 
     def finish(self) -> None:
-        """End of stream: record the completed request (or, when a failure code was set, the
-        failure). Idempotent; after the first end, nothing more is recorded."""
-        if self.finished:
+        """End of stream (or its end marker): record the completed request (or, when a failure
+        code was set, the failure). Idempotent; after the first end, nothing more is recorded.
+        """
+        if self.finished or not self._claim():
             return
         if self.error_code is not None:
             self._end()
@@ -684,12 +725,14 @@ class RequestContext:
         completed = self._clock()
         self._parse_end()
         self._route_admitted()
-        self.finished = True
         self._pending = bytearray()
         self._release()
         model, target = self.model_name, self.target_model_name
         if not self.routed or model is None or target is None:
             return  # never forwarded: no labels to record a completion under
+        sse = self._sse
+        if sse is not None and sse.ended_at is not None and sse.ended_at < self.response_size:
+            self.response_size = sse.ended_at  # bytes after the end marker are not counted
         usage = self.usage or _NO_USAGE
         # A clock that returned no usable timestamp: nothing is recorded.
         with contextlib.suppress(TypeError, ValueError):
@@ -712,20 +755,18 @@ class RequestContext:
         """End the request without an outcome (the client went away, the stream was cancelled):
         only ``running_requests`` goes back down, unless a failure code was already set, which
         is then counted. Idempotent; does nothing after another end."""
-        if self.finished:
+        if self.finished or not self._claim():
             return
         if self.error_code is not None:
             self._end()
             return
         self._route_admitted()
-        self.finished = True
         self._discard()
         self._release()
 
     def _end(self) -> None:
-        """Record the failure once."""
+        """Record the failure (the caller claimed the end)."""
         self._route_admitted()
-        self.finished = True
         self._discard()
         self._release()
         code = self.error_code or ErrorCode.UNKNOWN

@@ -13,7 +13,9 @@ Serves ``POST /v1/completions`` and ``POST /v1/chat/completions``:
 Every response it sends is kept as an :class:`Exchange`, with the exact body bytes it wrote, so a
 test can compare what a proxy measured with what was really sent. A request may carry
 ``x-test-case`` (kept in the exchange, to find it again) and ``x-test-chunk-bytes: N`` (a streamed
-body is then written in N-byte pieces, splitting events across writes).
+body is then written in N-byte pieces, splitting events across writes) and ``x-test-linger-ms: N``
+(a streamed body is ended N ms after ``data: [DONE]`` was written, as a model server finishing up;
+its exchange is kept when the marker went out, and a client that left meanwhile changes nothing).
 
 :class:`UpstreamThread` runs the server on its own event loop in a thread, so synchronous tests and
 fixtures of any scope can use it.
@@ -22,6 +24,7 @@ fixtures of any scope can use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Mapping
@@ -255,6 +258,7 @@ class OpenAIUpstream:
             size = int(split)
             pieces = [data[i : i + size] for i in range(0, len(data), size)]
 
+        linger = request.headers.get("x-test-linger-ms", "")
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -264,23 +268,33 @@ class OpenAIUpstream:
                 await response.write(piece)
                 sent += len(piece)
                 await asyncio.sleep(0.001)  # let the proxy see separate chunks
-            await response.write_eof()
         except ConnectionResetError:  # the client (or the proxy) went away: nothing to keep
             return response
-        self._keep(
-            Exchange(
-                case,
-                request.path,
-                model,
-                200,
-                True,
-                len(raw),
-                sent,
-                prompt_tokens if include_usage else 0,
-                completion_tokens if include_usage else 0,
-                include_usage,
-            )
+        exchange = Exchange(
+            case,
+            request.path,
+            model,
+            200,
+            True,
+            len(raw),
+            sent,
+            prompt_tokens if include_usage else 0,
+            completion_tokens if include_usage else 0,
+            include_usage,
         )
+        if linger.isdigit():
+            # Every byte up to and including data: [DONE] went out: that is the exchange. The
+            # client may close now; the body ends later.
+            self._keep(exchange)
+            await asyncio.sleep(int(linger) / 1000)
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
+            return response
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            return response
+        self._keep(exchange)
         return response
 
 

@@ -42,6 +42,7 @@ from .envoy_harness import (
     start_picker,
 )
 from .expo import Family, parse_registry
+from .openai_client import CountingTransport, openai_client
 from .openai_upstream import Exchange, OpenAIUpstream, UpstreamThread
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -260,6 +261,85 @@ def test_streamed_completions_count_usage_ttft_and_tpot(gateway: Gateway) -> Non
     assert sample(metrics, "inference_model_request_tpot_seconds", "_count", **labels) == 2
     assert sample(metrics, "inference_model_request_duration_seconds", "_count", **labels) == 2
     assert sample(metrics, "inference_model_running_requests", model_name=model) == 0
+
+
+#: How many streams the OpenAI client test sends, and how long the model server lingers after
+#: data: [DONE] before it ends each body (the client has closed by then).
+CLIENT_STREAMS = 20
+LINGER_MS = "300"
+
+
+def test_openai_client_streams_are_recorded_exactly_when_the_server_lingers_after_done(
+    gateway: Gateway,
+) -> None:
+    model = "openai-client-model"
+    transport = CountingTransport()
+    expected = {"prompt": 0, "completion": 0}
+    seen = {"prompt": 0, "completion": 0}
+    cases = []
+    with openai_client(f"http://127.0.0.1:{gateway.listener_port}/v1", transport) as client:
+        for i in range(CLIENT_STREAMS):
+            case = uuid.uuid4().hex
+            cases.append(case)
+            headers = {"x-test-case": case, "x-test-linger-ms": LINGER_MS}
+            words, max_tokens = " ".join(["word"] * (i % 5 + 1)), i % 4 + 2
+            expected["prompt"] += i % 5 + 1
+            expected["completion"] += max_tokens
+            usages = []
+            if i % 2:
+                for chunk in client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": words}],
+                    max_tokens=max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_headers=headers,
+                ):
+                    usages.append(chunk.usage)
+            else:
+                for completion_chunk in client.completions.create(
+                    model=model,
+                    prompt=words,
+                    max_tokens=max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_headers=headers,
+                ):
+                    usages.append(completion_chunk.usage)
+            (usage,) = [u for u in usages if u is not None]
+            seen["prompt"] += usage.prompt_tokens
+            seen["completion"] += usage.completion_tokens
+    assert seen == expected
+    received = transport.received
+    assert len(received) == CLIENT_STREAMS
+    if gateway.mode != "BUFFERED":
+        # The client left at data: [DONE], before the model server ended the body. (BUFFERED:
+        # Envoy holds the body until its end, so the client reads it whole.)
+        assert not any(r.ended for r in received), received
+    # What the client read is what the model server sent up to and including data: [DONE].
+    assert [r.size for r in received] == [gateway.exchange(c).body_size for c in cases]
+
+    metrics = gateway.metrics()
+    labels = pair(model)
+    assert sample(metrics, "inference_model_request_total", **labels) == CLIENT_STREAMS
+    for family in (
+        "inference_model_request_duration_seconds",
+        "inference_model_request_ttft_seconds",
+        "inference_model_request_tpot_seconds",
+        "inference_model_normalized_time_per_output_token_seconds",
+        "inference_model_response_sizes",
+    ):
+        assert sample(metrics, family, "_count", **labels) == CLIENT_STREAMS, family
+    assert sample(metrics, "inference_model_input_tokens", "_sum", **labels) == expected["prompt"]
+    assert (
+        sample(metrics, "inference_model_output_tokens", "_sum", **labels) == expected["completion"]
+    )
+    assert sample(metrics, "inference_model_response_sizes", "_sum", **labels) == sum(
+        r.size for r in received
+    )
+    assert sample(metrics, "inference_model_running_requests", model_name=model) == 0
+    errors = metrics.get("inference_model_request_error_total")
+    assert errors is None or not any(("model_name", model) in k[1] for k in errors.samples)
 
 
 def test_stream_split_mid_event_is_counted_whole(gateway: Gateway) -> None:
