@@ -20,6 +20,10 @@ messages themselves:
 * ``http.disconnect`` from the client (or a ``send`` that fails because the client left, or the
   app's task being cancelled) before that as a cancel: ``running_requests`` goes back down at
   once.
+* the GenAI operation (with a recorder that records GenAI) from the path:
+  ``/v1/completions`` is ``text_completion``, ``/v1/chat/completions`` and ``/v1/responses``
+  are ``chat`` (:func:`~inference_metrics.payloads.operation_for_path`); a failure's duration
+  is recorded with its ``error.type``.
 
 The target model is the model the response names (OpenAI responses carry ``model``), else the
 requested model; a ``target_model`` callable, given the ASGI scope and the parsed request body,
@@ -110,6 +114,7 @@ class MetricsMiddleware:
         "_fairness_id",
         "_flow_headers",
         "_new_context",
+        "_operations",
         "_paths",
         "_priority",
         "_target",
@@ -164,6 +169,7 @@ class MetricsMiddleware:
         self.app = app
         self.recorder = recorder
         self._paths = path_set
+        self._operations = {path: payloads.operation_for_path(path) for path in path_set}
         self._target = target_model
         # ASGI header names are lower-case bytes: the ones that carry the flow, for a quick scan.
         names = [*FAIRNESS_ID_HEADERS, *([priority_header.lower()] if priority_header else [])]
@@ -221,6 +227,7 @@ class _Exchange:
         self.middleware = middleware
         self.scope = scope
         self.ctx = middleware._new_context()
+        self.ctx.operation = middleware._operations.get(scope.get("path", ""))
         self.reading = True
         self.responded = False
 

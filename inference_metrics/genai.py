@@ -39,6 +39,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"(pip install 'inference-metrics[otel]') ({exc})"
     ) from exc
 
+# Here for the GenAI API; it lives with the payloads so that the middleware and the lifecycle,
+# which pass it on, import no OpenTelemetry.
+from .payloads import operation_for_path
 from .recorder import _number, check_label_value
 from .schemas.genai import (
     ERROR_TYPE,
@@ -64,21 +67,6 @@ __all__ = [
     "GenAIRecorder",
     "operation_for_path",
 ]
-
-#: OpenAI-style endpoints and the well-known operation each is.
-_OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "text_completion",
-    "/v1/embeddings": "embeddings",
-    "/v1/responses": "chat",
-}
-
-
-def operation_for_path(path: str) -> str | None:
-    """The ``gen_ai.operation.name`` of an OpenAI-style endpoint path, or None if unknown."""
-    if not isinstance(path, str):
-        raise TypeError(f"path must be a string, got {path!r}")
-    return _OPERATIONS.get(path.split("?", 1)[0].rstrip("/"))
 
 
 class GenAIRecorder:

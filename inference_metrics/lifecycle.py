@@ -28,7 +28,8 @@ stage                             recorded
                                   NTPOT; TTFT and TPOT for streamed (SSE) responses;
                                   ``running_requests`` -1
 ``fail``, a failed ``finish``     the error counter once (labels: model and target when the
-                                  request was routed, else empty); ``running_requests`` -1;
+                                  request was routed, else empty) and, with GenAI, its
+                                  duration with ``error.type``; ``running_requests`` -1;
                                   no latency, sizes or tokens
 ``cancel``                        ``running_requests`` -1 only (the client went away:
                                   neither a success nor an error, as upstream)
@@ -56,6 +57,7 @@ call).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from array import array
@@ -103,6 +105,11 @@ _MIN_PRIORITY, _MAX_PRIORITY = -(2**63), 2**63 - 1
 # Decides which call ends a request (finish, fail, cancel, the end marker) when threads race:
 # held for two attribute operations, once per request, so one lock serves every context.
 _ENDING = threading.Lock()
+
+
+def _timestamp(value: object) -> bool:
+    """Whether ``value`` is a clock reading the recorder accepts (a finite number >= 0)."""
+    return type(value) in (int, float) and 0 <= value < math.inf  # type: ignore[operator]
 
 
 def parse_priority(value: object) -> int | None:
@@ -201,6 +208,7 @@ class RequestContext:
         "fairness_id",
         "finished",
         "model_name",
+        "operation",
         "priority",
         "received",
         "recorder",
@@ -271,6 +279,10 @@ class RequestContext:
         self.finished = False
         #: The failure code, once the request failed or will end as failed.
         self.error_code: ErrorCode | str | None = None
+        #: The GenAI ``gen_ai.operation.name`` (``chat``, ``text_completion``...), from the
+        #: request's ``:path`` header (:func:`~inference_metrics.payloads.operation_for_path`);
+        #: None: the GenAI recorder's default. Settable.
+        self.operation: str | None = None
         self._body: list[bytes] | None = []
         self._body_size = 0
         self._content_type: str | None = None
@@ -289,11 +301,19 @@ class RequestContext:
     # --- request ----------------------------------------------------------------------------------
 
     def on_request_headers(self, headers: object = None) -> None:
-        """The request's headers arrived: take the received timestamp, and read the fairness id
-        and priority headers (see :meth:`read_flow_headers`)."""
+        """The request's headers arrived: take the received timestamp, read the fairness id
+        and priority headers (see :meth:`read_flow_headers`), and the GenAI operation from the
+        ``:path`` pseudo-header (Envoy's; unknown paths leave :attr:`operation` as is)."""
         if not self.finished and not self.routed:
             self.received = self._clock()
             self.read_flow_headers(headers)
+            if self.operation is None:
+                for name, value in _header_items(headers):
+                    if _text(name) == ":path":
+                        path = _text(value)
+                        if path is not None:
+                            self.operation = payloads.operation_for_path(path)
+                        break
 
     def read_flow_headers(self, headers: object) -> None:
         """Take the fairness id and priority from request headers (a mapping, (name, value)
@@ -749,6 +769,7 @@ class RequestContext:
                 streaming=self.streamed,
                 fairness_id=self.fairness_id,
                 priority=self.priority,
+                operation=self.operation,
             )
 
     def cancel(self) -> None:
@@ -765,7 +786,9 @@ class RequestContext:
         self._release()
 
     def _end(self) -> None:
-        """Record the failure (the caller claimed the end)."""
+        """Record the failure (the caller claimed the end): the error counter and, with GenAI,
+        the duration from received to now with ``error.type``."""
+        completed = self._clock()
         self._route_admitted()
         self._discard()
         self._release()
@@ -777,10 +800,21 @@ class RequestContext:
             # included ("default-flow", 0: extractFairnessAndPriority without a request).
             model = target = ""
             fairness_id, priority = DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY
+        received: float | None = self.received
+        ended: float | None = completed
+        if not (_timestamp(received) and _timestamp(completed)):
+            received = ended = None  # a clock without usable readings: the count only
         # An error code longer than the recorder's max_label_length is not counted.
         with contextlib.suppress(ValueError):
             self.recorder.record_request_failed(
-                model, target, code, fairness_id=fairness_id, priority=priority
+                model,
+                target,
+                code,
+                fairness_id=fairness_id,
+                priority=priority,
+                received=received,
+                completed=ended,
+                operation=self.operation,
             )
 
     def _discard(self) -> None:

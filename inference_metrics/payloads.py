@@ -37,6 +37,7 @@ __all__ = [
     "Usage",
     "decode_json",
     "model_from_object",
+    "operation_for_path",
     "parse_request",
     "sniff_body",
     "usage_from_json",
@@ -162,6 +163,22 @@ def model_from_object(obj: object) -> str | None:
         response = obj.get("response")
         model = response.get("model") if isinstance(response, dict) else None
     return model if isinstance(model, str) and model else None
+
+
+#: OpenAI-style endpoints and the GenAI ``gen_ai.operation.name`` each is.
+_OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "text_completion",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "chat",
+}
+
+
+def operation_for_path(path: str) -> str | None:
+    """The ``gen_ai.operation.name`` of an OpenAI-style endpoint path, or None if unknown."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a string, got {path!r}")
+    return _OPERATIONS.get(path.split("?", 1)[0].rstrip("/"))
 
 
 def usage_from_json(body: bytes | bytearray | memoryview | str) -> Usage | None:
