@@ -24,7 +24,20 @@ Run it::
     TOKEN=$(cat /tmp/metrics-token)
     curl -s -H "Authorization: Bearer $TOKEN" 127.0.0.1:8000/metrics/ | grep inference_model_
 
-Under ``uvicorn --workers N`` each worker process records into its own registry (docs/asgi.md).
+Several worker processes: ``--workers N`` runs N uvicorn workers over the multiprocess store.
+Each worker records into its own memory-mapped file in ``$INFERENCE_METRICS_MULTIPROC_DIR`` (a
+fresh temporary directory when it is not set), and whichever worker answers ``/metrics/`` merges
+every worker's file, so each scrape shows every request exactly::
+
+    python examples/fastapi_app.py --port 8000 --token-file /tmp/metrics-token --workers 3
+
+or with uvicorn's own command line (the app factory reads the token file's path from
+``METRICS_TOKEN_FILE``)::
+
+    export INFERENCE_METRICS_MULTIPROC_DIR=$(mktemp -d) METRICS_TOKEN_FILE=/tmp/metrics-token
+    uvicorn --app-dir examples --factory fastapi_app:create_app --workers 3 --port 8000
+
+See docs/multiprocess.md (an exporter beside the workers, gunicorn hooks) and docs/asgi.md.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +59,11 @@ from prometheus_client.registry import CollectorRegistry
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.asgi import MetricsMiddleware, metrics_app
 from inference_metrics.server import TokenFileAuthenticator
+
+#: Where the app factory (:func:`create_app`) reads the token file's path.
+AUTH_FILE_VARIABLE = "METRICS_TOKEN_FILE"
+#: Where ``PrometheusBackend`` finds the multiprocess store's directory (its own variable).
+MULTIPROC_VARIABLE = "INFERENCE_METRICS_MULTIPROC_DIR"
 
 
 def _prompt(body: dict[str, Any]) -> str:
@@ -69,7 +89,9 @@ def _generate(body: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
 
 def make_app(token_file: str | Path, registry: CollectorRegistry | None = None) -> FastAPI:
     """The application, recording into ``registry`` (a new one by default); ``/metrics`` serves
-    it to the bearer tokens listed in ``token_file``."""
+    it to the bearer tokens listed in ``token_file``. With ``$INFERENCE_METRICS_MULTIPROC_DIR``
+    set, the backend records into the multiprocess store there and ``/metrics`` serves the merged
+    view of every process writing to it."""
     registry = registry if registry is not None else CollectorRegistry()
     app = FastAPI()
 
@@ -131,14 +153,45 @@ def _event(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
 
 
+def create_app() -> FastAPI:
+    """The app for ``uvicorn --factory`` (one per worker): the token file named by
+    ``$METRICS_TOKEN_FILE``."""
+    token_file = os.environ.get(AUTH_FILE_VARIABLE)
+    if not token_file:
+        raise RuntimeError(f"set {AUTH_FILE_VARIABLE} to the file of bearer tokens")
+    return make_app(token_file)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
         "--token-file", required=True, help="bearer tokens allowed to read /metrics, one a line"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes, over the multiprocess store (default 1)",
+    )
     args = parser.parse_args()
-    uvicorn.run(make_app(args.token_file), host="127.0.0.1", port=args.port)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.workers == 1:
+        uvicorn.run(make_app(args.token_file), host="127.0.0.1", port=args.port)
+        return
+    # The workers are new processes: they find the token file and the store in the environment.
+    os.environ[AUTH_FILE_VARIABLE] = str(Path(args.token_file).resolve())
+    if not os.environ.get(MULTIPROC_VARIABLE):
+        os.environ[MULTIPROC_VARIABLE] = tempfile.mkdtemp(prefix="inference-metrics-")
+    uvicorn.run(
+        "fastapi_app:create_app",
+        factory=True,
+        app_dir=str(Path(__file__).resolve().parent),
+        workers=args.workers,
+        host="127.0.0.1",
+        port=args.port,
+    )
 
 
 if __name__ == "__main__":

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .examples import load_example
+from .examples import EXAMPLES, load_example
 from .expo import Family, parse_text
+from .prometheus_harness import free_port, stop_process
 from .uvicorn_harness import serve
 
 M = {"model_name": "m", "target_model_name": "m-served"}
@@ -91,3 +96,50 @@ def test_bad_max_tokens_is_counted_with_its_status(client: httpx.Client) -> None
     errors = metrics(client)["inference_model_request_error_total"]
     labels = {"model_name": "m", "target_model_name": "m", "error_code": "BadRequest"}
     assert errors.value("inference_model_request_error_total", **labels) == 1
+
+
+@pytest.mark.slow
+def test_under_several_workers_every_scrape_shows_every_request(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text(TOKEN + "\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(EXAMPLES / "fastapi_app.py"),
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--workers",
+            "2",
+        ],
+        env={**os.environ, "INFERENCE_METRICS_MULTIPROC_DIR": str(store)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"the example exited with {process.returncode}"
+            try:
+                if httpx.get(url + "/metrics/", headers=AUTHORIZED).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the example did not start"
+            time.sleep(0.1)
+        n = 20
+        for i in range(n):  # a new connection each: the workers share them
+            body = {"model": "m", "prompt": "a b", "max_tokens": 2, "stream": i % 2 == 1}
+            assert httpx.post(url + "/v1/completions", json=body).status_code == 200
+        # Whichever worker answers a scrape merges every worker's file.
+        for _ in range(8):
+            scraped = parse_text(httpx.get(url + "/metrics/", headers=AUTHORIZED).text)
+            total = scraped["inference_model_request_total"]
+            assert total.value("inference_model_request_total", **M) == n
+    finally:
+        stop_process(process)
