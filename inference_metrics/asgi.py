@@ -106,8 +106,9 @@ class MetricsMiddleware:
     ``max_body_size`` and ``max_sse_line``: the lifecycle's bounds (see
     :class:`~inference_metrics.lifecycle.RequestContext`); ``clock``: its timestamps.
 
-    Under several server worker processes, each worker records into its own recorder (see
-    docs/asgi.md).
+    Under several server worker processes (gunicorn, ``uvicorn --workers``), give each worker a
+    recorder over the multiprocess store: every worker's requests are then served from one
+    ``/metrics`` (see docs/multiprocess.md).
     """
 
     __slots__ = (

@@ -72,8 +72,9 @@ __all__ = [
 class GenAIRecorder:
     """The GenAI metrics on ``meter_provider`` (default: the global one).
 
-    ``provider_name`` is ``gen_ai.provider.name`` (``openai``, ``aws.bedrock``, ... or your
-    own); ``default_operation`` the ``gen_ai.operation.name`` of calls that give none.
+    ``provider_name`` (required, keyword-only: there is no default) is ``gen_ai.provider.name``
+    (``openai``, ``aws.bedrock``, ... or your own); ``default_operation`` the
+    ``gen_ai.operation.name`` of calls that give none.
     ``max_series`` and ``max_label_length`` bound the attribute sets and values.
     """
 
