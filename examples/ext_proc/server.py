@@ -16,8 +16,9 @@ per HTTP request; each stream follows its request with one
   ``"model"`` (and, in BUFFERED mode, ``content-length``), as a real picker does. Then the
   request is counted (``inference_model_request_total``, ``..._request_sizes``, running +1);
 * response headers: a non-2xx ``:status`` makes the request end as ``ModelServerError``;
-* response body: sizes, usage (JSON body or SSE stream), time to first chunk; at the end of
-  stream the request's latency, sizes and tokens are recorded.
+* response body: sizes, usage (JSON body or SSE stream), time to first chunk; at an event
+  stream's end marker (``data: [DONE]``...) or else at the end of stream the request's latency,
+  sizes and tokens are recorded (a client that closes at ``[DONE]`` changes nothing).
 
 Body modes: request body BUFFERED (or FULL_DUPLEX_STREAMED: the body is held until it is
 complete, then sent on whole; or STREAMED: the body goes on as it comes, so it is never
