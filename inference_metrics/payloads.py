@@ -17,14 +17,15 @@ API: ``input_tokens_details``); a usage without them reports none (None, not 0).
 
 A stream's end marker (:attr:`SSEUsageParser.ended_at`): the event ``data: [DONE]`` (completions
 and chat completions: OpenAI, vLLM, SGLang, TGI and the other OpenAI-compatible servers), or a
-Responses API event whose ``type`` is ``response.completed``, ``response.incomplete`` or
-``response.failed`` (the Responses API sends no ``[DONE]``). The OpenAI client stops reading at
+Responses API ``response.completed``, ``response.incomplete`` or ``response.failed`` event (the
+Responses API sends no ``[DONE]``). The OpenAI client stops reading at
 either and closes the response; so does a stream's end here.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -214,11 +215,9 @@ def sniff_body(head: bytes | bytearray) -> BodyKind | None:
 
 
 _USAGE_KEY = b'"usage"'
-#: In every Responses API event's data (its ``type``); rare in a chat or completions chunk.
-_RESPONSE_EVENT = b'"response.'
-#: A Responses API event ``type`` that ends the stream (in any event's data, as text).
-_END_TYPES = ("response.completed", "response.incomplete", "response.failed")
-_END_TYPE = re.compile(rb'"response\.(?:completed|incomplete|failed)"')
+#: The Responses API event types that end a stream (its ``event:`` field, its data's ``type``).
+_END_TYPES = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_END_EVENTS = frozenset(t.encode() for t in _END_TYPES)
 _DONE = b"[DONE]"
 #: A line's end in the bytes as they came: CRLF, LF or CR.
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -244,13 +243,15 @@ class SSEUsageParser:
     joined with newlines; comments (``:`` lines) and other fields are skipped; an event ends at a
     blank line. ``[DONE]`` sets :attr:`done`. Only an event whose data mentions a non-null
     ``"usage"`` is JSON-decoded, so the per-token chunks of a stream cost a substring search;
-    and, until one names the model (:attr:`model`), the first few that mention ``"model"``, and
-    an event whose data names a Responses API end type.
+    and, until one names the model (:attr:`model`), the first few that mention ``"model"``.
 
-    The stream's end marker (``data: [DONE]``, or a Responses API ``response.completed``,
-    ``response.incomplete`` or ``response.failed`` event) sets :attr:`ended_at`: the stream's
-    bytes up to and including the line end of the blank line that ended the marker's event (a
-    CRLF whole, even split between chunks). Nothing after the marker is read (no usage, no model).
+    The stream's end marker sets :attr:`ended_at`: the stream's bytes up to and including the
+    line end of the blank line that ended the marker's event (a CRLF whole, even split between
+    chunks). The marker is ``data: [DONE]``, or a Responses API ``response.completed``,
+    ``response.incomplete`` or ``response.failed`` event: told by its ``event:`` field (the
+    Responses API sends one with every event), or by the ``type`` of an event decoded for its
+    usage (a completed or incomplete response carries usage). Nothing after the marker is read
+    (no usage, no model).
 
     Memory is bounded: a line (or one event's data) longer than ``max_line_bytes`` is dropped
     and counted in :attr:`oversized_lines`. :attr:`invalid_events` counts events that mentioned
@@ -266,6 +267,7 @@ class SSEUsageParser:
         "_discarding",
         "_end_cr",
         "_ended",
+        "_event",
         "_fed",
         "_first_line",
         "_max",
@@ -311,6 +313,7 @@ class SSEUsageParser:
         self._ended = False
         self._end_cr: int | None = None
         self._fed = 0  # bytes fed so far
+        self._event = b""  # the event: field of the event being read
         #: Events dispatched (those with data).
         self.events = 0
         #: Events whose data mentioned usage but was not valid JSON.
@@ -372,13 +375,15 @@ class SSEUsageParser:
                     self._line(bytes(self._buf))
                 self._buf.clear()
             limit = self._max
-            for index, line in enumerate(lines):
+            remaining = iter(lines)
+            for line in remaining:
                 if len(line) > limit:
                     self.oversized_lines += 1
                     self._broken = True
                     continue
                 self._line(line)
                 if not line and self._ended:  # this blank line ended the marker's event
+                    index = len(lines) - operator.length_hint(remaining) - 1
                     self._place_end(raw, start, index + skipped)
                     return
         self._append(rest, 0, len(rest))
@@ -434,8 +439,11 @@ class SSEUsageParser:
             value = line[6:] if line[5:6] == b" " else line[5:]
         elif line == b"data":
             value = b""  # a field without a colon has an empty value
+        elif line.startswith(b"event:"):
+            self._event = line[7:] if line[6:7] == b" " else line[6:]
+            return
         else:
-            return  # event:, id:, retry: and unknown fields say nothing about usage
+            return  # id:, retry: and unknown fields say nothing about usage
         self._data_size += len(value) + 1
         if self._data_size > self._max:
             if not self._broken:
@@ -452,6 +460,9 @@ class SSEUsageParser:
 
     def _dispatch(self) -> None:
         lines, broken = self._data_lines, self._broken
+        named = self._event
+        if named:
+            self._event = b""  # the event type is the dispatched event's only
         data = bytes(self._data)
         self._data.clear()
         self._data_lines = 0
@@ -460,16 +471,21 @@ class SSEUsageParser:
         if not lines or broken:
             return
         self.events += 1
-        if self._handle(data):
-            return
+        if not self._handle(data):
+            self._invalid(data, lines)
+        if named and named in _END_EVENTS:
+            self._ended = True  # a Responses API end event, its usage taken
+
+    def _invalid(self, data: bytes, lines: int) -> None:
+        """An event's data that is not one JSON document."""
         if lines == 1:
             self.invalid_events += 1
             return
-        # Not one JSON document: producers that leave out the blank line between events. Each
-        # line is taken in turn (found, not split: no list of every line at once).
+        # Producers that leave out the blank line between events. Each line is taken in turn
+        # (found, not split: no list of every line at once), up to an end marker.
         valid = True
         start = 0
-        while start >= 0:
+        while start >= 0 and not self._ended:
             end = data.find(_NEWLINE, start)
             part = data[start:] if end < 0 else data[start:end]
             valid = self._handle(part) and valid
@@ -480,15 +496,10 @@ class SSEUsageParser:
     def _handle(self, data: bytes) -> bool:
         """Take usage (and the model, from the first events) from one event's data, and see
         whether it is the end marker; False when it mentioned usage but was not JSON."""
-        if self._ended:
-            return True  # after the end marker (events of one chunk's data without blank lines)
         wants_model = self.model is None and self._model_tries < _MODEL_TRIES and _MODEL_KEY in data
         mentions = data.count(_USAGE_KEY)
-        ends = _RESPONSE_EVENT in data and _END_TYPE.search(data) is not None
         if wants_model:
             self._model_tries += 1
-        elif ends:
-            pass  # decoded: is it the end event (its type), or text that names one?
         elif not mentions:
             if data.strip() == _DONE:
                 self.done = self._ended = True
@@ -507,6 +518,6 @@ class SSEUsageParser:
             usage = usage_from_object(obj)
             if usage is not None:
                 self.usage = usage
-        if ends and isinstance(obj, dict) and obj.get("type") in _END_TYPES:
-            self._ended = True
+        if type(obj) is dict and obj.get("type") in _END_TYPES:
+            self._ended = True  # a Responses API end event without its event: field
         return True

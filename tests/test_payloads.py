@@ -268,9 +268,23 @@ def test_a_responses_api_end_event_is_the_end_marker(kind: str) -> None:
     assert not parser.done
 
 
-def test_a_failed_response_without_usage_is_the_end_marker_too() -> None:
-    event = chunk_line({"type": "response.failed", "response": {"usage": None, "error": {}}})
-    assert parse(event).ended_at == len(event)
+def test_a_failed_response_without_usage_ends_the_stream_by_its_event_field() -> None:
+    event = b"event: response.failed\n" + chunk_line(
+        {"type": "response.failed", "response": {"usage": None, "error": {}}}
+    )
+    assert parse(event, b": later\n\n").ended_at == len(event)
+
+
+def test_an_end_event_without_its_event_field_is_told_by_its_type() -> None:
+    usage = {"input_tokens": 3, "output_tokens": 1}
+    event = chunk_line({"type": "response.completed", "response": {"usage": usage}})
+    parser = parse(event, b": later\n\n")
+    assert (parser.ended_at, parser.usage) == (len(event), Usage(3, 1))
+
+
+def test_the_event_field_names_only_the_event_it_is_in() -> None:
+    stream = b"event: response.completed\n\n" + chunk_line({"type": "response.in_progress"})
+    assert parse(stream).ended_at is None  # an event without data is not dispatched
 
 
 @pytest.mark.parametrize(
