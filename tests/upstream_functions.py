@@ -611,9 +611,10 @@ FUNCTIONS: tuple[Function, ...] = (
         "func RecordPromptCachedTokens(modelName, targetModelName, fairnessID, priority string, size int)",
         "record_prompt_cached_tokens", (*REQUEST, _p("size", "int", "size", "int")),
         _request_writes("llm_d_epp_request_cached_tokens", "inference_objective_prompt_cached_tokens", "observe", "size"),
-        bounds=BOUND_REQUEST, today_otherwise="record_request_completed(cached_tokens=...), only when > 0",
+        bounds=BOUND_REQUEST, today_otherwise="record_request_completed(cached_tokens=...), 0 included",
         notes=("No check: unlike input/output tokens, 0 is observed (the handler calls it whenever the usage has "
-               "prompt_tokens_details). Today's record_request_completed(cached_tokens=0) observes nothing.",),
+               "prompt_tokens_details). Today's record_request_completed observes cached_tokens=0 too; None (the "
+               "default) is 'not reported' and observes nothing.",),
         gie_signature="func RecordPromptCachedTokens(modelName, targetModelName string, size int)",
         gie=(_GIE_BY_NAME["inference_objective_prompt_cached_tokens"],),
     ),
