@@ -11,13 +11,23 @@ the marker, ``ended`` stays False and ``size`` is the bytes up to and including 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx2
 import openai
+from openai.types import CompletionUsage
 
-__all__ = ["CountingTransport", "Received", "openai_client"]
+__all__ = ["COMPLETED", "CountingTransport", "Received", "openai_client", "stream_with_usage"]
+
+#: The seed schema's histograms a completed stream observes once each (whatever its usage).
+COMPLETED = (
+    "inference_model_request_duration_seconds",
+    "inference_model_request_ttft_seconds",
+    "inference_model_request_tpot_seconds",
+    "inference_model_normalized_time_per_output_token_seconds",
+    "inference_model_response_sizes",
+)
 
 
 @dataclass
@@ -86,3 +96,40 @@ def openai_client(base_url: str, transport: CountingTransport) -> openai.OpenAI:
         timeout=30.0,
         http_client=httpx2.Client(transport=transport, timeout=30.0),
     )
+
+
+def stream_with_usage(
+    client: openai.OpenAI,
+    *,
+    chat: bool,
+    model: str,
+    prompt: str,
+    max_tokens: int,
+    headers: Mapping[str, str] | None = None,
+) -> CompletionUsage:
+    """One streamed chat completion (``chat``) or completion with
+    ``stream_options={"include_usage": True}``, read as the client reads it (to ``[DONE]``);
+    the usage of its one usage chunk."""
+    extra = dict(headers or {})
+    if chat:
+        chunks = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=extra,
+        )
+        usages = [chunk.usage for chunk in chunks]
+    else:
+        completions = client.completions.create(
+            model=model,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=extra,
+        )
+        usages = [chunk.usage for chunk in completions]
+    (usage,) = [u for u in usages if u is not None]
+    return usage

@@ -42,7 +42,7 @@ from .envoy_harness import (
     start_picker,
 )
 from .expo import Family, parse_registry
-from .openai_client import CountingTransport, openai_client
+from .openai_client import COMPLETED, CountingTransport, openai_client, stream_with_usage
 from .openai_upstream import Exchange, OpenAIUpstream, UpstreamThread
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -285,28 +285,14 @@ def test_openai_client_streams_are_recorded_exactly_when_the_server_lingers_afte
             words, max_tokens = " ".join(["word"] * (i % 5 + 1)), i % 4 + 2
             expected["prompt"] += i % 5 + 1
             expected["completion"] += max_tokens
-            usages = []
-            if i % 2:
-                for chunk in client.chat.completions.create(
-                    model=model,
-                    messages=[{"role": "user", "content": words}],
-                    max_tokens=max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_headers=headers,
-                ):
-                    usages.append(chunk.usage)
-            else:
-                for completion_chunk in client.completions.create(
-                    model=model,
-                    prompt=words,
-                    max_tokens=max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_headers=headers,
-                ):
-                    usages.append(completion_chunk.usage)
-            (usage,) = [u for u in usages if u is not None]
+            usage = stream_with_usage(
+                client,
+                chat=i % 2 == 1,
+                model=model,
+                prompt=words,
+                max_tokens=max_tokens,
+                headers=headers,
+            )
             seen["prompt"] += usage.prompt_tokens
             seen["completion"] += usage.completion_tokens
     assert seen == expected
@@ -322,13 +308,7 @@ def test_openai_client_streams_are_recorded_exactly_when_the_server_lingers_afte
     metrics = gateway.metrics()
     labels = pair(model)
     assert sample(metrics, "inference_model_request_total", **labels) == CLIENT_STREAMS
-    for family in (
-        "inference_model_request_duration_seconds",
-        "inference_model_request_ttft_seconds",
-        "inference_model_request_tpot_seconds",
-        "inference_model_normalized_time_per_output_token_seconds",
-        "inference_model_response_sizes",
-    ):
+    for family in COMPLETED:
         assert sample(metrics, family, "_count", **labels) == CLIENT_STREAMS, family
     assert sample(metrics, "inference_model_input_tokens", "_sum", **labels) == expected["prompt"]
     assert (

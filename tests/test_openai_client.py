@@ -22,7 +22,7 @@ from starlette.routing import Route
 from inference_metrics import PrometheusBackend, Recorder, instrument_handler
 from inference_metrics.asgi import MetricsMiddleware
 from tests.expo import Family, parse_registry
-from tests.openai_client import CountingTransport, openai_client
+from tests.openai_client import COMPLETED, CountingTransport, openai_client, stream_with_usage
 from tests.uvicorn_harness import serve
 
 STREAMS = 20
@@ -86,26 +86,9 @@ def send_streams(base_url: str, transport: CountingTransport) -> Sent:
     with openai_client(base_url + "/v1", transport) as client:
         for i in range(STREAMS):
             words, max_tokens = " ".join(["word"] * (i % 5 + 1)), i % 4 + 2
-            usages = []
-            if i % 2:
-                for chunk in client.chat.completions.create(
-                    model="m",
-                    messages=[{"role": "user", "content": words}],
-                    max_tokens=max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                ):
-                    usages.append(chunk.usage)
-            else:
-                for completion_chunk in client.completions.create(
-                    model="m",
-                    prompt=words,
-                    max_tokens=max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                ):
-                    usages.append(completion_chunk.usage)
-            (usage,) = [u for u in usages if u is not None]
+            usage = stream_with_usage(
+                client, chat=i % 2 == 1, model="m", prompt=words, max_tokens=max_tokens
+            )
             assert (usage.prompt_tokens, usage.completion_tokens) == (i % 5 + 1, max_tokens)
             sent.prompt_tokens += usage.prompt_tokens
             sent.completion_tokens += usage.completion_tokens
@@ -125,13 +108,7 @@ def assert_every_stream_recorded(
     assert not any(r.ended for r in received), received
     families = parse_registry(registry)
     assert value(families, "inference_model_request_total") == STREAMS
-    for family in (
-        "inference_model_request_duration_seconds",
-        "inference_model_request_ttft_seconds",
-        "inference_model_request_tpot_seconds",
-        "inference_model_normalized_time_per_output_token_seconds",
-        "inference_model_response_sizes",
-    ):
+    for family in COMPLETED:
         assert value(families, family, "_count") == STREAMS, family
     assert value(families, "inference_model_input_tokens", "_sum") == sent.prompt_tokens
     assert value(families, "inference_model_output_tokens", "_sum") == sent.completion_tokens

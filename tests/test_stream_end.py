@@ -76,9 +76,7 @@ class Request:
         return found.samples.get((family + suffix, frozenset(M.items())))
 
     def running(self) -> float:
-        found = self.families().get("inference_model_running_requests")
-        assert found is not None
-        return found.value("inference_model_running_requests", model_name="m")
+        return running(self.registry)
 
     def completions(self) -> float:
         return self.value("inference_model_request_duration_seconds", "_count") or 0.0
@@ -86,6 +84,16 @@ class Request:
     def errors(self) -> float:
         found = self.families().get("inference_model_request_error_total")
         return 0.0 if found is None else sum(found.samples.values())
+
+
+def total(registry: CollectorRegistry, family: str, suffix: str = "_sum") -> float:
+    """A histogram's ``_sum`` (or ``suffix``) for model m."""
+    return parse_registry(registry)[family].value(family + suffix, **M)
+
+
+def running(registry: CollectorRegistry) -> float:
+    family = parse_registry(registry)["inference_model_running_requests"]
+    return family.value("inference_model_running_requests", model_name="m")
 
 
 def streaming_request(clock: Callable[[], float] | None = None) -> Request:
@@ -334,8 +342,7 @@ def test_racing_ends_from_many_threads_end_each_request_once() -> None:
     finally:
         sys.setswitchinterval(interval)
     families = parse_registry(registry)
-    running = families["inference_model_running_requests"]
-    assert running.value("inference_model_running_requests", model_name="m") == 0
+    assert running(registry) == 0
     durations = families.get("inference_model_request_duration_seconds")
     completed = (
         0.0
@@ -421,15 +428,10 @@ def test_the_middleware_completes_at_the_marker_whatever_the_app_does_after(afte
             run_app(app, incoming, registry)
     else:
         run_app(app, incoming, registry)
-    families = parse_registry(registry)
-    labels = frozenset(M.items())
-    duration = families["inference_model_request_duration_seconds"]
-    assert duration.samples[("inference_model_request_duration_seconds_count", labels)] == 1
-    sizes = families["inference_model_response_sizes"]
-    assert sizes.samples[("inference_model_response_sizes_sum", labels)] == len(STREAM)
-    assert "inference_model_request_error_total" not in families
-    running = families["inference_model_running_requests"]
-    assert running.value("inference_model_running_requests", model_name="m") == 0
+    assert total(registry, "inference_model_request_duration_seconds", "_count") == 1
+    assert total(registry, "inference_model_response_sizes") == len(STREAM)
+    assert "inference_model_request_error_total" not in parse_registry(registry)
+    assert running(registry) == 0
 
 
 def test_the_middleware_cancels_a_stream_the_client_left_before_the_marker() -> None:
@@ -446,8 +448,7 @@ def test_the_middleware_cancels_a_stream_the_client_left_before_the_marker() -> 
     families = parse_registry(registry)
     assert "inference_model_request_duration_seconds" not in families
     assert "inference_model_request_error_total" not in families
-    running = families["inference_model_running_requests"]
-    assert running.value("inference_model_running_requests", model_name="m") == 0
+    assert running(registry) == 0
 
 
 # --- the decorator --------------------------------------------------------------------------------
@@ -475,23 +476,9 @@ def test_a_decorated_stream_closed_after_its_marker_is_complete(
         if "[DONE]" in item:
             break  # the consumer stops at the marker, as the OpenAI client does
     stream.close()
-    families = parse_registry(registry)
-    labels = frozenset(M.items())
-    assert (
-        families["inference_model_request_duration_seconds"].samples[
-            ("inference_model_request_duration_seconds_sum", labels)
-        ]
-        == 1.0
-    )
-    assert families["inference_model_response_sizes"].samples[
-        ("inference_model_response_sizes_sum", labels)
-    ] == len(STREAM)
-    assert (
-        families["inference_model_output_tokens"].samples[
-            ("inference_model_output_tokens_sum", labels)
-        ]
-        == 3
-    )
+    assert total(registry, "inference_model_request_duration_seconds") == 1.0
+    assert total(registry, "inference_model_response_sizes") == len(STREAM)
+    assert total(registry, "inference_model_output_tokens") == 3
 
 
 def test_a_decorated_stream_run_to_its_end_counts_up_to_its_marker(
@@ -499,17 +486,8 @@ def test_a_decorated_stream_run_to_its_end_counts_up_to_its_marker(
 ) -> None:
     clock = FakeClock(100.0)
     assert "".join(measured_stream(recorder, clock)("m")).encode() == STREAM + TAIL
-    families = parse_registry(registry)
-    labels = frozenset(M.items())
-    assert (
-        families["inference_model_request_duration_seconds"].samples[
-            ("inference_model_request_duration_seconds_sum", labels)
-        ]
-        == 1.0
-    )
-    assert families["inference_model_response_sizes"].samples[
-        ("inference_model_response_sizes_sum", labels)
-    ] == len(STREAM)
+    assert total(registry, "inference_model_request_duration_seconds") == 1.0
+    assert total(registry, "inference_model_response_sizes") == len(STREAM)
 
 
 def test_a_decorated_thread_pool_stream_cancelled_after_its_marker_stays_complete(
@@ -537,16 +515,8 @@ def test_a_decorated_thread_pool_stream_cancelled_after_its_marker_stays_complet
         finishing.set()
 
     asyncio.run(consume())
-    families = parse_registry(registry)
-    labels = frozenset(M.items())
-    assert (
-        families["inference_model_request_duration_seconds"].samples[
-            ("inference_model_request_duration_seconds_count", labels)
-        ]
-        == 1
-    )
-    running = families["inference_model_running_requests"]
-    assert running.value("inference_model_running_requests", model_name="m") == 0
+    assert total(registry, "inference_model_request_duration_seconds", "_count") == 1
+    assert running(registry) == 0
 
 
 def test_usage_reported_by_the_marker_chunk_is_kept(request_: Request) -> None:
