@@ -49,8 +49,17 @@ def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
 
 
 def sample(port: int, name: str, **labels: str) -> float:
-    """One sample of ``port``'s /metrics (0 when the series is absent)."""
-    status, body = get(port, "/metrics")
+    """One sample of ``port``'s /metrics (0 when the series is absent).
+
+    A scrape that reaches a gunicorn worker as it leaves at ``--max-requests`` is reset before any
+    answer (the worker never read it); a scraper tries again, so does this, at most five times."""
+    for attempt in range(5):
+        try:
+            status, body = get(port, "/metrics")
+            break
+        except ConnectionError:  # http.client.RemoteDisconnected included
+            if attempt == 4:
+                raise
     assert status == 200, body
     for family in parse_text(body.decode()).values():
         value = family.samples.get((name, frozenset(labels.items())))
