@@ -188,6 +188,6 @@ def test_prometheus_scrapes_gzip_bodies_built_from_reused_and_fresh_chunks(tmp_p
                 'inference_model_request_total{job="gzip",model_name="model-150"}',
                 lambda value: value == 151 + 1000,
             )
-            assert server._renderer is not None
-            (chunks,) = server._renderer.gzip._slots.values()  # Prometheus asked for gzip
+            assert server._routes is not None
+            (chunks,) = server._routes.renderer.gzip._slots.values()  # Prometheus asked for gzip
             assert len(chunks) > 5

@@ -11,7 +11,7 @@ See ``docs/exposition-server.md``. Only the standard library, prometheus_client 
 imported here; a self-signed certificate (``ServerTLS.self_signed``) needs the ``tls`` extra.
 """
 
-from .app import DEFAULT_PORT, MetricsServer, ServerLimits
+from .app import MetricsServer
 from .asgi import metrics_app
 from .auth import (
     Authenticator,
@@ -22,6 +22,7 @@ from .auth import (
     TokenFileAuthenticator,
     bearer_token,
 )
+from .config import DEFAULT_PORT, ServerConfig
 from .headers import Headers
 from .kubernetes import (
     KubernetesAuthenticator,
@@ -30,6 +31,7 @@ from .kubernetes import (
     ReviewError,
     ReviewStats,
 )
+from .limits import ServerLimits
 from .scrape import Renderer
 from .tls import ServerTLS, TLSConfigError
 
@@ -48,6 +50,7 @@ __all__ = [
     "Renderer",
     "ReviewError",
     "ReviewStats",
+    "ServerConfig",
     "ServerLimits",
     "ServerTLS",
     "TLSConfigError",
