@@ -1,11 +1,13 @@
 """The pool monitor: model servers' ``/metrics`` → per-endpoint snapshot → the pool gauges.
 
 See docs/pool-monitor.md. Polling and discovery use the library's own h11 client
-(:mod:`inference_metrics.net`): base dependencies only.
+(:mod:`inference_metrics.net`): base dependencies only. :func:`require_pool_extra` asks up front
+for any module polling would need beyond them (none today).
 """
 
 from .discovery import DNSDiscovery, KubernetesDiscovery, StaticDiscovery
 from .endpoints import ClientTLS, Endpoint, metrics_url
+from .extra import require_pool_extra
 from .monitor import (
     DEFAULT_AGGREGATE_INTERVAL,
     DEFAULT_MAX_PAGE_BYTES,
@@ -49,5 +51,6 @@ __all__ = [
     "metrics_url",
     "pick_endpoint",
     "read_families",
+    "require_pool_extra",
     "score_endpoints",
 ]
