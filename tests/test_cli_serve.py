@@ -188,7 +188,7 @@ def test_serve_with_a_self_signed_certificate_prints_its_fingerprint(
         (["demo", "--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"], "alternatives"),
         (["demo", "--client-ca-file", "ca.pem"], "--client-ca-file needs TLS"),
         (["demo", "--tls-hostname", "x"], "--tls-hostname only applies"),
-        (["demo", "--kube-ca-file", "ca.pem"], "only apply with --auth kubernetes"),
+        (["demo", "--kube-ca-file", "ca.pem"], "only applies with --auth kubernetes"),
         (["demo", "--auth", "none", "--kube-api-server", "https://x"], "--auth kubernetes"),
         (["serve"], "--auth is required when listening on '0.0.0.0'"),
         (["demo", "--host", "0.0.0.0"], "--auth is required"),
@@ -200,7 +200,7 @@ def test_serve_with_a_self_signed_certificate_prints_its_fingerprint(
         # the pool monitor's flags (docs/pool-monitor.md)
         (
             [*SERVE_LOCAL, "--endpoint", "http://127.0.0.1:8000/metrics"],
-            "--endpoint need --pool-name NAME",
+            "--endpoint needs --pool-name NAME",
         ),
         (
             [*SERVE_LOCAL, "--pool-name", "p"],
@@ -212,18 +212,18 @@ def test_serve_with_a_self_signed_certificate_prints_its_fingerprint(
         ),
         (
             [*SERVE_LOCAL, "--pool-name", "p", "--endpoint", "ftp://a/metrics"],
-            "url must be an http:// or",
+            "--endpoint must be an http:// or",
         ),
         ([*SERVE_LOCAL, "--pool-name", "p", "--dns", "svc"], "--dns takes NAME:PORT, got 'svc'"),
         (
             [*SERVE_LOCAL, "--pool-name", "p", "--dns", "a:80", "--queue-metric", "bad{"],
-            "queue must be a metric selector",
+            "--queue-metric must be a metric selector",
         ),
         (
             [*SERVE_LOCAL, "--pool-name", "p", "--dns", "a:80", "--poll-interval", "0"],
-            "poll_interval must be > 0",
+            "--poll-interval must be > 0",
         ),
-        ([*SERVE_LOCAL, "--pool-name", "p", "--kube-service", "vllm"], "need --kube-namespace"),
+        ([*SERVE_LOCAL, "--pool-name", "p", "--kube-service", "vllm"], "needs --kube-namespace"),
         (
             [*SERVE_LOCAL, "--pool-name", "p", "--kube-service", "vllm", "--kube-namespace", "m"],
             "not running in a Kubernetes pod",
@@ -240,7 +240,7 @@ def test_serve_with_a_self_signed_certificate_prints_its_fingerprint(
                 "--pool-ca-file",
                 "/nope",
             ],
-            "ca_file '/nope' cannot be used",
+            "--pool-ca-file '/nope' cannot be used",
         ),
     ],
 )
