@@ -4,10 +4,11 @@
     envoy -c examples/ext_proc/envoy.yaml
 
 Serves the ext_proc gRPC service on ``--host:--grpc-port`` and ``/metrics`` (plus ``/healthz``,
-``/readyz``) on ``--host:--metrics-port`` with :class:`inference_metrics.server.MetricsServer`:
-unauthenticated unless ``--metrics-token-file`` lists bearer tokens. Envoy opens one gRPC stream
-per HTTP request; each stream follows its request with one
-:class:`~inference_metrics.RequestContext`:
+``/readyz``) on ``--host:--metrics-port`` with :class:`inference_metrics.server.MetricsServer`,
+guarded as ``inference-metrics serve`` guards it, with the same flags (``--auth
+none|token|kubernetes``, none by default on a loopback address, ``--token-file``, the Kubernetes
+and TLS flags: ``inference_metrics.options``). Envoy opens one gRPC stream per HTTP request;
+each stream follows its request with one :class:`~inference_metrics.RequestContext`:
 
 * request headers: the received timestamp;
 * request body: the model is read from the JSON body; a body that is not a JSON object with a
@@ -26,7 +27,8 @@ rewritten); response body BUFFERED, STREAMED or FULL_DUPLEX_STREAMED (the
 mode is read from the ``protocol_config`` Envoy sends on each stream's first message; in
 FULL_DUPLEX_STREAMED every chunk is echoed back as a ``streamed_response``, which Envoy requires).
 
-Picking (``--pool-endpoint``): a :class:`~inference_metrics.pool.PoolMonitor` polls the model
+Picking (``--pool-endpoint``, or ``--dns`` / ``--kube-service`` / ``--kube-selector`` as in
+``inference-metrics serve``): a :class:`~inference_metrics.pool.PoolMonitor` polls the model
 servers; each accepted request goes to the fresh endpoint upstream's default scorers rank first
 (queue, then KV cache), named in ``x-gateway-destination-endpoint`` for Envoy's ORIGINAL_DST
 cluster (a client-sent one is removed); none fresh: 503 ``ServiceUnavailable``.
@@ -65,21 +67,15 @@ from inference_metrics import (
     Recorder,
     RequestContext,
 )
-from inference_metrics.pool import (
-    DEFAULT_AGGREGATE_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
-    PROFILES,
-    Endpoint,
-    PoolMonitor,
-    pick_endpoint,
+from inference_metrics.options import (
+    CommandParser,
+    OptionError,
+    PoolOptions,
+    SchemaOptions,
+    ServerOptions,
 )
-from inference_metrics.schemas import SCHEMAS
-from inference_metrics.server import (
-    Authenticator,
-    MetricsServer,
-    NoAuth,
-    TokenFileAuthenticator,
-)
+from inference_metrics.pool import PoolMonitor, pick_endpoint
+from inference_metrics.server import MetricsServer
 
 logger = logging.getLogger("examples.ext_proc")
 
@@ -462,43 +458,21 @@ def parse_rewrites(values: Iterable[str]) -> dict[str, str]:
 
 async def serve(
     *,
-    host: str,
+    metrics: MetricsServer,
+    recorder: Recorder,
     grpc_port: int,
-    metrics_port: int,
     rewrites: Mapping[str, str],
-    auth: Authenticator | None = None,
-    pool_name: str = "default-pool",
-    pool_endpoints: Sequence[Endpoint] = (),
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
-    aggregate_interval: float = DEFAULT_AGGREGATE_INTERVAL,
-    metrics_backend: str = "prometheus",
-    schema: str = "gie-v0.3",
+    monitor: PoolMonitor | None = None,
     priority_header: str | None = None,
 ) -> None:
-    """Serve ext_proc and /metrics (guarded by ``auth``, default none) until SIGINT or SIGTERM.
+    """Serve ext_proc on ``metrics.host:grpc_port`` and ``metrics`` (the /metrics server) until
+    SIGINT or SIGTERM, recording through ``recorder``.
 
-    With ``pool_endpoints`` a :class:`PoolMonitor` polls them, sets the pool gauges and every
-    request is routed to the endpoint upstream's default scorers choose.
-
-    ``metrics_backend="noop"`` records nothing (``/metrics`` then serves an empty page): what the
-    gateway costs without metrics, for comparison (``benchmarks/bench_gateway.py``).
-    ``schema``: the metric names recorded (see docs/schemas.md); ``priority_header``: a request
-    header holding each request's priority (upstream has none; default: priority 0)."""
-    registry = CollectorRegistry()
-    backend = NoopBackend() if metrics_backend == "noop" else PrometheusBackend(registry)
-    recorder = Recorder(backend, schema=schema)
-    metrics = MetricsServer(auth=auth or NoAuth(), registry=registry, host=host, port=metrics_port)
-    monitor = (
-        PoolMonitor(
-            pool_name,
-            pool_endpoints,
-            recorder=recorder,
-            poll_interval=poll_interval,
-            aggregate_interval=aggregate_interval,
-        )
-        if pool_endpoints
-        else None
-    )
+    With a ``monitor`` (recording through ``recorder``, its collector registered) every request
+    is routed to the endpoint upstream's default scorers choose among the monitor's.
+    ``priority_header``: a request header holding each request's priority (upstream has none;
+    default: priority 0)."""
+    host = metrics.host or "0.0.0.0"
     server = grpc.aio.server()
     pb_grpc.add_ExternalProcessorServicer_to_server(
         ExtProcServicer(
@@ -512,7 +486,6 @@ async def serve(
     bound = server.add_insecure_port(_address(host, grpc_port))
     async with metrics, contextlib.AsyncExitStack() as stack:
         if monitor is not None:
-            registry.register(monitor.collector())
             await stack.enter_async_context(monitor)
         await server.start()
         try:
@@ -526,11 +499,17 @@ async def serve(
             await server.stop(grace=2)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+#: The /metrics server's flags (``--host`` is the gRPC server's too), the pool's and the schema's,
+#: as ``inference-metrics serve`` has them (``inference_metrics.options``).
+SERVER_OPTIONS = ServerOptions(default_host="127.0.0.1", port_flag="--metrics-port")
+POOL_OPTIONS = PoolOptions(endpoint_flag="--pool-endpoint", default_pool_name="default-pool")
+SCHEMA_OPTIONS = SchemaOptions(several=True)
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(description=__doc__.split("\n\n")[0])
+    SERVER_OPTIONS.add_to(parser)
     parser.add_argument("--grpc-port", type=int, default=9002, help="ext_proc port (9002)")
-    parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (9090)")
     parser.add_argument(
         "--model-rewrite",
         action="append",
@@ -541,70 +520,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--metrics-token-file",
         metavar="PATH",
-        help="require a bearer token listed in PATH (one a line) on /metrics (default: none)",
+        help="the same as --auth token --token-file PATH (this example's earlier spelling)",
     )
     parser.add_argument(
         "--metrics-backend",
         choices=("prometheus", "noop"),
         default="prometheus",
-        help="where metrics go (prometheus); noop records nothing, to measure what metrics cost",
+        help="where metrics go (prometheus); noop records nothing (/metrics serves an empty "
+        "page), to measure what metrics cost (benchmarks/bench_gateway.py)",
     )
-    parser.add_argument(
-        "--schema",
-        choices=sorted(SCHEMAS),
-        default="gie-v0.3",
-        help="the metric names recorded (gie-v0.3; llm-d-router: llm_d_epp_* with fairness_id "
-        "and priority labels)",
-    )
+    SCHEMA_OPTIONS.add_to(parser)
     parser.add_argument(
         "--priority-header",
         metavar="NAME",
         help="a request header holding the priority as an integer (default: none, priority 0; "
         "the fairness id is always read from x-llm-d-inference-fairness-id)",
     )
-    pool = parser.add_argument_group("picking a model server (needs the 'pool' extra)")
-    pool.add_argument(
-        "--pool-endpoint",
-        action="append",
-        default=[],
-        metavar="[POD=]URL",
-        help="a model server's metrics URL (repeatable); requests go to the one upstream's "
-        "default scorers choose, through the x-gateway-destination-endpoint header",
-    )
-    pool.add_argument("--pool-name", default="default-pool", help="the pool's name label")
-    pool.add_argument("--engine", default="vllm", choices=sorted(PROFILES))
-    pool.add_argument(
-        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS"
-    )
-    pool.add_argument(
-        "--aggregate-interval", type=float, default=DEFAULT_AGGREGATE_INTERVAL, metavar="SECONDS"
-    )
+    POOL_OPTIONS.add_to(parser)
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    return parser
+
+
+def parse_args(parser: CommandParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
+    if args.metrics_token_file:
+        if args.auth not in (None, "token") or args.token_file:
+            parser.error(
+                "--metrics-token-file is short for --auth token --token-file PATH: "
+                "give one or the other"
+            )
+        args.auth, args.token_file = "token", args.metrics_token_file
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse_args(parser, argv)
     try:
+        if not 0 <= args.grpc_port <= 65535:
+            raise OptionError(f"--grpc-port must be in 0..65535, got {args.grpc_port}")
         rewrites = parse_rewrites(args.model_rewrite)
-        endpoints = [Endpoint.parse(spec, engine=args.engine) for spec in args.pool_endpoint]
-    except ValueError as exc:
+        registry = CollectorRegistry()
+        metrics = SERVER_OPTIONS.server(args, registry)
+        monitor = POOL_OPTIONS.monitor(args)
+        schemas = SCHEMA_OPTIONS.schemas(args)
+    except (OptionError, ValueError) as exc:
         parser.error(str(exc))
+    backend = NoopBackend() if args.metrics_backend == "noop" else PrometheusBackend(registry)
+    recorder = Recorder(backend, schema=schemas)
+    if monitor is not None:
+        monitor.recorder = recorder
+        registry.register(monitor.collector())
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve(
-                host=args.host,
+                metrics=metrics,
+                recorder=recorder,
                 grpc_port=args.grpc_port,
-                metrics_port=args.metrics_port,
                 rewrites=rewrites,
-                auth=TokenFileAuthenticator(args.metrics_token_file)
-                if args.metrics_token_file
-                else None,
-                pool_name=args.pool_name,
-                pool_endpoints=endpoints,
-                poll_interval=args.poll_interval,
-                aggregate_interval=args.aggregate_interval,
-                metrics_backend=args.metrics_backend,
-                schema=args.schema,
+                monitor=monitor,
                 priority_header=args.priority_header,
             )
         )
