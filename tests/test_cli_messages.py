@@ -171,7 +171,7 @@ FILE_MESSAGES = [
     ),
     (
         ["demo", "--tls-cert", "{missing}", "--tls-key", "{missing}"],
-        "--tls-cert/--tls-key: cannot load TLS files: No such file or directory: {missing}",
+        "--tls-cert/--tls-key: cannot load TLS files: No such file or directory",
     ),
     (
         [
@@ -201,7 +201,7 @@ FILE_MESSAGES = [
             *("serve", *POOL, "--dns", "svc:80", "--metrics-scheme", "https"),
             *("--pool-ca-file", "{missing}"),
         ],
-        "--pool-ca-file '{missing}' cannot be used: [Errno 2] No such file or directory",
+        "--pool-ca-file '{missing}' cannot be used: ",
     ),
     (
         ["serve", *POOL, "--dns", "svc:80", "--pool-token-file", "{missing}"],
