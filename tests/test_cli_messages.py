@@ -171,7 +171,7 @@ FILE_MESSAGES = [
     ),
     (
         ["demo", "--tls-cert", "{missing}", "--tls-key", "{missing}"],
-        "--tls-cert/--tls-key: cannot load TLS files: No such file or directory",
+        "--tls-cert/--tls-key: cannot load TLS files: No such file or directory: {missing}",
     ),
     (
         [

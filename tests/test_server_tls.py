@@ -143,7 +143,7 @@ def test_a_half_written_pair_keeps_the_old_certificate(
 
 
 def test_bad_files_are_refused_at_start(material: TLSMaterial, tmp_path: Path) -> None:
-    with pytest.raises(TLSConfigError, match="No such file"):
+    with pytest.raises(TLSConfigError, match=f"No such file or directory: {tmp_path}/missing.crt"):
         ServerTLS(tmp_path / "missing.crt", material.key_file)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")

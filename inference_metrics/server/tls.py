@@ -115,6 +115,11 @@ class ServerTLS:
         if self._pem is None:
             assert self.cert_file is not None
             assert self.key_file is not None
+            # ssl names no file when one is missing or unreadable: open each first, so the error
+            # (an OSError with its filename) says which.
+            for path in (self.cert_file, self.key_file):
+                with path.open("rb"):
+                    pass
             context.load_cert_chain(self.cert_file, self.key_file)
             return context
         # The ssl module loads keys from files only: a private directory, gone right after.
