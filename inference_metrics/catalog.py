@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .spec import Kind, MetricSpec
+from .spec import Kind, MetricSpec, Naming
 
 __all__ = [
     "CATALOG",
@@ -243,12 +243,19 @@ class Catalog:
 
     def __init__(self, specs: tuple[MetricSpec, ...]) -> None:
         by_name: dict[str, MetricSpec] = {}
+        owners: dict[str, str] = {}
         for spec in specs:
             if not isinstance(spec, MetricSpec):
                 raise TypeError(f"catalogue entries must be MetricSpec, got {spec!r}")
             if spec.name in by_name:
                 raise ValueError(f"metric {spec.name!r} appears twice in the catalogue")
             by_name[spec.name] = spec
+            for name in _exposed_names(spec):
+                other = owners.setdefault(name, spec.name)
+                if other != spec.name:
+                    raise ValueError(
+                        f"metrics {other!r} and {spec.name!r} would both expose {name!r}"
+                    )
         self._specs = tuple(specs)
         self._by_name = by_name
 
@@ -273,6 +280,20 @@ class Catalog:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
+
+
+def _exposed_names(spec: MetricSpec) -> tuple[str, ...]:
+    """The family and sample names ``spec`` shows in the text and OpenMetrics formats (as
+    prometheus_client's registry counts them), so two specs cannot collide there (a counter
+    ``x_sum_total`` beside a histogram ``x``)."""
+    if spec.naming is not Naming.PROMETHEUS:
+        return (spec.name,)
+    if spec.kind is Kind.COUNTER:
+        base = spec.name.removesuffix("_total")
+        return (base, spec.name, f"{base}_created")
+    if spec.kind is Kind.HISTOGRAM:
+        return tuple(spec.name + suffix for suffix in ("", "_bucket", "_count", "_sum", "_created"))
+    return (spec.name,)
 
 
 CATALOG = Catalog(SEED_METRICS + LATER_METRICS)

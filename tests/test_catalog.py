@@ -204,3 +204,10 @@ def test_a_catalog_refuses_duplicates_and_non_specs() -> None:
     small = Catalog((spec,))
     assert list(small) == [spec]
     assert len(small) == 1
+
+
+def test_two_specs_exposing_one_sample_name_are_refused() -> None:
+    histogram = MetricSpec("x_tokens", Kind.HISTOGRAM, "x.", buckets=(1.0,))
+    counter = MetricSpec("x_tokens_sum_total", Kind.COUNTER, "x.")
+    with pytest.raises(ValueError, match="would both expose 'x_tokens_sum'"):
+        Catalog((histogram, counter))

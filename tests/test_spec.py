@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import Kind, MetricSpec, PrometheusBackend, Stability
-from inference_metrics.spec import render_help
+from inference_metrics.spec import Naming, render_help
 
 from .expo import parse_text
 
@@ -290,3 +290,43 @@ def test_specs_compare_and_hash_by_value() -> None:
     assert hash(make()) == hash(make())
     assert make() != make(help="Another.")
     assert len({make(), make(), make(name="other")}) == 2
+
+
+# --- OpenTelemetry naming and optional labels ----------------------------------------------------
+
+
+def otel(**overrides: object) -> MetricSpec:
+    fields: dict[str, object] = {
+        "name": "gen_ai.server.request.duration",
+        "kind": Kind.HISTOGRAM,
+        "help": "Generative AI server request duration.",
+        "labels": ("gen_ai.operation.name", "error.type"),
+        "buckets": (0.01, 0.02),
+        "unit": "s",
+        "naming": Naming.OPENTELEMETRY,
+        **overrides,
+    }
+    return MetricSpec(**fields)  # type: ignore[arg-type]
+
+
+def test_an_opentelemetry_named_spec_keeps_its_dotted_names_and_plain_description() -> None:
+    spec = otel()
+    assert spec.name == "gen_ai.server.request.duration"
+    assert spec.documentation == "Generative AI server request duration."  # no "[ALPHA] "
+
+
+def test_dots_are_refused_in_a_prometheus_named_spec() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        otel(naming=Naming.PROMETHEUS)
+
+
+@pytest.mark.parametrize("name", ["Gen_ai.duration", "gen ai", "1gen_ai"])
+def test_an_opentelemetry_name_follows_the_sdks_rule_in_lower_case(name: str) -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        otel(name=name)
+
+
+def test_optional_labels_must_be_labels_of_the_spec() -> None:
+    assert otel(optional_labels=("error.type",)).optional_labels == ("error.type",)
+    with pytest.raises(ValueError, match="optional_labels"):
+        otel(optional_labels=("gen_ai.request.model",))
