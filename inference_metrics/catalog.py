@@ -9,12 +9,16 @@ The entries after them are metrics upstream added later under the same ``inferen
 ``inference_pool_*`` names (streaming latencies, running requests, per-pod queue sizes, build
 info). Every one is ALPHA, as upstream.
 
-Adding a metric is adding one spec here; backends, the docs table and the tests follow from it.
+:data:`CATALOG` is the default schema's (``gie-v0.3``) catalogue: these specs, and any the schema
+adds (:mod:`inference_metrics.schemas.gie_v03`). What feeds each spec is a view
+(:class:`~inference_metrics.schemas.View`) of a quantity (:mod:`inference_metrics.quantities`);
+docs/schemas.md says how to add a metric.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .spec import Kind, MetricSpec, Naming
 
@@ -296,4 +300,14 @@ def _exposed_names(spec: MetricSpec) -> tuple[str, ...]:
     return (spec.name,)
 
 
-CATALOG = Catalog(SEED_METRICS + LATER_METRICS)
+if TYPE_CHECKING:
+    CATALOG: Catalog
+
+
+def __getattr__(name: str) -> Catalog:
+    # CATALOG: the default schema's specs, computed from the schema (which imports this module).
+    if name == "CATALOG":
+        from .schemas import DEFAULT_SCHEMA
+
+        return DEFAULT_SCHEMA.catalog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

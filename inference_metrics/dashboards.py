@@ -1,17 +1,19 @@
-"""Our own Grafana dashboard and Prometheus rules, generated from a schema's catalogue.
+"""Our own Grafana dashboard and Prometheus rules, generated from a schema's views.
 
-A metric added to a schema is a panel added: every metric of the schema (its deprecated twins
-aside, which exist for upstream's own dashboards) gets one panel whose queries follow from its
-kind and labels:
+A metric added to a schema is a panel added: every view of the schema (its deprecated twins
+aside, which exist for upstream's own dashboards) gets one panel, under the row its quantity's
+:class:`~inference_metrics.quantities.Panel` names (a quantity cannot be made without one), with
+queries that follow from its kind, its labels and that panel:
 
-* a counter: its per-second rate by its labels (the error counter: by ``error_code`` and model);
+* a counter: its per-second rate by model and target model, or by the panel's ``by`` labels
+  (the error counter: by ``error_code`` and model);
 * a histogram: p50, p90 and p99 over all series (``sum by(le)``);
-* a gauge: its value by its labels (the build-info gauge: by ``commit``, ``build_ref``).
+* a gauge: its value by its labels (or the panel's ``by``), summed or, for build info, ``max``.
 
-Panels are grouped in rows by what feeds them (requests, latency, sizes and tokens, pool, build).
-The rules are recording rules for the request rate, error ratio and latency quantiles by model,
-and alerting rules on them and on the pool gauges, each present only when the schema has the
-metric it needs. Both are plain data (:func:`dashboard`, :func:`rules`) rendered by
+Rows appear in the order the schema first uses them. The rules are recording rules for the
+request rate, error ratio and the quantiles by model of every histogram in the Latency row, and
+alerting rules on them and on the pool gauges, each present only when the schema shows the
+quantity it needs. Both are plain data (:func:`dashboard`, :func:`rules`) rendered by
 :func:`render_dashboard` (JSON) and :func:`render_rules` (YAML, every scalar JSON-quoted).
 
 Under N worker processes nothing changes here: the queries aggregate with ``sum``, so one series
@@ -24,7 +26,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .schemas import Role, Schema, SchemaMetric
+from . import quantities as q
+from .quantities import Quantity
+from .schemas import Schema, View
 from .spec import Kind, MetricSpec
 
 __all__ = [
@@ -42,31 +46,8 @@ QUANTILES = (0.5, 0.9, 0.99)
 #: The window of the recording rules (alerts fire on them after ``for: 5m``).
 RATE_WINDOW = "5m"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-
-_ROWS: tuple[tuple[str, frozenset[Role]], ...] = (
-    (
-        "Requests",
-        frozenset((Role.REQUEST_TOTAL, Role.REQUEST_ERROR_TOTAL, Role.RUNNING_REQUESTS)),
-    ),
-    (
-        "Latency",
-        frozenset((Role.REQUEST_DURATION, Role.TTFT, Role.TPOT, Role.NTPOT, Role.ITL)),
-    ),
-    (
-        "Sizes and tokens",
-        frozenset(
-            (
-                Role.REQUEST_SIZE,
-                Role.RESPONSE_SIZE,
-                Role.INPUT_TOKENS,
-                Role.OUTPUT_TOKENS,
-                Role.CACHED_TOKENS,
-            )
-        ),
-    ),
-    ("Pool", frozenset(r for r in Role if r.value.startswith("pool_"))),
-    ("Build", frozenset((Role.INFO,))),
-)
+#: The row whose histograms get recording rules for their quantiles.
+LATENCY_ROW = q.REQUEST_DURATION.panel.row
 
 _UNITS = {"s": "s", "By": "bytes", "1": "percentunit"}
 
@@ -80,34 +61,30 @@ def _by(labels: Iterable[str]) -> str:
     return ", ".join(labels)
 
 
-def panel_queries(metric: SchemaMetric) -> list[tuple[str, str]]:
-    """(legend, PromQL) for the panel of ``metric``; Grafana's ``$__rate_interval`` included."""
-    spec = metric.spec
+def panel_queries(view: View) -> list[tuple[str, str]]:
+    """(legend, PromQL) for the panel of ``view``; Grafana's ``$__rate_interval`` included."""
+    spec, panel = view.spec, view.quantity.panel
     if spec.kind is Kind.HISTOGRAM:
         bucket = f"{spec.name}_bucket"
         return [
             (
-                f"p{round(q * 100)}",
-                f"histogram_quantile({q}, sum by(le) (rate({bucket}[$__rate_interval])))",
+                f"p{round(quantile * 100)}",
+                f"histogram_quantile({quantile}, sum by(le) (rate({bucket}[$__rate_interval])))",
             )
-            for q in QUANTILES
+            for quantile in QUANTILES
         ]
     if spec.kind is Kind.COUNTER:
-        labels: tuple[str, ...] = (
-            ("error_code", "model_name")
-            if metric.role is Role.REQUEST_ERROR_TOTAL
-            else ("model_name", "target_model_name")
-        )
-        labels = tuple(label for label in labels if label in spec.labels)
+        by = ("model_name", "target_model_name") if panel.by is None else panel.by
+        labels = tuple(label for label in by if label in spec.labels)
         legend = " ".join("{{" + label + "}}" for label in labels)
         return [(legend, f"sum by({_by(labels)}) (rate({spec.name}[$__rate_interval]))")]
-    legend = " ".join("{{" + label + "}}" for label in spec.labels)
-    aggregate = "max" if metric.role is Role.INFO else "sum"
-    return [(legend, f"{aggregate} by({_by(spec.labels)}) ({spec.name})")]
+    labels = spec.labels if panel.by is None else tuple(n for n in panel.by if n in spec.labels)
+    legend = " ".join("{{" + label + "}}" for label in labels)
+    return [(legend, f"{panel.aggregate} by({_by(labels)}) ({spec.name})")]
 
 
-def _panel(metric: SchemaMetric, panel_id: int, x: int, y: int) -> dict[str, Any]:
-    spec = metric.spec
+def _panel(view: View, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    spec = view.spec
     return {
         "id": panel_id,
         "type": "timeseries",
@@ -119,20 +96,19 @@ def _panel(metric: SchemaMetric, panel_id: int, x: int, y: int) -> dict[str, Any
         "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
         "targets": [
             {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": chr(65 + i)}
-            for i, (legend, expr) in enumerate(panel_queries(metric))
+            for i, (legend, expr) in enumerate(panel_queries(view))
         ],
     }
 
 
 def dashboard(schema: Schema) -> dict[str, Any]:
-    """The Grafana dashboard (JSON model) for ``schema``: one panel per current metric."""
-    current = [m for m in schema if not m.deprecated_twin]
+    """The Grafana dashboard (JSON model) for ``schema``: one panel per current view."""
+    current = [view for view in schema if not view.deprecated_twin]
+    rows = dict.fromkeys(view.quantity.panel.row for view in current)
     panels: list[dict[str, Any]] = []
     y = 0
-    for title, roles in _ROWS:
-        metrics = [m for m in current if m.role in roles]
-        if not metrics:
-            continue
+    for title in rows:
+        metrics = [view for view in current if view.quantity.panel.row == title]
         panels.append(
             {
                 "id": len(panels) + 1,
@@ -172,11 +148,9 @@ def dashboard(schema: Schema) -> dict[str, Any]:
     }
 
 
-def _first(schema: Schema, role: Role) -> MetricSpec | None:
-    for metric in schema:
-        if metric.role is role and not metric.deprecated_twin:
-            return metric.spec
-    return None
+def _first(schema: Schema, quantity: Quantity) -> MetricSpec | None:
+    view = schema.view(quantity)
+    return None if view is None else view.spec
 
 
 def rules(schema: Schema) -> dict[str, Any]:
@@ -184,8 +158,8 @@ def rules(schema: Schema) -> dict[str, Any]:
     w = RATE_WINDOW
     recording: list[dict[str, str]] = []
     alerting: list[dict[str, Any]] = []
-    total = _first(schema, Role.REQUEST_TOTAL)
-    errors = _first(schema, Role.REQUEST_ERROR_TOTAL)
+    total = _first(schema, q.REQUEST_TOTAL)
+    errors = _first(schema, q.REQUEST_ERROR_TOTAL)
     if total is not None:
         recording.append(
             {
@@ -213,24 +187,30 @@ def rules(schema: Schema) -> dict[str, Any]:
             )
         )
     latency_alerts = {
-        Role.REQUEST_DURATION: ("InferenceHighRequestLatencyP99", 10.0, "request duration"),
-        Role.TTFT: ("InferenceHighTimeToFirstTokenP99", 5.0, "time to first token"),
+        q.REQUEST_DURATION: ("InferenceHighRequestLatencyP99", 10.0, "request duration"),
+        q.TTFT: ("InferenceHighTimeToFirstTokenP99", 5.0, "time to first token"),
     }
-    for role in (Role.REQUEST_DURATION, Role.TTFT, Role.TPOT, Role.NTPOT, Role.ITL):
-        spec = _first(schema, role)
-        if spec is None:
-            continue
-        for q in (0.5, 0.99):
-            record = f"model_name:{spec.name}:p{round(q * 100)}_rate{w}"
+    latency = [
+        view
+        for view in schema
+        if not view.deprecated_twin
+        and view.quantity.panel.row == LATENCY_ROW
+        and view.spec.kind is Kind.HISTOGRAM
+        and "model_name" in view.spec.labels
+    ]
+    for view in latency:
+        spec, quantity = view.spec, view.quantity
+        for quantile in (0.5, 0.99):
+            record = f"model_name:{spec.name}:p{round(quantile * 100)}_rate{w}"
             recording.append(
                 {
                     "record": record,
-                    "expr": f"histogram_quantile({q}, sum by(le, model_name) "
+                    "expr": f"histogram_quantile({quantile}, sum by(le, model_name) "
                     f"(rate({spec.name}_bucket[{w}])))",
                 }
             )
-        if role in latency_alerts:
-            name, threshold, what = latency_alerts[role]
+        if quantity in latency_alerts:
+            name, threshold, what = latency_alerts[quantity]
             alerting.append(
                 _alert(
                     name,
@@ -242,32 +222,34 @@ def rules(schema: Schema) -> dict[str, Any]:
                 )
             )
     pool_alerts = {
-        Role.POOL_QUEUE_SIZE: (
+        q.POOL_QUEUE_SIZE: (
             "InferencePoolHighAverageQueueSize",
             "> 50",
             "High average queue size for inference pool {{ $labels.name }}",
             "The average number of requests queued in pool {{ $labels.name }} has been above "
             "50 for 5 minutes.",
         ),
-        Role.POOL_KV_CACHE: (
+        q.POOL_KV_CACHE: (
             "InferencePoolHighKVCacheUtilization",
             "> 0.9",
             "High KV cache utilization for inference pool {{ $labels.name }}",
             "The average KV cache utilization of pool {{ $labels.name }} has been above 90% "
             "for 5 minutes.",
         ),
-        Role.POOL_READY: (
+        q.POOL_READY: (
             "InferencePoolNoReadyEndpoints",
             "== 0",
             "No ready endpoints in inference pool {{ $labels.name }}",
             "Inference pool {{ $labels.name }} has had no ready model servers for 5 minutes.",
         ),
     }
-    for role, (name, condition, title, description) in pool_alerts.items():
-        spec = _first(schema, role)
-        if spec is not None:
-            severity = "warning" if role is Role.POOL_QUEUE_SIZE else "critical"
-            alerting.append(_alert(name, f"{spec.name} {condition}", severity, title, description))
+    for quantity, (name, condition, title, description) in pool_alerts.items():
+        pool_spec = _first(schema, quantity)
+        if pool_spec is not None:
+            severity = "warning" if quantity is q.POOL_QUEUE_SIZE else "critical"
+            alerting.append(
+                _alert(name, f"{pool_spec.name} {condition}", severity, title, description)
+            )
     return {
         "groups": [
             {"name": f"inference-metrics-{schema.name}-recording", "rules": recording},

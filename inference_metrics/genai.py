@@ -18,55 +18,87 @@ duration). Each histogram advises the conventions' bucket boundaries. The names 
 conventions' own (dots), so these are not Prometheus names: the OpenTelemetry Prometheus exporter
 turns ``gen_ai.server.request.duration`` into ``gen_ai_server_request_duration_seconds``.
 
-Label values are untrusted: at most ``max_series`` distinct attribute sets per kind of
-event, later new ones recorded with every varying attribute set to ``__overflow__``. Under N
-worker processes each process has its own instruments; the OpenTelemetry pipeline (OTLP, the
-Collector) aggregates them as it aggregates any instrument.
+They are a schema (:func:`~inference_metrics.schemas.genai.genai_schema`): views of the same
+quantities every schema reads, fed by the Recorder's calls through the same rows, with the
+Recorder's derivations (TTFT, TPOT, durations) and cardinality guard. A
+:class:`GenAIRecorder` says where they go (a meter provider) and how they are labelled (the
+provider's name, the default operation); ``Recorder(backend, genai=GenAIRecorder(...))`` records
+them beside a schema on another backend. With only an OpenTelemetry backend,
+``Recorder(OpenTelemetryBackend(provider), schema=genai_schema("openai"))`` records them alone.
+
+Label values are untrusted: at most ``max_series`` distinct attribute sets per kind of event
+(the Recorder's bound), later new ones recorded with every varying attribute set to
+``__overflow__``. Under N worker processes each process has its own instruments; the
+OpenTelemetry pipeline (OTLP, the Collector) aggregates them as it aggregates any instrument.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Sequence
 
 try:
-    from opentelemetry import metrics as otel_metrics
-    from opentelemetry.metrics import Histogram, MeterProvider
+    from opentelemetry.metrics import MeterProvider
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
     raise ImportError(
         "GenAIRecorder needs the OpenTelemetry API and SDK: install the 'otel' extra "
         f"(pip install 'inference-metrics[otel]') ({exc})"
     ) from exc
 
+from .backends.base import Backend, Instrument
+from .backends.noop import NoopBackend
+from .backends.otel import OpenTelemetryBackend
+
 # Here for the GenAI API; it lives with the payloads so that the middleware and the lifecycle,
 # which pass it on, import no OpenTelemetry.
 from .payloads import operation_for_path
-from .recorder import _number, check_label_value
-from .schemas.genai import (
-    ERROR_TYPE,
-    GENAI_METRICS,
-    OPERATION,
-    OVERFLOW,
-    PROVIDER,
-    REQUEST_DURATION,
-    REQUEST_MODEL,
-    RESPONSE_MODEL,
-    SEMCONV_VERSION,
-    TIME_PER_OUTPUT_TOKEN,
-    TIME_TO_FIRST_TOKEN,
-    TOKEN_TYPE,
-    TOKEN_USAGE,
-    GenAIMetric,
-)
+from .recorder import Recorder
+from .schemas.base import Schema
+from .schemas.genai import GENAI_METRICS, SEMCONV_VERSION, GenAIMetric, genai_schema
+from .spec import MetricSpec
+from .validation import positive_int
 
 __all__ = [
     "GENAI_METRICS",
     "SEMCONV_VERSION",
     "GenAIMetric",
     "GenAIRecorder",
+    "genai_schema",
     "operation_for_path",
 ]
+
+#: A schema of no metrics: the Recorder a GenAIRecorder makes for its own calls records only the
+#: GenAI views.
+_NOTHING_ELSE = Schema("none", "Nothing", "No metrics besides the GenAI views.", ())
+
+
+class _RegisteredOnce:
+    """A backend whose specs are registered once and shared: every Recorder recording the GenAI
+    views of one :class:`GenAIRecorder` binds the same instruments (OpenTelemetry cannot have
+    two instruments of one name on a meter provider)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._specs: tuple[MetricSpec, ...] | None = None
+        self._instruments: tuple[Instrument, ...] = ()
+
+    def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
+        specs = tuple(specs)
+        with self._lock:
+            if self._specs is None:
+                self._instruments = tuple(self._backend.register(specs))
+                self._specs = specs
+            elif specs != self._specs:
+                raise ValueError("a GenAIRecorder registers its own schema's metrics only")
+            return self._instruments
+
+    def unregister(self, instruments: Sequence[Instrument]) -> None:
+        """Nothing: the instruments are shared by every Recorder of this GenAIRecorder."""
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 class GenAIRecorder:
@@ -75,7 +107,12 @@ class GenAIRecorder:
     ``provider_name`` (required, keyword-only: there is no default) is ``gen_ai.provider.name``
     (``openai``, ``aws.bedrock``, ... or your own); ``default_operation`` the
     ``gen_ai.operation.name`` of calls that give none.
-    ``max_series`` and ``max_label_length`` bound the attribute sets and values.
+    ``max_series`` and ``max_label_length`` bound the attribute sets and values of its own
+    calls; with ``Recorder(backend, genai=...)`` that Recorder's bounds apply.
+
+    Pass it to :class:`~inference_metrics.Recorder` (``genai=``): its :attr:`schema` is recorded
+    into its :attr:`backend` from that Recorder's calls. Its own ``record_request_completed`` and
+    ``record_request_failed`` still work, through a Recorder of its own, and are deprecated.
     """
 
     def __init__(
@@ -94,64 +131,34 @@ class GenAIRecorder:
             )
         if not isinstance(provider_name, str) or not provider_name:
             raise ValueError(f"provider_name must be a non-empty string, got {provider_name!r}")
-        for argument, value in (("max_series", max_series), ("max_label_length", max_label_length)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{argument} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{argument} must be >= 1, got {value!r}")
-        provider = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
-        meter = provider.get_meter(meter_name, schema_url=None)
+        self.max_series = positive_int("max_series", max_series)
+        self.max_label_length = positive_int("max_label_length", max_label_length)
         if not isinstance(default_operation, str) or not default_operation:
             raise ValueError(
                 f"default_operation must be a non-empty string, got {default_operation!r}"
             )
         self.provider_name = provider_name
         self.default_operation = default_operation
-        self._max_series = max_series
-        self._max_label_length = max_label_length
-        self._instruments: dict[str, Histogram] = {
-            m.name: meter.create_histogram(
-                m.name,
-                unit=m.unit,
-                description=m.description,
-                explicit_bucket_boundaries_advisory=list(m.buckets),
-            )
-            for m in GENAI_METRICS
-        }
+        #: The GenAI views, labelled with this recorder's provider name and default operation.
+        self.schema: Schema = genai_schema(provider_name, default_operation)
+        #: Where they go: the meter ``meter_name`` (no version) of ``meter_provider``.
+        self.backend: Backend = _RegisteredOnce(
+            OpenTelemetryBackend(meter_provider, meter_name=meter_name, meter_version=None)
+        )
         self._lock = threading.Lock()
-        self._attributes: dict[tuple[str, str, str, str], dict[str, str]] = {}
+        self._recorder: Recorder | None = None
 
-    def _base(
-        self, operation: str, model_name: str, target_model_name: str, error_type: str
-    ) -> Mapping[str, str]:
-        key = (operation, model_name, target_model_name, error_type)
-        found = self._attributes.get(key)
-        if found is not None:
-            return found
-        values = [
-            check_label_value(name, value, self._max_label_length)
-            for name, value in zip(
-                ("operation", "model_name", "target_model_name", "error_type"), key, strict=True
-            )
-        ]
-        if not values[0]:
-            raise ValueError("operation must be a non-empty string (gen_ai.operation.name)")
+    def _own(self) -> Recorder:
         with self._lock:
-            found = self._attributes.get(key)
-            if found is not None:
-                return found
-            if len(self._attributes) >= self._max_series:
-                values = [OVERFLOW, OVERFLOW, OVERFLOW, OVERFLOW if error_type else ""]
-            attributes = {OPERATION: values[0], PROVIDER: self.provider_name}
-            if values[1]:
-                attributes[REQUEST_MODEL] = values[1]
-            if values[2]:
-                attributes[RESPONSE_MODEL] = values[2]
-            if values[3]:
-                attributes[ERROR_TYPE] = values[3]
-            if len(self._attributes) < self._max_series:
-                self._attributes[key] = attributes
-            return attributes
+            if self._recorder is None:
+                self._recorder = Recorder(
+                    NoopBackend(),
+                    schema=_NOTHING_ELSE,
+                    genai=self,
+                    max_series=self.max_series,
+                    max_label_length=self.max_label_length,
+                )
+            return self._recorder
 
     def record_request_completed(
         self,
@@ -166,35 +173,21 @@ class GenAIRecorder:
         streaming: bool | None = None,
         operation: str | None = None,
     ) -> None:
-        """A successful request: duration, TTFT and TPOT when streamed, token usage."""
-        received, completed = _number("received", received), _number("completed", completed)
-        input_tokens = _number("input_tokens", input_tokens)
-        output_tokens = _number("output_tokens", output_tokens)
-        if first_token is not None:
-            first_token = _number("first_token", first_token)
-        attributes = self._base(
-            self.default_operation if operation is None else operation,
+        """Deprecated (record through a Recorder with ``genai=``): a successful request's
+        duration, TTFT and TPOT when streamed, token usage."""
+        _deprecated("record_request_completed")
+        self._own().record_request_completed(
             model_name,
             target_model_name,
-            "",
+            received=received,
+            completed=completed,
+            response_size=0,
+            first_token=first_token,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            streaming=streaming,
+            operation=operation,
         )
-        if streaming is None:
-            streaming = first_token is not None
-        usage = self._instruments[TOKEN_USAGE.name]
-        if input_tokens > 0:
-            usage.record(input_tokens, {**attributes, TOKEN_TYPE: "input"})
-        if output_tokens > 0:
-            usage.record(output_tokens, {**attributes, TOKEN_TYPE: "output"})
-        if not completed > received:
-            return
-        duration = completed - received
-        self._instruments[REQUEST_DURATION.name].record(duration, attributes)
-        if streaming and first_token is not None and received <= first_token <= completed:
-            self._instruments[TIME_TO_FIRST_TOKEN.name].record(first_token - received, attributes)
-            if output_tokens > 1:
-                tpot = (completed - first_token) / (output_tokens - 1)
-                if math.isfinite(tpot):
-                    self._instruments[TIME_PER_OUTPUT_TOKEN.name].record(tpot, attributes)
 
     def record_request_failed(
         self,
@@ -206,15 +199,25 @@ class GenAIRecorder:
         completed: float,
         operation: str | None = None,
     ) -> None:
-        """A failed request: its duration with ``error.type`` (the error code)."""
+        """Deprecated (record through a Recorder with ``genai=``): a failed request's duration
+        with ``error.type`` (the error code)."""
+        _deprecated("record_request_failed")
         if not isinstance(error_type, str) or not error_type:
             raise ValueError(f"error_type must be a non-empty string, got {error_type!r}")
-        received, completed = _number("received", received), _number("completed", completed)
-        attributes = self._base(
-            self.default_operation if operation is None else operation,
+        self._own().record_request_failed(
             model_name,
             target_model_name,
             error_type,
+            received=received,
+            completed=completed,
+            operation=operation,
         )
-        if completed > received:
-            self._instruments[REQUEST_DURATION.name].record(completed - received, attributes)
+
+
+def _deprecated(method: str) -> None:
+    warnings.warn(
+        f"GenAIRecorder.{method} is deprecated: pass the GenAIRecorder to a Recorder "
+        f"(Recorder(backend, genai=genai)) and call Recorder.{method}",
+        DeprecationWarning,
+        stacklevel=3,
+    )

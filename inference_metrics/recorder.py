@@ -14,54 +14,53 @@ Which metrics a call feeds is the **schema** (:mod:`inference_metrics.schemas`):
 newer schemas label request metrics with ``fairness_id`` and ``priority`` (keyword arguments of
 every request call; ``"default-flow"`` and ``0`` when not given, as upstream).
 
-Label values are untrusted (model names come from request bodies). Each group of metrics fed by
-one kind of call (requests, errors, running requests, pools, endpoints, build info) holds at most
-``max_series`` distinct label sets, counted over the labels its schemas expose; later new ones are
-folded into one series whose every label is :data:`OVERFLOW_LABEL_VALUE`, so no count is lost
-and memory stays bounded. ``fairness_id`` and ``priority`` (caller-controlled headers) have their
-own bounds, ``max_fairness_ids`` and ``max_priorities`` distinct values: later new values are
-recorded as :data:`OVERFLOW_LABEL_VALUE` (admitted values stay admitted). A pool or pod
-that is gone is removed (:meth:`Recorder.remove_pool`, :meth:`Recorder.remove_pod`), which frees
-its slot.
+How it records: each call derives its measures once (:mod:`inference_metrics.measures`: a
+request's latency, TTFT, TPOT, NTPOT, tokens, ...), finds the row of its label set in its group
+with one dictionary lookup (:mod:`inference_metrics.rows`), and hands each measure to the row's
+feed for it, which updates every view of every recorded schema that shows the measure (and the
+GenAI views with ``genai``). The rows are bound from the views when a label set is first seen;
+there is no table per metric here.
 
-Each group is described by a :class:`GroupLayout`: a row class with one named field per recording
-role (:class:`ModelRow`, :class:`PoolRow`, ...) and the specs each field records into. A label
-set's row is bound once, and every call looks it up once (one dictionary lookup) and updates the
-fields it needs.
+Label values are untrusted (model names come from request bodies). Each group of metrics fed by
+one kind of call (requests, errors, running requests, pools, endpoints, build info, ...) holds at
+most ``max_series`` distinct label sets, counted over the labels its views expose; later new ones
+are folded into one series whose every label is :data:`OVERFLOW_LABEL_VALUE`, so no count is
+lost and memory stays bounded. ``fairness_id`` and ``priority`` (caller-controlled headers) have
+their own bounds, ``max_fairness_ids`` and ``max_priorities`` distinct values: later new values
+are recorded as :data:`OVERFLOW_LABEL_VALUE` (admitted values stay admitted). A pool or pod that
+is gone is removed (:meth:`Recorder.remove_pool`, :meth:`Recorder.remove_pod`), which frees its
+slot.
 
 Bad input raises ``TypeError``/``ValueError`` naming the argument, before anything is recorded.
 Under N worker processes each process has its own Recorder and bounds (the backend's store
-decides how their series merge).
+decides how their series merge). The Recorder knows nothing of prometheus_client or
+OpenTelemetry: it sees backends through :mod:`inference_metrics.backends.base`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import numbers
-import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from prometheus_client.registry import CollectorRegistry
-
+from . import measures as m
 from .backends.base import (
     DEFAULT_MAX_SERIES,
     OVERFLOW_LABEL_VALUE,
     Backend,
     Instrument,
-    Series,
 )
-from .schemas import DEFAULT_SCHEMA, LABEL_INPUTS, Role, Schema, SchemaMetric, combine, resolve
+from .measures import GROUPS, Group
+from .quantities import Quantity
+from .rows import Row, SeriesGroup, ValueCap, bindings
+from .schemas import DEFAULT_SCHEMA, Schema, View, combine, resolve
 from .spec import MetricSpec
-
-if TYPE_CHECKING:
-    from .genai import GenAIRecorder
+from .validation import FAST_NUMBER as _FAST
+from .validation import MAX_FLOAT as _MAX
+from .validation import label_value, number, positive_int
 
 __all__ = [
-    "CATALOG_LAYOUTS",
     "DEFAULT_FAIRNESS_ID",
     "DEFAULT_MAX_FAIRNESS_IDS",
     "DEFAULT_MAX_LABEL_LENGTH",
@@ -69,16 +68,8 @@ __all__ = [
     "DEFAULT_MAX_SERIES",
     "DEFAULT_PRIORITY",
     "OVERFLOW_LABEL_VALUE",
-    "ErrorRow",
-    "GroupLayout",
-    "InfoRow",
-    "Layouts",
-    "ModelRow",
-    "PodRow",
-    "PoolRow",
     "Recorder",
-    "RunningRow",
-    "layouts_for",
+    "ViewsElsewhere",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,471 +82,36 @@ DEFAULT_MAX_PRIORITIES = 32
 DEFAULT_FAIRNESS_ID = "default-flow"
 DEFAULT_PRIORITY = 0
 
-# The fast paths take ints and floats up to here without converting them; beyond it (inf, or an
-# int too large for a float) they fall back to _number, which refuses it.
-_MAX = sys.float_info.max
-_FAST_NUMBER = frozenset((int, float))
-
 #: The error code a failure without one is counted with (upstream's rule).
 _UNKNOWN_ERROR = "Unknown"
 
-
-def _number(argument: str, value: object, *, minimum: float | None = 0.0) -> float:
-    """``value`` as a finite float, or a TypeError/ValueError naming ``argument``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a number (int or float), got {value!r}")
-    try:
-        result = float(value)
-    except OverflowError:  # an int or Fraction beyond any float
-        raise ValueError(f"{argument} must be finite, got a number too large for a float") from None
-    if not math.isfinite(result):
-        raise ValueError(f"{argument} must be finite, got {value!r}")
-    if minimum is not None and result < minimum:
-        raise ValueError(f"{argument} must be >= {minimum:g}, got {value!r}")
-    return result
-
-
-_R = TypeVar("_R", bound="_Row")
-
-
-def _check_operation(operation: object) -> None:
-    if operation is not None and (not isinstance(operation, str) or not operation):
-        raise TypeError(f"operation must be a non-empty string or None, got {operation!r}")
-
-
-class _Noop:
-    """A field no recorded schema has: every update does nothing."""
-
-    __slots__ = ()
-
-    def add(self, amount: float) -> None:
-        pass
-
-    def observe(self, value: float) -> None:
-        pass
-
-    def set(self, value: float) -> None:
-        pass
-
-
-_NOOP = _Noop()
-
-
-class _Both:
-    """One field fed into several schemas' series (a migration, or llm-d-router's twins)."""
-
-    __slots__ = ("_series",)
-
-    def __init__(self, series: tuple[Series, ...]) -> None:
-        self._series = series
-
-    def add(self, amount: float) -> None:
-        for series in self._series:
-            series.add(amount)
-
-    def observe(self, value: float) -> None:
-        for series in self._series:
-            series.observe(value)
-
-    def set(self, value: float) -> None:
-        for series in self._series:
-            series.set(value)
-
-
-class _Row:
-    """One label set's bound series in one group: a named field per quantity the group records.
-
-    A field is one series, several (``_Both``: two schemas, or llm-d-router's twins) or none
-    (``_Noop``: no recorded schema has that metric).
-    """
-
-    __slots__ = ()
-
-
-class ModelRow(_Row):
-    """The series of one request label set (model, target model, fairness id, priority)."""
-
-    __slots__ = (
-        "input_tokens",
-        "inter_token_latency",
-        "normalized_time_per_output_token",
-        "output_tokens",
-        "prompt_cached_tokens",
-        "request_duration",
-        "request_sizes",
-        "request_total",
-        "request_tpot",
-        "request_ttft",
-        "request_ttft_unstreamed",
-        "response_sizes",
-    )
-    input_tokens: Series
-    inter_token_latency: Series
-    normalized_time_per_output_token: Series
-    output_tokens: Series
-    prompt_cached_tokens: Series
-    request_duration: Series
-    request_sizes: Series
-    request_total: Series
-    request_tpot: Series
-    request_ttft: Series
-    request_ttft_unstreamed: Series
-    response_sizes: Series
-
-
-class ErrorRow(_Row):
-    """The series of one request label set and error code."""
-
-    __slots__ = ("request_error_total",)
-    request_error_total: Series
-
-
-class RunningRow(_Row):
-    """The running-request series of one request label set."""
-
-    __slots__ = ("running_requests",)
-    running_requests: Series
-
-
-class PoolRow(_Row):
-    """The series of one pool (label ``name``)."""
-
-    __slots__ = (
-        "average_kv_cache_utilization",
-        "average_queue_size",
-        "average_running_requests",
-        "ready_pods",
-        "std_dev_kv_cache_utilization",
-        "std_dev_queue_size",
-        "std_dev_running_requests",
-    )
-    average_kv_cache_utilization: Series
-    average_queue_size: Series
-    average_running_requests: Series
-    ready_pods: Series
-    std_dev_kv_cache_utilization: Series
-    std_dev_queue_size: Series
-    std_dev_running_requests: Series
-
-
-class PodRow(_Row):
-    """The series of one model server of a pool (``name``, ``model_server_pod``/``_endpoint``)."""
-
-    __slots__ = ("per_pod_queue_size",)
-    per_pod_queue_size: Series
-
-
-class InfoRow(_Row):
-    """The series of one build (``commit``, ``build_ref``)."""
-
-    __slots__ = ("extension_info",)
-    extension_info: Series
-
-
-@dataclass(frozen=True)
-class GroupLayout:
-    """Which specs each field of a row holds: a group of metrics recorded from one kind of call.
-
-    ``inputs`` are the call's arguments that make the group's key, in key order; every spec's
-    labels must be among them (:data:`~inference_metrics.schemas.LABEL_INPUTS` maps a label to
-    its input), or fixed per field by ``constants`` (TTFT's ``streaming``). A field may hold no
-    spec, one, or several with different labels (a legacy twin drops labels its successor has):
-    the Recorder looks the key up once per call and binds each spec with its own labels.
-    """
-
-    row: type[_Row]
-    inputs: tuple[str, ...]
-    fields: Mapping[str, tuple[MetricSpec, ...]]
-    constants: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if set(self.fields) != set(self.row.__slots__):
-            raise ValueError(
-                f"{self.row.__name__} has the fields {sorted(self.row.__slots__)}, "
-                f"got specs for {sorted(self.fields)}"
-            )
-        for name, specs in self.fields.items():
-            fixed = self.constants.get(name, {})
-            for spec in specs:
-                unknown = [
-                    label
-                    for label in spec.labels
-                    if label not in fixed and LABEL_INPUTS.get(label) not in self.inputs
-                ]
-                if unknown:
-                    raise ValueError(
-                        f"{spec.name} has labels {unknown} that the {self.row.__name__} "
-                        f"inputs {self.inputs} cannot fill"
-                    )
-
-    def specs(self) -> tuple[MetricSpec, ...]:
-        return tuple(dict.fromkeys(spec for specs in self.fields.values() for spec in specs))
-
-
-@dataclass(frozen=True)
-class Layouts:
-    """One layout per group of the Recorder: where each of its calls records."""
-
-    models: GroupLayout
-    errors: GroupLayout
-    running: GroupLayout
-    pools: GroupLayout
-    pods: GroupLayout
-    info: GroupLayout
-
-    def groups(self) -> tuple[GroupLayout, ...]:
-        return (self.models, self.errors, self.running, self.pools, self.pods, self.info)
-
-    def specs(self) -> tuple[MetricSpec, ...]:
-        return tuple(dict.fromkeys(spec for group in self.groups() for spec in group.specs()))
-
-
-_REQUEST_INPUTS = ("model_name", "target_model_name", "fairness_id", "priority")
-
-#: Each row field and the role whose specs it holds (TTFT feeds two fields: streamed or not).
-_FIELD_ROLES: dict[type[_Row], dict[str, Role]] = {
-    ModelRow: {
-        "request_total": Role.REQUEST_TOTAL,
-        "request_duration": Role.REQUEST_DURATION,
-        "request_sizes": Role.REQUEST_SIZE,
-        "response_sizes": Role.RESPONSE_SIZE,
-        "input_tokens": Role.INPUT_TOKENS,
-        "output_tokens": Role.OUTPUT_TOKENS,
-        "normalized_time_per_output_token": Role.NTPOT,
-        "request_ttft": Role.TTFT,
-        "request_ttft_unstreamed": Role.TTFT,
-        "request_tpot": Role.TPOT,
-        "prompt_cached_tokens": Role.CACHED_TOKENS,
-        "inter_token_latency": Role.ITL,
-    },
-    ErrorRow: {"request_error_total": Role.REQUEST_ERROR_TOTAL},
-    RunningRow: {"running_requests": Role.RUNNING_REQUESTS},
-    PoolRow: {
-        "average_kv_cache_utilization": Role.POOL_KV_CACHE,
-        "average_queue_size": Role.POOL_QUEUE_SIZE,
-        "ready_pods": Role.POOL_READY,
-        "average_running_requests": Role.POOL_RUNNING_REQUESTS,
-        "std_dev_kv_cache_utilization": Role.POOL_STD_DEV_KV_CACHE,
-        "std_dev_queue_size": Role.POOL_STD_DEV_QUEUE_SIZE,
-        "std_dev_running_requests": Role.POOL_STD_DEV_RUNNING_REQUESTS,
-    },
-    PodRow: {"per_pod_queue_size": Role.POOL_ENDPOINT_QUEUE_SIZE},
-    InfoRow: {"extension_info": Role.INFO},
-}
-_STREAMED = {
-    "request_ttft": {"streaming": "true"},
-    "request_ttft_unstreamed": {"streaming": "false"},
-}
-
-
-def _layout(
-    row: type[_Row], inputs: tuple[str, ...], metrics: Sequence[SchemaMetric]
-) -> GroupLayout:
-    fields: dict[str, tuple[MetricSpec, ...]] = {}
-    for name, role in _FIELD_ROLES[row].items():
-        specs = tuple(m.spec for m in metrics if m.role is role)
-        if name == "request_ttft_unstreamed":
-            # A non-streamed TTFT only where the schema labels it (llm-d-router: the duration).
-            specs = tuple(spec for spec in specs if "streaming" in spec.labels)
-        fields[name] = specs
-    constants = {name: value for name, value in _STREAMED.items() if name in fields}
-    return GroupLayout(row, inputs, fields, constants if row is ModelRow else {})
-
-
-def layouts_for(schemas: Sequence[Schema]) -> Layouts:
-    """The groups and fields through which the Recorder records ``schemas`` (combined)."""
-    metrics = combine(schemas)
-    return Layouts(
-        models=_layout(ModelRow, _REQUEST_INPUTS, metrics),
-        errors=_layout(ErrorRow, (*_REQUEST_INPUTS, "error_code"), metrics),
-        running=_layout(RunningRow, _REQUEST_INPUTS, metrics),
-        pools=_layout(PoolRow, ("pool_name",), metrics),
-        pods=_layout(PodRow, ("pool_name", "pod_name"), metrics),
-        info=_layout(InfoRow, ("commit", "build_ref"), metrics),
-    )
-
-
-#: The default schema's metrics (the catalogue), each in the group and field it is recorded by.
-CATALOG_LAYOUTS = layouts_for((DEFAULT_SCHEMA,))
-
-
-class _ValueCap:
-    """At most ``limit`` distinct values of one input; later new ones become the overflow."""
-
-    __slots__ = ("_admitted", "_limit")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._admitted: set[str] = set()
-
-    def __call__(self, value: str) -> str:  # called under the group's lock
-        if value in self._admitted:
-            return value
-        if len(self._admitted) >= self._limit:
-            return OVERFLOW_LABEL_VALUE
-        self._admitted.add(value)
-        return value
-
-
-_Binding = tuple[Instrument, tuple[int, ...], tuple[tuple[int, str], ...]]
-
-
-class _SeriesGroup(Generic[_R]):
-    """Bound rows of one group, one per exposed label set, at most ``max_series`` of them.
-
-    ``cache`` maps a call's inputs (as given) to its row: the hot path is one lookup. A miss
-    validates the inputs, applies the value caps, and finds or binds the row for the label values
-    the group's specs expose; inputs no spec exposes do not count towards ``max_series``.
-    """
-
-    __slots__ = (
-        "_bindings",
-        "_by_exposed",
-        "_caps",
-        "_lock",
-        "_max_label_length",
-        "_max_series",
-        "_overflow",
-        "_row",
-        "_used",
-        "cache",
-        "inputs",
-        "specs",
-    )
-
-    def __init__(
-        self,
-        layout: GroupLayout,
-        instruments: Mapping[str, Instrument],
-        max_series: int,
-        max_label_length: int,
-        caps: Mapping[str, _ValueCap],
-    ) -> None:
-        self.inputs = layout.inputs
-        self.specs = layout.specs()
-        self._row = layout.row
-        bindings: dict[str, tuple[_Binding, ...]] = {}
-        used: set[int] = set()
-        for name, specs in layout.fields.items():
-            fixed = layout.constants.get(name, {})
-            each: list[_Binding] = []
-            for spec in specs:
-                # Per label: the input it takes its value from, or the field's constant.
-                positions = tuple(
-                    -1 if label in fixed else self.inputs.index(LABEL_INPUTS[label])
-                    for label in spec.labels
-                )
-                constants = tuple(
-                    (i, fixed[label]) for i, label in enumerate(spec.labels) if label in fixed
-                )
-                used.update(p for p in positions if p >= 0)
-                each.append((instruments[spec.name], positions, constants))
-            bindings[name] = tuple(each)
-        self._bindings = bindings
-        self._used = tuple(sorted(used))
-        self._caps = {
-            self.inputs.index(name): cap
-            for name, cap in caps.items()
-            if name in self.inputs and self.inputs.index(name) in used
-        }
-        self._max_series = max_series
-        self._max_label_length = max_label_length
-        self._lock = threading.Lock()
-        self._overflow: _R | None = None
-        self._by_exposed: dict[tuple[str, ...], _R] = {}
-        self.cache: dict[object, _R] = {}
-
-    def bind(self, key: tuple[object, ...]) -> _R:
-        """Slow path: validate a new key, then bind it (or fold it into the overflow)."""
-        values = list(self._checked(key))
-        with self._lock:
-            found = self.cache.get(key)
-            if found is not None:
-                return found
-            for index, cap in self._caps.items():
-                values[index] = cap(values[index])
-            exposed = tuple(values[i] for i in self._used)
-            row = self._by_exposed.get(exposed)
-            if row is None:
-                if len(self._by_exposed) >= self._max_series:
-                    if self._overflow is None:
-                        self._overflow = self._new_row((OVERFLOW_LABEL_VALUE,) * len(values))
-                    return self._overflow
-                row = self._new_row(tuple(values))
-                self._by_exposed[exposed] = row
-            if len(self.cache) < 4 * self._max_series:
-                self.cache[key] = row
-            return row
-
-    def remove(self, key: tuple[object, ...]) -> None:
-        """Forget a label set: its series leave every backend and its slot is free again."""
-        values = self._checked(key)
-        exposed = tuple(values[i] for i in self._used)
-        with self._lock:
-            row = self._by_exposed.pop(exposed, None)
-            if row is None:
-                return
-            for cached in [k for k, r in self.cache.items() if r is row]:
-                del self.cache[cached]
-            for bindings in self._bindings.values():
-                for instrument, positions, constants in bindings:
-                    instrument.remove(self._labels(values, positions, constants))
-
-    @staticmethod
-    def _labels(
-        values: Sequence[str], positions: tuple[int, ...], constants: tuple[tuple[int, str], ...]
-    ) -> tuple[str, ...]:
-        labels = [values[p] if p >= 0 else "" for p in positions]
-        for index, constant in constants:
-            labels[index] = constant
-        return tuple(labels)
-
-    def _checked(self, key: tuple[object, ...]) -> tuple[str, ...]:
-        return tuple(self._check(name, value) for name, value in zip(self.inputs, key, strict=True))
-
-    def _new_row(self, values: tuple[str, ...]) -> _R:
-        row = cast(_R, object.__new__(self._row))
-        for name, bindings in self._bindings.items():
-            series = [
-                instrument.bind(self._labels(values, positions, constants))
-                for instrument, positions, constants in bindings
-            ]
-            if not series:
-                setattr(row, name, _NOOP)
-            elif len(series) == 1:
-                setattr(row, name, series[0])
-            else:
-                setattr(row, name, _Both(tuple(series)))
-        return row
-
-    def _check(self, name: str, value: object) -> str:
-        if name == "priority" and not isinstance(value, str):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"priority must be an int or a string, got {value!r}")
-            return str(int(value))  # upstream: strconv.Itoa(priority)
-        return check_label_value(name, value, self._max_label_length)
+# Each measure's slot in its group's rows (the hot paths index rows with these).
+_REQUEST = m.REQUESTS.slot(m.REQUEST)
+_LATENCY = m.REQUESTS.slot(m.LATENCY)
+_REQUEST_SIZE = m.REQUESTS.slot(m.REQUEST_SIZE)
+_RESPONSE_SIZE = m.REQUESTS.slot(m.RESPONSE_SIZE)
+_INPUT_TOKENS = m.REQUESTS.slot(m.INPUT_TOKENS)
+_OUTPUT_TOKENS = m.REQUESTS.slot(m.OUTPUT_TOKENS)
+_NTPOT = m.REQUESTS.slot(m.NTPOT)
+_TTFT = m.REQUESTS.slot(m.TTFT)
+_UNSTREAMED_TTFT = m.REQUESTS.slot(m.UNSTREAMED_TTFT)
+_TPOT = m.REQUESTS.slot(m.TPOT)
+_CACHED_TOKENS = m.REQUESTS.slot(m.CACHED_TOKENS)
+_ITL = m.REQUESTS.slot(m.INTER_TOKEN_LATENCY)
+_ERROR = m.ERRORS.slot(m.ERROR)
+_FAILURE_LATENCY = m.ERRORS.slot(m.FAILURE_LATENCY)
+
+
+@runtime_checkable
+class ViewsElsewhere(Protocol):
+    """Views recorded into a backend of their own, beside the Recorder's (GenAI's, through
+    :class:`~inference_metrics.genai.GenAIRecorder`): the same rows feed both."""
 
     @property
-    def size(self) -> int:
-        """Distinct exposed label sets bound so far, the overflow series excluded."""
-        return len(self._by_exposed)
+    def schema(self) -> Schema: ...
 
     @property
-    def overflowed(self) -> bool:
-        return self._overflow is not None
-
-
-def check_label_value(name: str, value: object, max_length: int) -> str:
-    """``value`` as a plain str label value, or a TypeError/ValueError naming ``name``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-    if len(value) > max_length:
-        raise ValueError(f"{name} is {len(value)} characters long; at most {max_length} allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid Unicode text: {value!r}") from None
-    return str.__str__(value)  # a plain str, even for str subclasses and str enums
+    def backend(self) -> Backend: ...
 
 
 SchemaArgument = str | Schema | Sequence[str | Schema]
@@ -570,9 +126,9 @@ class Recorder:
     exposed label sets per kind of call; ``max_label_length`` bounds each label value
     (characters); ``max_fairness_ids`` and ``max_priorities`` bound the distinct values of those
     two inputs. ``genai``, an :class:`~inference_metrics.genai.GenAIRecorder`, also records the
-    OpenTelemetry GenAI metrics from the whole-request events (``record_request_completed``, and
-    ``record_request_failed`` when given ``received`` and ``completed``). One Recorder per
-    backend registry.
+    OpenTelemetry GenAI metrics (its schema, into its meter provider) from the same calls, under
+    this Recorder's bounds (``record_request_completed``; ``record_request_failed`` when given
+    ``received`` and ``completed``). One Recorder per backend registry.
     """
 
     def __init__(
@@ -584,66 +140,93 @@ class Recorder:
         max_label_length: int = DEFAULT_MAX_LABEL_LENGTH,
         max_fairness_ids: int = DEFAULT_MAX_FAIRNESS_IDS,
         max_priorities: int = DEFAULT_MAX_PRIORITIES,
-        genai: GenAIRecorder | None = None,
+        genai: ViewsElsewhere | None = None,
     ) -> None:
-        if isinstance(backend, CollectorRegistry):
-            # It has a register() too: it would accept the specs as a "collector" and then fail
-            # every later scrape of that registry.
+        if type(backend).__module__.startswith("prometheus_client"):
+            # A CollectorRegistry has a register() too: it would accept the specs as a
+            # "collector" and then fail every later scrape of that registry.
             raise TypeError(
-                "backend must be a Backend, not a prometheus_client CollectorRegistry: "
+                f"backend must be a Backend, not a prometheus_client {type(backend).__name__}: "
                 "use Recorder(PrometheusBackend(registry))"
             )
         if not isinstance(backend, Backend):
             raise TypeError(
                 f"backend must implement Backend (register, unregister, close), got {backend!r}"
             )
-        for argument, value in (
-            ("max_series", max_series),
-            ("max_label_length", max_label_length),
-            ("max_fairness_ids", max_fairness_ids),
-            ("max_priorities", max_priorities),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{argument} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{argument} must be >= 1, got {value!r}")
-        if genai is not None and not hasattr(genai, "record_request_completed"):
+        positive_int("max_series", max_series)
+        positive_int("max_label_length", max_label_length)
+        positive_int("max_fairness_ids", max_fairness_ids)
+        positive_int("max_priorities", max_priorities)
+        if genai is not None and not isinstance(genai, ViewsElsewhere):
             raise TypeError(f"genai must be a GenAIRecorder or None, got {genai!r}")
         self.genai = genai
         self.schemas: tuple[Schema, ...] = resolve(schema)
-        #: Whether a recorded schema has the inter-token latency histogram (llm-d-router): the
-        #: request lifecycle reads the clock per streamed chunk only then.
-        self.records_inter_token_latency: bool = any(Role.ITL in s.roles for s in self.schemas)
         self.backend = backend
         self.max_series = max_series
-        layouts = layouts_for(self.schemas)
-        instruments = backend.register(layouts.specs())
-        by_name = {i.spec.name: i for i in instruments}
-        caps = {
-            "fairness_id": _ValueCap(max_fairness_ids),
-            "priority": _ValueCap(max_priorities),
+        self._max_label_length = max_label_length
+        targets = [(backend, combine(self.schemas))]
+        if genai is not None:
+            targets.append((genai.backend, genai.schema.views))
+        bound: list[tuple[View, Instrument]] = []
+        for target, views in targets:
+            ordered = _registration_order(views)
+            instruments = target.register([view.spec for view in ordered])
+            bound.extend(zip(ordered, instruments, strict=True))
+        self._views = tuple(view for view, _ in bound)
+        caps = {"fairness_id": ValueCap(max_fairness_ids), "priority": ValueCap(max_priorities)}
+        groups = {
+            group: SeriesGroup(
+                group,
+                bindings(group, bound),
+                max_series=max_series,
+                max_label_length=max_label_length,
+                caps=caps,
+                defaults=_defaults(group, [view for view, _ in bound]),
+            )
+            for group in GROUPS
         }
+        self._groups = groups
+        self._requests = groups[m.REQUESTS]
+        self._requests_cache = self._requests.cache
+        self._errors = groups[m.ERRORS]
+        self._running = groups[m.RUNNING_REQUESTS]
+        self._pools = groups[m.POOLS]
+        self._endpoints = groups[m.ENDPOINTS]
+        self._info = groups[m.INFO]
+        self._parse_failures = groups[m.PARSE_FAILURES]
+        self._poll_errors = groups[m.POLL_ERRORS]
+        self._extract_errors = groups[m.EXTRACT_ERRORS]
+        #: Whether a recorded view shows the inter-token latency (llm-d-router's histogram): the
+        #: request lifecycle reads the clock per streamed chunk only then.
+        self.records_inter_token_latency: bool = self._requests.shows(_ITL)
+        self._parse_failure_lock = threading.Lock()
+        self._parse_failure_count = 0
 
-        def group(layout: GroupLayout) -> _SeriesGroup[Any]:
-            return _SeriesGroup(layout, by_name, max_series, max_label_length, caps)
+    # --- what is recorded ------------------------------------------------------------------------
 
-        self._models: _SeriesGroup[ModelRow] = group(layouts.models)
-        self._errors: _SeriesGroup[ErrorRow] = group(layouts.errors)
-        self._running: _SeriesGroup[RunningRow] = group(layouts.running)
-        self._pools: _SeriesGroup[PoolRow] = group(layouts.pools)
-        self._pods: _SeriesGroup[PodRow] = group(layouts.pods)
-        self._info: _SeriesGroup[InfoRow] = group(layouts.info)
-        groups: tuple[_SeriesGroup[Any], ...] = (
-            self._models,
-            self._errors,
-            self._running,
-            self._pools,
-            self._pods,
-            self._info,
-        )
-        self._group_of: dict[str, _SeriesGroup[Any]] = {
-            spec.name: grp for grp in groups for spec in grp.specs
-        }
+    def records(self, quantity: Quantity) -> bool:
+        """Whether a view of a recorded schema (or of ``genai``) shows ``quantity``."""
+        return any(view.quantity is quantity for view in self._views)
+
+    def series_count(self, spec: MetricSpec) -> int:
+        """Distinct label sets bound for ``spec``'s group(s) (the overflow series excluded)."""
+        found = [
+            group.size
+            for group in self._groups.values()
+            if any(instrument.spec == spec for instrument in group.instruments)
+        ]
+        if not isinstance(spec, MetricSpec) or not found:
+            raise ValueError(f"spec must be one of this Recorder's metrics, got {spec!r}")
+        return sum(found)
+
+    def is_valid_label_value(self, value: object) -> bool:
+        """Whether ``value`` can be a model label value: a string within ``max_label_length``
+        characters that encodes as UTF-8."""
+        try:
+            label_value("model_name", value, self._max_label_length)
+        except (TypeError, ValueError):
+            return False
+        return True
 
     # --- lookups --------------------------------------------------------------------------------
 
@@ -653,26 +236,20 @@ class Recorder:
         target_model_name: str,
         fairness_id: str,
         priority: int | str,
-    ) -> ModelRow:
-        key = (model_name, target_model_name, fairness_id, priority)
+        operation: str | None = None,
+    ) -> Row:
+        key = (model_name, target_model_name, fairness_id, priority, operation)
         try:
-            return self._models.cache[key]
+            return self._requests_cache[key]
         except (KeyError, TypeError):
-            return self._models.bind(key)
+            return self._requests.bind(key)
 
-    def _pool(self, pool_name: str) -> PoolRow:
-        key = (pool_name,)
+    @staticmethod
+    def _row(group: SeriesGroup, key: tuple[object, ...]) -> Row:
         try:
-            return self._pools.cache[key]
+            return group.cache[key]
         except (KeyError, TypeError):
-            return self._pools.bind(key)
-
-    def series_count(self, spec: MetricSpec) -> int:
-        """Distinct label sets bound for ``spec``'s group (the overflow series excluded)."""
-        try:
-            return self._group_of[spec.name].size
-        except (KeyError, AttributeError):
-            raise ValueError(f"spec must be one of this Recorder's metrics, got {spec!r}") from None
+            return group.bind(key)
 
     # --- series removal ---------------------------------------------------------------------------
 
@@ -686,7 +263,7 @@ class Recorder:
     def remove_pod(self, pool_name: str, pod_name: str) -> None:
         """Forget one model server of a pool: its per-pod (per-endpoint) queue series leaves
         the exposition and its label set no longer counts against ``max_series``."""
-        self._pods.remove((pool_name, pod_name))
+        self._endpoints.remove((pool_name, pod_name))
 
     # --- requests (upstream parity) ---------------------------------------------------------------
 
@@ -699,7 +276,7 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """Count one request for ``(model_name, target_model_name)``."""
-        self._request(model_name, target_model_name, fairness_id, priority).request_total.add(1)
+        self._request(model_name, target_model_name, fairness_id, priority)[_REQUEST](1)
 
     def record_request_error(
         self,
@@ -715,22 +292,8 @@ class Recorder:
             raise TypeError(f"error_code must be a string, got {error_code!r}")
         if not error_code:
             return
-        self._error(model_name, target_model_name, fairness_id, priority, error_code)
-
-    def _error(
-        self,
-        model_name: str,
-        target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        error_code: str,
-    ) -> None:
-        key = (model_name, target_model_name, fairness_id, priority, error_code)
-        try:
-            series = self._errors.cache[key]
-        except (KeyError, TypeError):
-            series = self._errors.bind(key)
-        series.request_error_total.add(1)
+        key = (model_name, target_model_name, fairness_id, priority, error_code, None)
+        self._row(self._errors, key)[_ERROR](1)
 
     def record_request_latency(
         self,
@@ -743,11 +306,11 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> bool:
         """Observe ``completed - received`` seconds; only when completed is after received."""
-        if not (type(received) in _FAST_NUMBER and 0 <= received <= _MAX):
-            received = _number("received", received)
-        if not (type(completed) in _FAST_NUMBER and 0 <= completed <= _MAX):
-            completed = _number("completed", completed)
-        series = self._request(model_name, target_model_name, fairness_id, priority)
+        if not (type(received) in _FAST and 0 <= received <= _MAX):
+            received = number("received", received)
+        if not (type(completed) in _FAST and 0 <= completed <= _MAX):
+            completed = number("completed", completed)
+        row = self._request(model_name, target_model_name, fairness_id, priority)
         if not completed > received:
             logger.error(
                 "request latency not recorded: completed (%r) is not after received (%r)",
@@ -755,7 +318,7 @@ class Recorder:
                 received,
             )
             return False
-        series.request_duration.observe(completed - received)
+        row[_LATENCY](completed - received)
         return True
 
     def record_request_size(
@@ -768,11 +331,9 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """Observe a request body size in bytes (0 included)."""
-        if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
-            size = _number("size", size)
-        self._request(model_name, target_model_name, fairness_id, priority).request_sizes.observe(
-            size
-        )
+        if not (type(size) in _FAST and 0 <= size <= _MAX):
+            size = number("size", size)
+        self._request(model_name, target_model_name, fairness_id, priority)[_REQUEST_SIZE](size)
 
     def record_response_size(
         self,
@@ -784,11 +345,9 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """Observe a response body size in bytes (0 included)."""
-        if not (type(size) in _FAST_NUMBER and 0 <= size <= _MAX):
-            size = _number("size", size)
-        self._request(model_name, target_model_name, fairness_id, priority).response_sizes.observe(
-            size
-        )
+        if not (type(size) in _FAST and 0 <= size <= _MAX):
+            size = number("size", size)
+        self._request(model_name, target_model_name, fairness_id, priority)[_RESPONSE_SIZE](size)
 
     def record_input_tokens(
         self,
@@ -800,11 +359,11 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """Observe a prompt token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens <= _MAX):
-            tokens = _number("tokens", tokens)
-        series = self._request(model_name, target_model_name, fairness_id, priority)
+        if not (type(tokens) in _FAST and 0 <= tokens <= _MAX):
+            tokens = number("tokens", tokens)
+        row = self._request(model_name, target_model_name, fairness_id, priority)
         if tokens > 0:
-            series.input_tokens.observe(tokens)
+            row[_INPUT_TOKENS](tokens)
 
     def record_output_tokens(
         self,
@@ -816,11 +375,11 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """Observe a completion token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST_NUMBER and 0 <= tokens <= _MAX):
-            tokens = _number("tokens", tokens)
-        series = self._request(model_name, target_model_name, fairness_id, priority)
+        if not (type(tokens) in _FAST and 0 <= tokens <= _MAX):
+            tokens = number("tokens", tokens)
+        row = self._request(model_name, target_model_name, fairness_id, priority)
         if tokens > 0:
-            series.output_tokens.observe(tokens)
+            row[_OUTPUT_TOKENS](tokens)
 
     def record_inter_token_latency(
         self,
@@ -833,11 +392,9 @@ class Recorder:
     ) -> None:
         """Observe the time between two consecutive streamed response chunks (llm-d-router's
         inter-token latency; schemas without it record nothing)."""
-        if not (type(seconds) in _FAST_NUMBER and 0 <= seconds <= _MAX):
-            seconds = _number("seconds", seconds)
-        self._request(
-            model_name, target_model_name, fairness_id, priority
-        ).inter_token_latency.observe(seconds)
+        if not (type(seconds) in _FAST and 0 <= seconds <= _MAX):
+            seconds = number("seconds", seconds)
+        self._request(model_name, target_model_name, fairness_id, priority)[_ITL](seconds)
 
     def inter_token_latency_observer(
         self,
@@ -850,86 +407,76 @@ class Recorder:
         """:meth:`record_inter_token_latency` bound to one label set, for the many chunks of one
         stream: the labels are checked and looked up once, here (raising as that method does);
         the returned callable takes the seconds and checks them as that method does."""
-        series = self._request(model_name, target_model_name, fairness_id, priority)
-        observe = series.inter_token_latency.observe
+        observe = self._request(model_name, target_model_name, fairness_id, priority)[_ITL]
 
         def observe_seconds(seconds: float) -> None:
-            if not (type(seconds) in _FAST_NUMBER and 0 <= seconds <= _MAX):
-                seconds = _number("seconds", seconds)
+            if not (type(seconds) in _FAST and 0 <= seconds <= _MAX):
+                seconds = number("seconds", seconds)
             observe(seconds)
 
         return observe_seconds
 
-    # --- pools -----------------------------------------------------------------------------------
+    # --- pools, endpoints, build, data layer ------------------------------------------------------
 
-    def _set_pool(self, pool_name: str, field: str, value: float) -> None:
-        number = _number("value", value)
-        getattr(self._pool(pool_name), field).set(number)
+    def _set(self, group: SeriesGroup, key: tuple[object, ...], slot: int, value: float) -> None:
+        level = number("value", value)
+        self._row(group, key)[slot](level)
 
     def record_pool_kv_cache_utilization(self, pool_name: str, value: float) -> None:
         """Set the pool's average KV-cache utilization (a fraction, usually 0..1)."""
-        self._set_pool(pool_name, "average_kv_cache_utilization", value)
+        self._set(self._pools, (pool_name,), _POOL_KV_CACHE, value)
 
     def record_pool_queue_size(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of queued requests."""
-        self._set_pool(pool_name, "average_queue_size", value)
+        self._set(self._pools, (pool_name,), _POOL_QUEUE_SIZE, value)
 
     def record_pool_ready_pods(self, pool_name: str, value: float) -> None:
         """Set the number of ready pods (endpoints) in the pool."""
-        self._set_pool(pool_name, "ready_pods", value)
+        self._set(self._pools, (pool_name,), _POOL_READY, value)
 
     def record_pool_average_running_requests(self, pool_name: str, value: float) -> None:
         """Set the pool's average number of running requests per model server."""
-        self._set_pool(pool_name, "average_running_requests", value)
+        self._set(self._pools, (pool_name,), _POOL_RUNNING_REQUESTS, value)
 
     def record_pool_std_dev_kv_cache_utilization(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's KV-cache utilization (llm-d-router)."""
-        self._set_pool(pool_name, "std_dev_kv_cache_utilization", value)
+        self._set(self._pools, (pool_name,), _POOL_STD_DEV_KV_CACHE, value)
 
     def record_pool_std_dev_queue_size(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's queue sizes (llm-d-router)."""
-        self._set_pool(pool_name, "std_dev_queue_size", value)
+        self._set(self._pools, (pool_name,), _POOL_STD_DEV_QUEUE_SIZE, value)
 
     def record_pool_std_dev_running_requests(self, pool_name: str, value: float) -> None:
         """Set the standard deviation of the pool's running requests (llm-d-router)."""
-        self._set_pool(pool_name, "std_dev_running_requests", value)
+        self._set(self._pools, (pool_name,), _POOL_STD_DEV_RUNNING_REQUESTS, value)
 
     def record_pool_per_pod_queue_size(self, pool_name: str, pod_name: str, value: float) -> None:
         """Set one model server's queue size (``model_server_pod``/``model_server_endpoint``)."""
-        number = _number("value", value)
-        key = (pool_name, pod_name)
-        try:
-            series = self._pods.cache[key]
-        except (KeyError, TypeError):
-            series = self._pods.bind(key)
-        series.per_pod_queue_size.set(number)
+        self._set(self._endpoints, (pool_name, pod_name), 0, value)
 
     def record_extension_info(self, commit: str, build_ref: str) -> None:
         """Expose the build-info gauge (``inference_extension_info{commit, build_ref} 1``)."""
-        key = (commit, build_ref)
-        try:
-            series = self._info.cache[key]
-        except (KeyError, TypeError):
-            series = self._info.bind(key)
-        series.extension_info.set(1)
+        self._row(self._info, (commit, build_ref))[0](1)
+
+    def record_data_layer_poll_error(self, source_type: str, *, pool_name: str = "") -> None:
+        """Count one failed poll of a data source of type ``source_type`` (upstream's
+        ``RecordDataLayerPollError``); ``pool_name``: the pool it serves, for the schemas that
+        label the counter with the pool's ``name``."""
+        self._row(self._poll_errors, (source_type, pool_name))[0](1)
+
+    def record_data_layer_extract_error(
+        self, source_type: str, extractor_type: str, *, pool_name: str = ""
+    ) -> None:
+        """Count one value the extractor ``extractor_type`` could not read from a source of type
+        ``source_type`` (upstream's ``RecordDataLayerExtractError``); ``pool_name`` as for
+        :meth:`record_data_layer_poll_error`."""
+        self._row(self._extract_errors, (source_type, extractor_type, pool_name))[0](1)
 
     # --- request events ---------------------------------------------------------------------------
     # Whole-request calls for lifecycles and handler wrappers (inference_metrics.lifecycle and
     # .instrument): each validates every argument first, so bad input records nothing, then looks
-    # its label set up once for all the metrics it touches. They do not log (hot path); the
+    # its label set up once for all the measures it derives. They do not log (hot path); the
     # stage rules (what is recorded when) live in the lifecycle, not here.
-
-    _parse_failure_lock: ClassVar[threading.Lock] = threading.Lock()
-    _response_parse_failures: int = 0
-
-    def is_valid_label_value(self, value: object) -> bool:
-        """Whether ``value`` can be a model label value: a string within ``max_label_length``
-        characters that encodes as UTF-8."""
-        try:
-            self._models._check("model_name", value)
-        except (TypeError, ValueError):
-            return False
-        return True
 
     def record_request_started(
         self,
@@ -941,11 +488,15 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """A request is forwarded: count it and observe its body size (0 included)."""
-        if not (type(request_size) in _FAST_NUMBER and 0 <= request_size <= _MAX):
-            request_size = _number("request_size", request_size)
-        series = self._request(model_name, target_model_name, fairness_id, priority)
-        series.request_total.add(1)
-        series.request_sizes.observe(request_size)
+        if not (type(request_size) in _FAST and 0 <= request_size <= _MAX):
+            request_size = number("request_size", request_size)
+        key = (model_name, target_model_name, fairness_id, priority, None)
+        try:
+            row = self._requests_cache[key]
+        except (KeyError, TypeError):
+            row = self._requests.bind(key)
+        row[_REQUEST](1)
+        row[_REQUEST_SIZE](request_size)
 
     def record_request_completed(
         self,
@@ -985,75 +536,66 @@ class Recorder:
         latency, only into schemas whose TTFT has a ``streaming`` label (``"false"``).
         ``operation`` is the GenAI ``gen_ai.operation.name`` (only with ``genai``).
         """
-        if not (type(received) in _FAST_NUMBER and 0 <= received <= _MAX):
-            received = _number("received", received)
-        if not (type(completed) in _FAST_NUMBER and 0 <= completed <= _MAX):
-            completed = _number("completed", completed)
-        if not (type(response_size) in _FAST_NUMBER and 0 <= response_size <= _MAX):
-            response_size = _number("response_size", response_size)
+        if not (type(received) in _FAST and 0 <= received <= _MAX):
+            received = number("received", received)
+        if not (type(completed) in _FAST and 0 <= completed <= _MAX):
+            completed = number("completed", completed)
+        if not (type(response_size) in _FAST and 0 <= response_size <= _MAX):
+            response_size = number("response_size", response_size)
         if request_size is not None and not (
-            type(request_size) in _FAST_NUMBER and 0 <= request_size <= _MAX
+            type(request_size) in _FAST and 0 <= request_size <= _MAX
         ):
-            request_size = _number("request_size", request_size)
-        if not (type(input_tokens) in _FAST_NUMBER and 0 <= input_tokens <= _MAX):
-            input_tokens = _number("input_tokens", input_tokens)
-        if not (type(output_tokens) in _FAST_NUMBER and 0 <= output_tokens <= _MAX):
-            output_tokens = _number("output_tokens", output_tokens)
+            request_size = number("request_size", request_size)
+        if not (type(input_tokens) in _FAST and 0 <= input_tokens <= _MAX):
+            input_tokens = number("input_tokens", input_tokens)
+        if not (type(output_tokens) in _FAST and 0 <= output_tokens <= _MAX):
+            output_tokens = number("output_tokens", output_tokens)
         if cached_tokens is not None and not (
-            type(cached_tokens) in _FAST_NUMBER and 0 <= cached_tokens <= _MAX
+            type(cached_tokens) in _FAST and 0 <= cached_tokens <= _MAX
         ):
-            cached_tokens = _number("cached_tokens", cached_tokens)
+            cached_tokens = number("cached_tokens", cached_tokens)
         if first_token is not None and not (
-            type(first_token) in _FAST_NUMBER and 0 <= first_token <= _MAX
+            type(first_token) in _FAST and 0 <= first_token <= _MAX
         ):
-            first_token = _number("first_token", first_token)
+            first_token = number("first_token", first_token)
         if streaming is None:
             streaming = first_token is not None
         elif type(streaming) is not bool:
             raise TypeError(f"streaming must be a bool or None, got {streaming!r}")
-        _check_operation(operation)
-        series = self._request(model_name, target_model_name, fairness_id, priority)
-        if self.genai is not None:
-            self.genai.record_request_completed(
-                model_name,
-                target_model_name,
-                received=received,
-                completed=completed,
-                first_token=first_token,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                streaming=streaming,
-                operation=operation,
-            )
+        key = (model_name, target_model_name, fairness_id, priority, operation)
+        try:
+            row = self._requests_cache[key]
+        except (KeyError, TypeError):
+            row = self._requests.bind(key)
 
         if request_size is not None:
-            series.request_total.add(1)
-            series.request_sizes.observe(request_size)
-        series.response_sizes.observe(response_size)
+            row[_REQUEST](1)
+            row[_REQUEST_SIZE](request_size)
+        row[_RESPONSE_SIZE](response_size)
         if input_tokens > 0:
-            series.input_tokens.observe(input_tokens)
+            row[_INPUT_TOKENS](input_tokens)
         if output_tokens > 0:
-            series.output_tokens.observe(output_tokens)
+            row[_OUTPUT_TOKENS](output_tokens)
         if cached_tokens is not None:
-            series.prompt_cached_tokens.observe(cached_tokens)
+            row[_CACHED_TOKENS](cached_tokens)
         if not completed > received:
             return False
         latency = completed - received
-        series.request_duration.observe(latency)
+        row[_LATENCY](latency)
         if output_tokens > 0:
             # A fractional token count near 0 (upstream's are integers) can make the quotient
             # infinite: such a value is not observed by any backend (OpenTelemetry drops it).
             ntpot = latency / output_tokens
             if ntpot <= _MAX:
-                series.normalized_time_per_output_token.observe(ntpot)
+                row[_NTPOT](ntpot)
         if not streaming:
-            series.request_ttft_unstreamed.observe(latency)
+            row[_UNSTREAMED_TTFT](latency)
         elif first_token is not None and received <= first_token <= completed:
-            series.request_ttft.observe(first_token - received)
+            row[_TTFT](first_token - received)
             if output_tokens > 1:
                 tpot = (completed - first_token) / (output_tokens - 1)
                 if tpot <= _MAX:
-                    series.request_tpot.observe(tpot)
+                    row[_TPOT](tpot)
         return True
 
     def record_request_failed(
@@ -1070,27 +612,22 @@ class Recorder:
     ) -> None:
         """Count one failed request; an empty ``error_code`` counts as ``Unknown``.
 
-        With ``genai`` and both ``received`` and ``completed``, the GenAI request duration is
-        recorded too, with ``error.type`` = the error code.
+        With both ``received`` and ``completed`` (completed after received), the failed request's
+        duration is derived too: the GenAI request duration records it, with ``error.type`` =
+        the error code (the endpoint picker's schemas time successful requests only).
         """
         if not isinstance(error_code, str):
             raise TypeError(f"error_code must be a string, got {error_code!r}")
         if received is not None:
-            received = _number("received", received)
+            received = number("received", received)
         if completed is not None:
-            completed = _number("completed", completed)
-        _check_operation(operation)
+            completed = number("completed", completed)
         code = error_code or _UNKNOWN_ERROR
-        self._error(model_name, target_model_name, fairness_id, priority, code)
-        if self.genai is not None and received is not None and completed is not None:
-            self.genai.record_request_failed(
-                model_name,
-                target_model_name,
-                error_type=code,
-                received=received,
-                completed=completed,
-                operation=operation,
-            )
+        key = (model_name, target_model_name, fairness_id, priority, code, operation)
+        row = self._row(self._errors, key)
+        row[_ERROR](1)
+        if received is not None and completed is not None and completed > received:
+            row[_FAILURE_LATENCY](completed - received)
 
     def record_running_request_started(
         self,
@@ -1101,7 +638,9 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """One more request running for ``model_name``; an empty name records nothing."""
-        self._running_request_add(model_name, target_model_name, fairness_id, priority, 1)
+        if model_name != "":
+            key = (model_name, target_model_name, fairness_id, priority)
+            self._row(self._running, key)[0](1)
 
     def record_running_request_finished(
         self,
@@ -1112,32 +651,62 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """One request fewer running for ``model_name``; an empty name records nothing."""
-        self._running_request_add(model_name, target_model_name, fairness_id, priority, -1)
-
-    def _running_request_add(
-        self,
-        model_name: str,
-        target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        amount: float,
-    ) -> None:
-        if model_name == "":
-            return
-        key = (model_name, target_model_name, fairness_id, priority)
-        try:
-            series = self._running.cache[key]
-        except (KeyError, TypeError):
-            series = self._running.bind(key)
-        series.running_requests.add(amount)
+        if model_name != "":
+            key = (model_name, target_model_name, fairness_id, priority)
+            self._row(self._running, key)[0](-1)
 
     def record_response_parse_failure(self) -> None:
-        """Count a response body whose usage could not be parsed (see
-        :attr:`response_parse_failures`; not an exposed metric: upstream has none)."""
+        """Count a response body whose usage could not be parsed: the metric of the schema's
+        :data:`~inference_metrics.quantities.RESPONSE_PARSE_FAILURES` view, and
+        :attr:`response_parse_failures`."""
         with self._parse_failure_lock:
-            self._response_parse_failures += 1
+            self._parse_failure_count += 1
+        self._row(self._parse_failures, ())[0](1)
 
     @property
     def response_parse_failures(self) -> int:
         """Response bodies whose usage could not be parsed since this Recorder was made."""
-        return self._response_parse_failures
+        return self._parse_failure_count
+
+
+_POOL_KV_CACHE = m.POOLS.slot(m.POOL_KV_CACHE)
+_POOL_QUEUE_SIZE = m.POOLS.slot(m.POOL_QUEUE_SIZE)
+_POOL_READY = m.POOLS.slot(m.POOL_READY)
+_POOL_RUNNING_REQUESTS = m.POOLS.slot(m.POOL_RUNNING_REQUESTS)
+_POOL_STD_DEV_KV_CACHE = m.POOLS.slot(m.POOL_STD_DEV_KV_CACHE)
+_POOL_STD_DEV_QUEUE_SIZE = m.POOLS.slot(m.POOL_STD_DEV_QUEUE_SIZE)
+_POOL_STD_DEV_RUNNING_REQUESTS = m.POOLS.slot(m.POOL_STD_DEV_RUNNING_REQUESTS)
+
+
+def _registration_order(views: Sequence[View]) -> list[View]:
+    """``views`` group by group, measure by measure (as the exposition shows them), each once."""
+    ordered: dict[int, View] = {}
+    for group in GROUPS:
+        for measure in group.measures:
+            for view in views:
+                if measure in view.measures:
+                    ordered.setdefault(id(view), view)
+    return list(ordered.values())
+
+
+def _defaults(group: Group, views: Sequence[View]) -> dict[str, str]:
+    """The value each optional input of ``group`` takes when a call passes None, from the views
+    that read it; two views defaulting one input differently are refused."""
+    found: dict[str, str] = {}
+    for view in views:
+        if not any(measure in group.measures for measure in view.measures):
+            continue
+        for name, value in view.defaults.items():
+            if name in group.optional and found.setdefault(name, value) != value:
+                raise ValueError(
+                    f"two recorded views default {name!r} differently ({found[name]!r}, "
+                    f"{value!r}); record them with separate Recorders"
+                )
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    # ModelRow, GroupLayout, layouts_for, CATALOG_LAYOUTS, ...: deprecated (with a warning).
+    from . import _deprecated
+
+    return _deprecated.recorder_attribute(__name__, name)

@@ -1,13 +1,16 @@
-"""The metrics reference (docs/metrics.md), generated from the schemas' catalogues."""
+"""The metrics reference (docs/metrics.md), generated from the records: the schemas' views, the
+quantities they show and the measures those read (what each is, which call records it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .backends.base import OVERFLOW_LABEL_VALUE
 from .catalog import SEED_METRICS
-from .recorder import OVERFLOW_LABEL_VALUE
+from .measures import GROUPS
+from .quantities import Quantity
 from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema
-from .schemas.genai import GENAI_METRICS, SEMCONV_VERSION
+from .schemas.genai import GENAI_METRICS, SEMCONV_VERSION, genai_schema
 from .spec import MetricSpec
 
 __all__ = ["render_reference"]
@@ -53,10 +56,24 @@ _TYPO = [
 ]
 
 
+def _ours(schema: Schema, level: str) -> list[str]:
+    ours = [view.spec for view in schema if view.ours]
+    if not ours:
+        return []
+    return [
+        f"{level} This library's own",
+        "",
+        "Names upstream does not have (see the section on quantities for what each counts).",
+        "",
+        *_table(ours),
+        "",
+    ]
+
+
 def _default_section(level: str) -> list[str]:
-    """The seed schema's section: seed metrics, later ones, buckets (unchanged since v0.1)."""
+    """The seed schema's section: seed metrics, later ones, ours, buckets."""
     seed = set(SEED_METRICS)
-    later = [spec for spec in DEFAULT_SCHEMA.catalog if spec not in seed]
+    later = [v.spec for v in DEFAULT_SCHEMA if v.spec not in seed and not v.ours]
     return [
         f"{level} Seed metrics (upstream v0.2.0)",
         "",
@@ -66,6 +83,7 @@ def _default_section(level: str) -> list[str]:
         "",
         *_table(later),
         "",
+        *_ours(DEFAULT_SCHEMA, level),
         f"{level} Histogram buckets",
         "",
         *_buckets(DEFAULT_SCHEMA.catalog),
@@ -77,9 +95,9 @@ def _default_section(level: str) -> list[str]:
 def _schema_section(schema: Schema, level: str) -> list[str]:
     if schema is DEFAULT_SCHEMA:
         return _default_section(level)
-    current = [m.spec for m in schema if not m.deprecated_twin]
-    twins = [m.spec for m in schema if m.deprecated_twin]
-    out = [f"{level} Metrics", "", *_table(current), ""]
+    current = [v.spec for v in schema if not v.deprecated_twin and not v.ours]
+    twins = [v.spec for v in schema if v.deprecated_twin]
+    out = [f"{level} Metrics", "", *_table(current), "", *_ours(schema, level)]
     if twins:
         out += [
             f"{level} Deprecated twins",
@@ -158,18 +176,64 @@ def render_reference(schema: Schema | None = None) -> str:
             "",
             *_schema_section(each, "###"),
         ]
-    out += ["", *_genai_section(), "", "## Label values", "", *_LABEL_VALUES, ""]
+    out += ["", *_genai_section(), "", *_quantities_section(), "", "## Label values", ""]
+    out += [*_LABEL_VALUES, ""]
     return "\n".join(out)
+
+
+def _quantities_section() -> list[str]:
+    """What every metric above shows: its quantity, the measures it reads, the calls."""
+    schemas = [s for s in SCHEMAS.values() if not s.name.endswith("-without-deprecated")]
+    schemas.append(genai_schema("PROVIDER"))
+    shown: dict[Quantity, dict[str, list[str]]] = {}
+    for schema in schemas:
+        for view in schema:
+            names = shown.setdefault(view.quantity, {}).setdefault(schema.name, [])
+            names.append(f"`{view.spec.name}`")
+    out = [
+        "## Quantities and measures",
+        "",
+        "Every metric above is a view of one quantity; a quantity reads one or more measures,",
+        "each derived once per call by the Recorder (the same value for every schema). See",
+        "[schemas.md](schemas.md) for how to add one.",
+        "",
+        "| Quantity | Kind | Unit | What | Reads | Shown as |",
+        "|---|---|---|---|---|---|",
+    ]
+    for quantity, by_schema in shown.items():
+        reads = ", ".join(f"`{m.name}`" for m in quantity.measures)
+        where = "; ".join(f"{schema}: {', '.join(each)}" for schema, each in by_schema.items())
+        out.append(
+            f"| `{quantity.name}` | {quantity.kind.value} | `{quantity.unit}` | "
+            f"{quantity.description} | {reads} | {where} |"
+        )
+    out += [
+        "",
+        "| Group (label inputs) | Measure | How it is derived | Recorded by |",
+        "|---|---|---|---|",
+    ]
+    for group in GROUPS:
+        inputs = ", ".join(f"`{name}`" for name in group.inputs) or "none"
+        for measure in group.measures:
+            fixed = "".join(f" (`{k}={v}`)" for k, v in measure.constants.items())
+            calls = ", ".join(f"`{call}`" for call in measure.calls)
+            out.append(
+                f"| {group.name} ({inputs}) | `{measure.name}`{fixed} | {measure.definition} | "
+                f"{calls} |"
+            )
+    return out
 
 
 def _genai_section() -> list[str]:
     out = [
         f"## OpenTelemetry GenAI (semantic conventions v{SEMCONV_VERSION}, opt-in)",
         "",
-        "Recorded by `inference_metrics.genai.GenAIRecorder` on an OpenTelemetry meter provider",
-        "(alone, or beside a schema with `Recorder(backend, genai=...)`), from the same request",
-        "events. The names are the conventions' own; the OpenTelemetry Prometheus exporter adds",
-        "the unit suffix (`gen_ai.server.request.duration` becomes",
+        "The `genai` schema (`inference_metrics.schemas.genai.genai_schema(provider_name)`),",
+        "for an OpenTelemetry backend: beside another schema with",
+        "`Recorder(backend, genai=GenAIRecorder(meter_provider, provider_name=...))`, or alone",
+        "with `Recorder(OpenTelemetryBackend(meter_provider), schema=genai_schema(...))`. The same",
+        "calls and quantities feed it. The names are the conventions' own; the OpenTelemetry",
+        "Prometheus exporter adds the unit suffix (`gen_ai.server.request.duration` becomes",
         "`gen_ai_server_request_duration_seconds`).",
         "",
         "| Metric name | Instrument | Unit | Description | Attributes |",

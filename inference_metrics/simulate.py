@@ -2,9 +2,12 @@
 
 Pure recording: no network, no sleeping. ``simulate_request`` records one request the way an
 endpoint picker would (counted, sized and running when routed; then an error, or latency, TTFT,
-TPOT, inter-token latencies, response size and tokens at the end; streamed or not);
-``simulate_pools`` sets every pool gauge and the build info. The same calls feed every schema, so
-the demo shows whatever the recorder's schemas define.
+TPOT, inter-token latencies, response size and tokens at the end, streamed or not; now and then a
+body whose usage cannot be parsed); ``simulate_pools`` sets every level of the pool and endpoint
+groups from its measure's record (:mod:`inference_metrics.measures`: the call that sets it and its
+typical range), and counts a failed poll and a failed extraction (a flaky model server). The same
+calls feed every schema, so the demo shows whatever the recorder's schemas define; a test checks
+that it shows every view of every schema.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections import deque
 
 from . import __version__
+from .measures import ENDPOINTS, POOLS, Measure
 from .recorder import Recorder
 
 __all__ = [
@@ -80,6 +84,10 @@ def simulate_request(
             return
         input_tokens = max(1, request_size // 4)
         output_tokens = max(1, int(rng.lognormvariate(5.0, 0.8)))
+        parsed = rng.random() >= 0.02
+        if not parsed:
+            # A body whose usage could not be read: counted, recorded without tokens.
+            recorder.record_response_parse_failure()
         ttft = rng.uniform(0.05, 0.6)
         per_token = rng.uniform(0.01, 0.03)
         received = now - ttft - per_token * (output_tokens - 1) - 0.001
@@ -99,9 +107,9 @@ def simulate_request(
             received=received,
             completed=now,
             response_size=200 + output_tokens * 4,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=input_tokens // 2 if rng.random() < 0.5 else 0,
+            input_tokens=input_tokens if parsed else 0,
+            output_tokens=output_tokens if parsed else 0,
+            cached_tokens=input_tokens // 2 if parsed and rng.random() < 0.5 else 0,
             first_token=received + ttft if streaming else None,
             streaming=streaming,
             fairness_id=fairness_id,
@@ -112,19 +120,27 @@ def simulate_request(
             recorder.record_running_request_finished(m, t, fairness_id=f, priority=p)
 
 
+def _level(rng: random.Random, measure: Measure) -> float:
+    low, high = measure.typical or (0.0, 1.0)
+    if type(low) is int and type(high) is int:
+        return rng.randint(low, high)
+    return round(rng.uniform(low, high), 3)
+
+
 def simulate_pools(
     recorder: Recorder, rng: random.Random, pool_name: str = "vllm-llama3-8b"
 ) -> None:
-    """Set every pool gauge (averages, standard deviations, ready pods, per-pod queues)."""
-    recorder.record_pool_kv_cache_utilization(pool_name, round(rng.uniform(0.2, 0.95), 3))
-    recorder.record_pool_queue_size(pool_name, round(rng.uniform(0.0, 12.0), 2))
-    recorder.record_pool_ready_pods(pool_name, len(PODS))
-    recorder.record_pool_average_running_requests(pool_name, round(rng.uniform(1.0, 30.0), 2))
-    recorder.record_pool_std_dev_kv_cache_utilization(pool_name, round(rng.uniform(0, 0.2), 2))
-    recorder.record_pool_std_dev_queue_size(pool_name, round(rng.uniform(0.0, 4.0), 2))
-    recorder.record_pool_std_dev_running_requests(pool_name, round(rng.uniform(0.0, 6.0), 2))
+    """Set every pool level (averages, standard deviations, ready pods) and every pod's queue, each
+    through the call its measure names, and count one failed poll and one failed extraction."""
+    for measure in POOLS.measures:
+        getattr(recorder, measure.calls[0])(pool_name, _level(rng, measure))
     for pod in PODS:
-        recorder.record_pool_per_pod_queue_size(pool_name, pod, rng.randint(0, 20))
+        for measure in ENDPOINTS.measures:
+            getattr(recorder, measure.calls[0])(pool_name, pod, _level(rng, measure))
+    recorder.record_data_layer_poll_error("metrics-data-source", pool_name=pool_name)
+    recorder.record_data_layer_extract_error(
+        "metrics-data-source", "core-metrics-extractor", pool_name=pool_name
+    )
 
 
 def run_traffic(

@@ -1,6 +1,10 @@
 """OpenTelemetry GenAI metrics: names, units, attributes and buckets as semantic conventions
 v1.41.0 define them, through the SDK's in-memory reader and a real Prometheus scraping the
-OpenTelemetry Prometheus exporter."""
+OpenTelemetry Prometheus exporter.
+
+Most tests call ``GenAIRecorder``'s own (deprecated) recording methods, which record through a
+Recorder of its own: what they record is what a Recorder records with the GenAI schema (tested
+below too), and their deprecation warning is tested once."""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricR
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv
 from prometheus_client import CollectorRegistry, start_http_server
 
-from inference_metrics import PrometheusBackend, Recorder
-from inference_metrics.genai import GENAI_METRICS, GenAIRecorder, operation_for_path
+from inference_metrics import OpenTelemetryBackend, PrometheusBackend, Recorder
+from inference_metrics.genai import GENAI_METRICS, GenAIRecorder, genai_schema, operation_for_path
 
 from .expo import parse_registry
 from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus, free_port
@@ -57,6 +61,8 @@ FACTS = {
         (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864),
     ),
 }
+pytestmark = pytest.mark.filterwarnings("ignore:GenAIRecorder.record_request_:DeprecationWarning")
+
 BASE = {
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": "openai",
@@ -87,7 +93,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, list[HistogramD
     return found
 
 
-def streamed(recorder: GenAIRecorder, **extra: Any) -> None:
+def streamed(recorder: GenAIRecorder | Recorder, **extra: Any) -> None:
     recorder.record_request_completed(
         "llama",
         "llama-lora",
@@ -209,6 +215,57 @@ def test_bad_input_is_refused_and_records_nothing(
     with pytest.raises((TypeError, ValueError), match=message):
         recorder.record_request_completed("m", "t", **arguments)
     assert points(reader) == {}
+
+
+def test_its_own_recording_methods_are_deprecated_and_still_record(
+    memory: tuple[GenAIRecorder, InMemoryMetricReader],
+) -> None:
+    recorder, reader = memory
+    with pytest.deprecated_call(match="Recorder\\(backend, genai=genai\\)"):
+        recorder.record_request_completed("m", "t", received=1.0, completed=2.0)
+    with pytest.deprecated_call(match="record_request_failed"):
+        recorder.record_request_failed("m", "t", error_type="E", received=1.0, completed=2.0)
+    (_, durations) = points(reader)["gen_ai.server.request.duration"]
+    assert sum(p.count for p in durations) == 2
+
+
+def test_a_recorder_with_the_genai_schema_alone_records_what_the_genai_recorder_does() -> None:
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    providers = [MeterProvider(metric_readers=[r], shutdown_on_exit=False) for r in readers]
+    try:
+        streamed(GenAIRecorder(providers[0], provider_name="openai"))
+        alone = Recorder(OpenTelemetryBackend(providers[1]), schema=genai_schema("openai"))
+        streamed(alone, response_size=0)
+        first, second = points(readers[0]), points(readers[1])
+        assert set(first) == set(second) == set(FACTS)
+        for name in FACTS:
+            assert sorted((dict(p.attributes or {}).items(), p.sum) for p in first[name][1]) == (
+                sorted((dict(p.attributes or {}).items(), p.sum) for p in second[name][1])
+            ), name
+    finally:
+        for provider in providers:
+            provider.shutdown()
+
+
+def test_two_recorders_can_share_one_genai_recorder() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        genai = GenAIRecorder(provider, provider_name="openai")
+        for _ in range(2):
+            recorder = Recorder(PrometheusBackend(CollectorRegistry()), genai=genai)
+            recorder.record_request_completed(
+                "m", "t", received=1.0, completed=2.0, response_size=1
+            )
+        (_, durations) = points(reader)["gen_ai.server.request.duration"]
+        assert [p.count for p in durations] == [2]  # one instrument, one series
+    finally:
+        provider.shutdown()
+
+
+def test_genai_metrics_cannot_go_to_a_prometheus_backend() -> None:
+    with pytest.raises(ValueError, match="named for OpenTelemetry"):
+        Recorder(PrometheusBackend(CollectorRegistry()), schema=genai_schema("openai"))
 
 
 def test_a_provider_name_is_required() -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from inference_metrics import quantities as q
 from inference_metrics.cli import main
 from inference_metrics.dashboards import dashboard, render_dashboard, render_rules, rules
-from inference_metrics.schemas import SCHEMAS, Role, Schema
+from inference_metrics.quantities import Quantity
+from inference_metrics.schemas import SCHEMAS, Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "examples" / "monitoring"
@@ -30,11 +32,6 @@ STALE = (
 )
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
-
-
-def first_spec_name(schema: Schema, role: Role) -> str:
-    (name,) = [m.spec.name for m in schema if m.role is role and not m.deprecated_twin][:1]
-    return name
 
 
 def test_every_shipped_schema_has_a_dashboard_and_rules_and_nothing_else() -> None:
@@ -160,10 +157,12 @@ def bucket_series(metric: str, bounds: tuple[float, ...], extra: str) -> list[di
 
 
 def unit_test(schema: Schema) -> dict[str, Any]:
-    def spec(role: Role) -> Any:
-        return next(m.spec for m in schema if m.role is role and not m.deprecated_twin)
+    def spec(quantity: Quantity) -> Any:
+        view = schema.view(quantity)
+        assert view is not None, quantity
+        return view.spec
 
-    total, errors = spec(Role.REQUEST_TOTAL), spec(Role.REQUEST_ERROR_TOTAL)
+    total, errors = spec(q.REQUEST_TOTAL), spec(q.REQUEST_ERROR_TOTAL)
     extra = "".join(f'{label}="x",' for label in total.labels if label not in ("model_name",))
     series = [
         {"series": f'{total.name}{{model_name="m",{extra[:-1]}}}', "values": "0+10x20"},
@@ -171,11 +170,11 @@ def unit_test(schema: Schema) -> dict[str, Any]:
             "series": f'{errors.name}{{model_name="m",{extra}error_code="Internal"}}',
             "values": "0+1x20",
         },
-        {"series": f'{spec(Role.POOL_QUEUE_SIZE).name}{{name="p"}}', "values": "60x20"},
-        {"series": f'{spec(Role.POOL_KV_CACHE).name}{{name="p"}}', "values": "0.95x20"},
-        {"series": f'{spec(Role.POOL_READY).name}{{name="p"}}', "values": "0x20"},
+        {"series": f'{spec(q.POOL_QUEUE_SIZE).name}{{name="p"}}', "values": "60x20"},
+        {"series": f'{spec(q.POOL_KV_CACHE).name}{{name="p"}}', "values": "0.95x20"},
+        {"series": f'{spec(q.POOL_READY).name}{{name="p"}}', "values": "0x20"},
     ]
-    duration, ttft = spec(Role.REQUEST_DURATION), spec(Role.TTFT)
+    duration, ttft = spec(q.REQUEST_DURATION), spec(q.TTFT)
     series += bucket_series(duration.name, duration.buckets, extra)
     ttft_extra = "".join(f'{label}="x",' for label in ttft.labels if label != "model_name")
     series += bucket_series(ttft.name, ttft.buckets, ttft_extra)

@@ -211,12 +211,17 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "record_running_request_started": call("record_running_request_started", labels),
     "record_running_request_finished": call("record_running_request_finished", labels),
     "record_response_parse_failure": st.just(Call("record_response_parse_failure", ())),
+    # the data layer's errors (the pool monitor's), with and without a pool name
+    "record_data_layer_poll_error": st.tuples(labels, labels).map(
+        lambda a: Call("record_data_layer_poll_error", (a[0],), (("pool_name", a[1]),))
+    ),
+    "record_data_layer_extract_error": call("record_data_layer_extract_error", labels, labels),
     # series removal (a pool or pod gone): both worlds stop exposing them alike
     "remove_pool": call("remove_pool", labels),
     "remove_pod": call("remove_pod", labels, labels),
 }
 # Public Recorder methods that record nothing, so parity has nothing to check for them.
-NOT_RECORDING = {"series_count", "is_valid_label_value"}
+NOT_RECORDING = {"series_count", "is_valid_label_value", "records"}
 calls = st.one_of(
     *CALLS.values(),
     st.just(Call("scrape", ())),

@@ -1,72 +1,155 @@
-"""The Recorder's groups: each schema metric in the fields of the group whose call feeds it."""
+"""The Recorder's groups and rows: every view bound in the row slot of each measure it reads."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from inference_metrics import CATALOG, Kind, MetricSpec, catalog
-from inference_metrics.recorder import (
-    CATALOG_LAYOUTS,
-    GroupLayout,
-    ModelRow,
-    PoolRow,
-    layouts_for,
+from inference_metrics import (
+    CATALOG,
+    MetricSpec,
+    NoopBackend,
+    PrometheusBackend,
+    Recorder,
+    catalog,
 )
-from inference_metrics.schemas import LABEL_INPUTS, SCHEMAS
+from inference_metrics import measures as m
+from inference_metrics import quantities as q
+from inference_metrics.backends.base import Instrument
+from inference_metrics.rows import bindings
+from inference_metrics.schemas import SCHEMAS, Schema, View, combine
+
+from .expo import parse_registry
 
 
-def placements(layouts: object) -> Counter[str]:
-    return Counter(
-        spec.name
-        for layout in layouts.groups()  # type: ignore[attr-defined]
-        for specs in layout.fields.values()
-        for spec in specs
-    )
+class Named:
+    """A stand-in instrument: only its spec matters to the bindings."""
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+
+    def bind(self, label_values: tuple[str, ...]) -> object:
+        raise AssertionError("not bound here")
+
+    def remove(self, label_values: tuple[str, ...]) -> None:
+        raise AssertionError("not removed here")
 
 
-def test_every_catalogue_spec_belongs_to_exactly_one_field() -> None:
-    assert placements(CATALOG_LAYOUTS) == Counter(CATALOG.names)
+def placements(views: tuple[View, ...]) -> dict[str, dict[str, list[str]]]:
+    """Per group, per measure: the names of the specs bound in its slot."""
+    bound = [(view, Named(view.spec)) for view in views]
+    found: dict[str, dict[str, list[str]]] = {}
+    for group in m.GROUPS:
+        slots = bindings(group, bound)  # type: ignore[arg-type]
+        found[group.name] = {
+            measure.name: [b.instrument.spec.name for b in slot]
+            for measure, slot in zip(group.measures, slots, strict=True)
+        }
+    return found
 
 
 @pytest.mark.parametrize("name", list(SCHEMAS))
-def test_every_spec_takes_its_labels_from_its_groups_inputs(name: str) -> None:
-    for layout in layouts_for([SCHEMAS[name]]).groups():
-        for field, specs in layout.fields.items():
-            fixed = layout.constants.get(field, {})
-            for spec in specs:
-                for label in spec.labels:
-                    assert label in fixed or LABEL_INPUTS[label] in layout.inputs, spec.name
+def test_every_view_is_bound_once_per_measure_it_reads(name: str) -> None:
+    views = SCHEMAS[name].views
+    bound = Counter(
+        spec for slots in placements(views).values() for specs in slots.values() for spec in specs
+    )
+    assert bound == Counter(
+        view.spec.name for view in views for _ in view.measures
+    )  # TTFT under llm-d-router: twice (streamed and not)
 
 
-def test_llm_d_router_fills_every_field_of_every_row() -> None:
-    for layout in layouts_for([SCHEMAS["llm-d-router"]]).groups():
-        assert set(layout.fields) == set(layout.row.__slots__)
-        assert all(layout.fields.values()), layout.row.__name__
+def test_a_twin_shares_its_slot_with_its_successor() -> None:
+    requests = placements(SCHEMAS["llm-d-router"].views)["requests"]
+    assert requests["request"] == ["llm_d_epp_request_total", "inference_objective_request_total"]
+    # Only TTFT labelled by streaming records non-streamed responses.
+    assert requests["unstreamed_ttft"] == ["llm_d_epp_request_ttft_seconds"]
+    assert requests["ttft"] == ["llm_d_epp_request_ttft_seconds"]
 
 
-def test_a_twin_shares_its_field_with_its_successor() -> None:
+def test_the_default_schema_binds_each_catalogue_spec_in_the_group_of_its_call() -> None:
+    found = placements(SCHEMAS["gie-v0.3"].views)
+    assert found["requests"]["latency"] == [catalog.REQUEST_DURATION.name]
+    assert found["errors"]["error"] == [catalog.REQUEST_ERROR_TOTAL.name]
+    assert found["running"]["running"] == [catalog.RUNNING_REQUESTS.name]
+    assert found["endpoints"]["endpoint_queue_size"] == [catalog.POOL_PER_POD_QUEUE_SIZE.name]
+    assert found["requests"]["inter_token_latency"] == []  # no view of it: a no-op feed
+    names = {n for slots in found.values() for specs in slots.values() for n in specs}
+    assert names == set(CATALOG.names)
+
+
+def test_genai_views_span_the_request_and_error_groups() -> None:
+    from inference_metrics.schemas.genai import genai_schema
+
+    found = placements(genai_schema("openai").views)
+    assert found["requests"]["latency"] == ["gen_ai.server.request.duration"]
+    assert found["errors"]["failure_latency"] == ["gen_ai.server.request.duration"]
+    assert found["requests"]["input_tokens"] == found["requests"]["output_tokens"]
+
+
+def test_a_label_set_is_looked_up_once_and_shared_by_every_call_of_its_group() -> None:
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry), schema="llm-d-router")
+    recorder.record_request_started("m", "t", 10)
+    recorder.record_request_completed("m", "t", received=1.0, completed=2.0, response_size=5)
+    recorder.record_request_failed("m", "t", "Internal")
+    total = SCHEMAS["llm-d-router"].views[0].spec
+    assert total.name == "llm_d_epp_request_total"
+    assert recorder.series_count(total) == 1
+    families = parse_registry(registry)
+    assert "llm_d_epp_request_duration_seconds" in families
+
+
+def test_two_views_defaulting_one_input_differently_are_refused() -> None:
+    from inference_metrics.schemas.genai import genai_schema
+
+    first, second = genai_schema("a", "chat"), genai_schema("b", "embeddings")
+    renamed = tuple(
+        dataclasses.replace(v, spec=dataclasses.replace(v.spec, name=v.spec.name + ".x"))
+        for v in second
+    )
+    with pytest.raises(ValueError, match="default 'operation' differently"):
+        Recorder(NoopBackend(), schema=[first, Schema("other", "o", "o", renamed)])
+
+
+def test_the_deprecated_row_classes_and_layouts_still_work_and_warn() -> None:
+    from inference_metrics import recorder
+
+    with pytest.deprecated_call(match="CATALOG_LAYOUTS"):
+        layouts = recorder.CATALOG_LAYOUTS
+    names = Counter(
+        spec.name
+        for layout in layouts.groups()
+        for specs in layout.fields.values()
+        for spec in specs
+    )
+    ours = {view.spec.name for view in SCHEMAS["gie-v0.3"] if view.ours}
+    assert names == Counter(name for name in CATALOG.names if name not in ours)
+    with pytest.deprecated_call(match="layouts_for"):
+        layouts_for = recorder.layouts_for
     models = layouts_for([SCHEMAS["llm-d-router"]]).models
     assert [s.name for s in models.fields["request_total"]] == [
         "llm_d_epp_request_total",
         "inference_objective_request_total",
     ]
-    # Only TTFT labelled by streaming records non-streamed responses.
-    assert [s.name for s in models.fields["request_ttft_unstreamed"]] == [
-        "llm_d_epp_request_ttft_seconds"
-    ]
-
-
-def test_a_layout_missing_a_field_is_refused() -> None:
+    with pytest.deprecated_call(match="GroupLayout"):
+        group_layout = recorder.GroupLayout
+    with pytest.deprecated_call(match="PoolRow"):
+        pool_row = recorder.PoolRow
     with pytest.raises(ValueError, match="PoolRow has the fields"):
-        GroupLayout(PoolRow, ("pool_name",), {"ready_pods": (catalog.POOL_READY_PODS,)})
+        group_layout(pool_row, ("pool_name",), {"ready_pods": (catalog.POOL_READY_PODS,)})
 
 
-def test_a_layout_with_a_label_its_inputs_cannot_fill_is_refused() -> None:
-    fields = dict(CATALOG_LAYOUTS.models.fields)
-    fields["request_total"] = (
-        MetricSpec("other_total", Kind.COUNTER, "Other.", labels=("model_name", "user")),
-    )
-    with pytest.raises(ValueError, match=r"labels \['user'\]"):
-        GroupLayout(ModelRow, CATALOG_LAYOUTS.models.inputs, fields)
+def test_combining_the_same_views_twice_keeps_one() -> None:
+    views = combine([SCHEMAS["gie-v0.3"], SCHEMAS["gie-v1.5"]])
+    assert sum(view.quantity is q.POOL_KV_CACHE for view in views) == 1
+
+
+def test_an_instrument_protocol_stand_in_is_enough_for_the_bindings() -> None:
+    instrument: Instrument = Named(catalog.REQUEST_TOTAL)  # type: ignore[assignment]
+    (slot, *_) = bindings(m.REQUESTS, [(SCHEMAS["gie-v0.3"].views[0], instrument)])
+    assert [b.sources for b in slot] == [(0, 1)]  # model_name, target_model_name: key inputs
+    assert [b.method for b in slot] == ["add"]

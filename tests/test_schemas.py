@@ -6,13 +6,13 @@ from collections.abc import Iterable
 
 import pytest
 
-from inference_metrics.catalog import CATALOG
+from inference_metrics import quantities as q
+from inference_metrics.catalog import CATALOG, LATER_METRICS, SEED_METRICS
 from inference_metrics.schemas import (
     DEFAULT_SCHEMA,
     SCHEMAS,
-    Role,
     Schema,
-    SchemaMetric,
+    View,
     combine,
     get_schema,
     resolve,
@@ -26,36 +26,39 @@ def as_facts(specs: Iterable[MetricSpec]) -> list[facts.Fact]:
     return [facts.Fact(s.name, s.kind.value, s.labels, s.documentation, s.buckets) for s in specs]
 
 
+def upstreams(schema: Schema, *, twins: bool = False) -> list[facts.Fact]:
+    return as_facts(v.spec for v in schema if not v.ours and v.deprecated_twin == twins)
+
+
 def test_the_default_schema_is_the_seed_catalogue_unchanged() -> None:
     assert DEFAULT_SCHEMA.name == "gie-v0.3"
+    assert tuple(v.spec for v in DEFAULT_SCHEMA) == SEED_METRICS + LATER_METRICS
     assert tuple(DEFAULT_SCHEMA.catalog) == tuple(CATALOG)
 
 
 def test_gie_v15_is_upstreams_v150_request_and_pool_metrics() -> None:
-    assert as_facts(get_schema("gie-v1.5").catalog) == list(facts.GIE_V15)
+    assert upstreams(get_schema("gie-v1.5")) == list(facts.GIE_V15)
 
 
 def test_llm_d_router_metrics_are_upstreams() -> None:
-    schema = get_schema("llm-d-router")
-    assert as_facts(m.spec for m in schema if not m.deprecated_twin) == list(facts.LLM_D_ROUTER)
+    assert upstreams(get_schema("llm-d-router")) == list(facts.LLM_D_ROUTER)
 
 
 def test_llm_d_router_deprecated_twins_read_as_upstream_emits_them() -> None:
     schema = get_schema("llm-d-router")
-    assert as_facts(m.spec for m in schema if m.deprecated_twin) == list(facts.LLM_D_ROUTER_TWINS)
+    assert upstreams(schema, twins=True) == list(facts.LLM_D_ROUTER_TWINS)
 
 
 def test_llm_d_router_without_deprecated_has_only_the_new_names() -> None:
     schema = get_schema("llm-d-router-without-deprecated")
-    assert as_facts(schema.catalog) == list(facts.LLM_D_ROUTER)
+    assert upstreams(schema) == list(facts.LLM_D_ROUTER)
     assert not schema.has_deprecated_twins
 
 
 @pytest.mark.parametrize("name", list(SCHEMAS))
-def test_every_schema_feeds_every_request_role_from_the_same_events(name: str) -> None:
-    roles = SCHEMAS[name].roles
-    for role in (Role.REQUEST_TOTAL, Role.REQUEST_ERROR_TOTAL, Role.REQUEST_DURATION, Role.TTFT):
-        assert role in roles, (name, role)
+def test_every_schema_shows_the_request_quantities_from_the_same_calls(name: str) -> None:
+    for quantity in (q.REQUEST_TOTAL, q.REQUEST_ERROR_TOTAL, q.REQUEST_DURATION, q.TTFT):
+        assert SCHEMAS[name].shows(quantity), (name, quantity)
 
 
 def test_an_unknown_schema_name_is_a_value_error_listing_the_known_ones() -> None:
@@ -76,7 +79,7 @@ def test_several_schemas_resolve_in_order() -> None:
 def test_schemas_sharing_identical_metrics_combine_them_once() -> None:
     # gie-v0.3 and gie-v1.5 define the pool gauges and build info identically.
     merged = combine(resolve(["gie-v0.3", "gie-v1.5"]))
-    names = [m.spec.name for m in merged]
+    names = [view.spec.name for view in merged]
     assert len(names) == len(set(names)) == 18 + 18 - 6
 
 
@@ -96,22 +99,64 @@ def test_an_empty_schema_list_is_refused() -> None:
         resolve([])
 
 
-def test_a_metric_with_a_label_its_event_cannot_fill_is_refused() -> None:
+def test_a_metric_with_a_label_its_calls_cannot_fill_is_refused() -> None:
     spec = MetricSpec("x_total", Kind.COUNTER, "x.", ("model_name", "user"))
     with pytest.raises(ValueError, match=r"labels \['user'\]"):
-        SchemaMetric(Role.REQUEST_TOTAL, spec)
+        View(q.REQUEST_TOTAL, spec)
 
 
-def test_a_metric_of_the_wrong_kind_for_its_role_is_refused() -> None:
+def test_a_metric_of_another_kind_than_its_quantity_is_refused() -> None:
     spec = MetricSpec("x_seconds", Kind.GAUGE, "x.", ("model_name",))
     with pytest.raises(ValueError, match="records a histogram"):
-        SchemaMetric(Role.REQUEST_DURATION, spec)
+        View(q.REQUEST_DURATION, spec)
 
 
 def test_a_schema_with_one_name_twice_is_refused() -> None:
     spec = MetricSpec("x_total", Kind.COUNTER, "x.", ("model_name",))
     with pytest.raises(ValueError, match="twice"):
-        Schema("x", "x", "x", (SchemaMetric(Role.REQUEST_TOTAL, spec),) * 2)
+        Schema("x", "x", "x", (View(q.REQUEST_TOTAL, spec),) * 2)
+
+
+def test_a_schema_whose_metrics_would_expose_one_sample_name_twice_is_refused() -> None:
+    histogram = MetricSpec("x_tokens", Kind.HISTOGRAM, "x.", ("model_name",), buckets=(1.0,))
+    counter = MetricSpec("x_tokens_sum_total", Kind.COUNTER, "x.", ("model_name",))
+    views = (View(q.OUTPUT_TOKENS, histogram), View(q.REQUEST_TOTAL, counter))
+    with pytest.raises(ValueError, match="would both expose 'x_tokens_sum'"):
+        Schema("x", "x", "x", views)
+
+
+def test_a_view_that_would_merge_streamed_and_unstreamed_ttft_is_refused() -> None:
+    spec = MetricSpec("x_seconds", Kind.HISTOGRAM, "x.", ("model_name",), buckets=(1.0,))
+    with pytest.raises(ValueError, match="would merge"):
+        View(q.TTFT, spec)
+    assert [m.name for m in View(q.TTFT, spec, where={"streaming": "true"}).measures] == ["ttft"]
+
+
+def test_a_view_keeping_none_of_its_quantitys_measures_is_refused() -> None:
+    spec = MetricSpec("x_seconds", Kind.HISTOGRAM, "x.", ("model_name",), buckets=(1.0,))
+    with pytest.raises(ValueError, match="keeps none"):
+        View(q.TTFT, spec, where={"streaming": "maybe"})
+
+
+def test_a_label_can_be_fixed_by_the_view_or_taken_from_a_renamed_input() -> None:
+    spec = MetricSpec("x_total", Kind.COUNTER, "x.", ("model", "source"))
+    view = View(q.REQUEST_TOTAL, spec, inputs={"model": "model_name"}, constants={"source": "a"})
+    (measure,) = view.measures
+    assert view.label_sources(measure) == (0, "a")  # the key's first input; a fixed value
+
+
+def test_the_deprecated_role_and_schema_metric_still_build_views() -> None:
+    from inference_metrics import schemas
+
+    with pytest.deprecated_call(match="Role"):
+        role = schemas.Role
+    with pytest.deprecated_call(match="SchemaMetric"):
+        schema_metric = schemas.SchemaMetric
+    spec = MetricSpec("x_seconds", Kind.HISTOGRAM, "x.", ("model_name",), buckets=(1.0,))
+    view = schema_metric(role.TTFT, spec)
+    assert (view.quantity, dict(view.where)) == (q.TTFT, {"streaming": "true"})
+    with pytest.deprecated_call(match="Schema.roles"):
+        assert role.TTFT in get_schema("gie-v1.5").roles
 
 
 def test_replaced_by_renders_llm_d_routers_deprecation_note() -> None:

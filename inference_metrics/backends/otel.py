@@ -51,6 +51,10 @@ match copies them and hashes the copy), so copying them here as well would only 
 dict is never mutated after bind, so handing the same one to the SDK every time is safe. Empty
 string values are valid attribute values and survive to the exposition (``model_name=""``).
 
+Specs named for OpenTelemetry (``Naming.OPENTELEMETRY``: the GenAI conventions' own names, with
+dots) keep their name, unit and bucket bounds exactly as given, and leave an ``optional_labels``
+attribute out when it is empty (the conventions' "conditionally required").
+
 One backend per meter provider: :meth:`OpenTelemetryBackend.register` refuses names that another
 backend already registered on the same provider (the SDK would hand both backends the same
 instruments, and the Prometheus exporter would merge their series into one family), just as a
@@ -59,12 +63,13 @@ prometheus_client registry refuses a second collector with the same names.
 
 from __future__ import annotations
 
+import enum
 import importlib.metadata
 import re
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import cast
+from typing import Literal, cast
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -85,7 +90,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from prometheus_client.utils import floatToGoString
 
-from ..spec import Kind, MetricSpec
+from ..spec import Kind, MetricSpec, Naming
 from .base import (
     Instrument,
     Series,
@@ -115,10 +120,10 @@ def otel_unit(spec: MetricSpec) -> str:
     ``s``/``ms``/``By`` are kept when the name (a counter's without ``_total``) already ends with
     their suffix (``_seconds``, ``_milliseconds``, ``_bytes``); any other unit becomes the
     annotation ``{<unit as a word>}`` (``By`` → ``{byte}``), which records the meaning without
-    renaming.
+    renaming. A spec named for OpenTelemetry keeps its unit.
     """
     unit = spec.unit
-    if not unit or _UNIT_ANNOTATION_RE.fullmatch(unit):
+    if not unit or _UNIT_ANNOTATION_RE.fullmatch(unit) or spec.naming is Naming.OPENTELEMETRY:
         return unit
     suffix = _PROMETHEUS_SUFFIX.get(unit)
     base = spec.name.removesuffix("_total") if spec.kind is Kind.COUNTER else spec.name
@@ -202,20 +207,25 @@ class OpenTelemetryInstrument:
     :class:`UnsupportedOperation` instead of pretending.
     """
 
-    __slots__ = ("_instrument", "_lock", "_series", "spec")
+    __slots__ = ("_instrument", "_lock", "_optional", "_series", "spec")
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
         self._instrument: Counter | Histogram | None = None
         self._lock = threading.Lock()
         self._series: dict[tuple[str, ...], _AnySeries] = {}
+        self._optional = frozenset(spec.optional_labels)
 
     def bind(self, label_values: tuple[str, ...]) -> Series:
         check_label_values(self.spec, label_values)
         with self._lock:
             series = self._series.get(label_values)
             if series is None:
-                attributes = dict(zip(self.spec.labels, label_values, strict=True))
+                attributes = {
+                    label: value
+                    for label, value in zip(self.spec.labels, label_values, strict=True)
+                    if value or label not in self._optional
+                }
                 series = self._new_series(attributes)
                 self._series[label_values] = series
             return series
@@ -263,6 +273,10 @@ def _claimed(provider: object) -> set[str] | None:
         return None
 
 
+class _Version(enum.Enum):
+    PACKAGE = "package"  # the default meter version: this package's
+
+
 def _package_version() -> str | None:
     try:
         return importlib.metadata.version("inference-metrics")
@@ -278,7 +292,8 @@ class OpenTelemetryBackend:
     ``PrometheusMetricReader`` for a ``/metrics`` endpoint, a ``PeriodicExportingMetricReader``
     with an OTLP exporter to push, or both. With the default, set the global provider
     (``opentelemetry.metrics.set_meter_provider``) first: until then the API's proxy provider
-    drops every measurement.
+    drops every measurement. ``meter_version`` is the meter's version (default: this package's;
+    None: none, as :class:`~inference_metrics.genai.GenAIRecorder`'s meter has always had).
     """
 
     def __init__(
@@ -286,6 +301,7 @@ class OpenTelemetryBackend:
         meter_provider: MeterProvider | None = None,
         *,
         meter_name: str = DEFAULT_METER_NAME,
+        meter_version: str | Literal[_Version.PACKAGE] | None = _Version.PACKAGE,
     ) -> None:
         if meter_provider is not None and not isinstance(meter_provider, MeterProvider):
             raise TypeError(
@@ -298,7 +314,8 @@ class OpenTelemetryBackend:
             otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
         )
         self.meter_name = meter_name
-        self.meter: Meter = self.meter_provider.get_meter(meter_name, _package_version())
+        version = _package_version() if meter_version is _Version.PACKAGE else meter_version
+        self.meter: Meter = self.meter_provider.get_meter(meter_name, version)
         self._names: set[str] = set()
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[OpenTelemetryInstrument]:
@@ -360,11 +377,15 @@ class OpenTelemetryBackend:
             )
         else:
             assert spec.buckets is not None  # a valid histogram spec always has buckets
+            # Prometheus-named: bounds print as prometheus_client prints them (see _GoFloat).
+            go = spec.naming is Naming.PROMETHEUS
             instrument._instrument = meter.create_histogram(
                 spec.name,
                 unit=unit,
                 description=description,
-                explicit_bucket_boundaries_advisory=[_GoFloat(bound) for bound in spec.buckets],
+                explicit_bucket_boundaries_advisory=[
+                    _GoFloat(bound) if go else bound for bound in spec.buckets
+                ],
             )
         return instrument
 

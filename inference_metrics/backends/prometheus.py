@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from ..spec import MetricSpec
+from ..spec import MetricSpec, Naming
 from . import multiproc
 from .base import Instrument, Series, check_specs
 from .store import HistogramSeries, MetricStore
@@ -140,6 +140,12 @@ class PrometheusBackend:
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
         checked = check_specs(specs)
+        for spec in checked:
+            if spec.naming is not Naming.PROMETHEUS:
+                raise ValueError(
+                    f"metric {spec.name!r} is named for OpenTelemetry, not Prometheus: record it "
+                    "through an OpenTelemetryBackend"
+                )
         collector: _Collector | multiproc.MultiprocessCollector
         if self.multiprocess is not None:
             instruments: Sequence[Instrument] = self.multiprocess.register(checked)

@@ -34,9 +34,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .. import quantities
 from ..net.client import HTTPClient, HTTPError
 from ..net.watch import TokenFile, TokenFileError
-from ..schemas import Role
 from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
 from .parse import read_families
@@ -157,7 +157,7 @@ def _round2(value: float) -> float:
 def _rounds_summary(recorder: Recorder) -> bool:
     """Whether the pool summary is llm-d-router's (rounded): a recorded schema has its
     standard-deviation gauges."""
-    return any(Role.POOL_STD_DEV_KV_CACHE in schema.roles for schema in recorder.schemas)
+    return recorder.records(quantities.POOL_STD_DEV_KV_CACHE)
 
 
 class PoolMonitor:

@@ -5,25 +5,26 @@
 * ``llm-d-router``: ``llm_d_epp_*`` plus the GIE names as deprecated twins (:mod:`.llm_d_router`);
   ``llm-d-router-without-deprecated`` is the same without the twins.
 
-Several schemas can be recorded at once (a migration): :func:`resolve` turns names into schemas
-and :func:`~.base.combine` refuses two schemas defining one name differently.
+A schema is a set of views (:class:`View`): each gives one quantity
+(:mod:`inference_metrics.quantities`) an exposed name, HELP, labels and buckets. Several schemas
+can be recorded at once (a migration): :func:`resolve` turns names into schemas and
+:func:`~.base.combine` refuses two schemas defining one name differently. The OpenTelemetry GenAI
+metrics are a schema too (:func:`.genai.genai_schema`), for an OpenTelemetry backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from . import gie_v03, gie_v15, llm_d_router
-from .base import LABEL_INPUTS, ROLE_LABELS, Role, Schema, SchemaMetric, combine
+from .base import Schema, View, combine
 
 __all__ = [
     "DEFAULT_SCHEMA",
-    "LABEL_INPUTS",
-    "ROLE_LABELS",
     "SCHEMAS",
-    "Role",
     "Schema",
-    "SchemaMetric",
+    "View",
     "combine",
     "get_schema",
     "resolve",
@@ -65,3 +66,10 @@ def resolve(schema: str | Schema | Sequence[str | Schema]) -> tuple[Schema, ...]
         raise ValueError(f"schema lists one schema twice: {names}")
     combine(schemas)  # a clash is an error now, not at the first recording
     return schemas
+
+
+def __getattr__(name: str) -> Any:
+    # Role, SchemaMetric, ROLE_LABELS, LABEL_INPUTS: deprecated, still there (with a warning).
+    from .. import _deprecated
+
+    return _deprecated.schemas_attribute(__name__, name)

@@ -1,37 +1,19 @@
 """``gie-v0.3``: the seed's names (``inference_model_*``, ``inference_pool_*``), the default.
 
-Exactly the catalogue of :mod:`inference_metrics.catalog`: upstream's v0.2.0 seed metrics and the
-ones added later under the same names. Nothing here changes what the library exposed before
-schemas existed.
+The specs of :mod:`inference_metrics.catalog`: upstream's v0.2.0 seed metrics and the ones added
+later under the same names. Nothing here changes what the library exposed before schemas existed.
 """
 
 from __future__ import annotations
 
 from .. import catalog as c
-from .base import Role, Schema, SchemaMetric
+from .. import quantities as q
+from .base import Schema, View
 
 __all__ = ["SCHEMA"]
 
-_ROLES = {
-    c.REQUEST_TOTAL: Role.REQUEST_TOTAL,
-    c.REQUEST_ERROR_TOTAL: Role.REQUEST_ERROR_TOTAL,
-    c.REQUEST_DURATION: Role.REQUEST_DURATION,
-    c.REQUEST_SIZES: Role.REQUEST_SIZE,
-    c.RESPONSE_SIZES: Role.RESPONSE_SIZE,
-    c.INPUT_TOKENS: Role.INPUT_TOKENS,
-    c.OUTPUT_TOKENS: Role.OUTPUT_TOKENS,
-    c.POOL_AVERAGE_KV_CACHE_UTILIZATION: Role.POOL_KV_CACHE,
-    c.POOL_AVERAGE_QUEUE_SIZE: Role.POOL_QUEUE_SIZE,
-    c.RUNNING_REQUESTS: Role.RUNNING_REQUESTS,
-    c.NORMALIZED_TIME_PER_OUTPUT_TOKEN: Role.NTPOT,
-    c.REQUEST_TTFT: Role.TTFT,
-    c.REQUEST_TPOT: Role.TPOT,
-    c.PROMPT_CACHED_TOKENS: Role.CACHED_TOKENS,
-    c.POOL_READY_PODS: Role.POOL_READY,
-    c.POOL_AVERAGE_RUNNING_REQUESTS: Role.POOL_RUNNING_REQUESTS,
-    c.POOL_PER_POD_QUEUE_SIZE: Role.POOL_ENDPOINT_QUEUE_SIZE,
-    c.EXTENSION_INFO: Role.INFO,
-}
+#: TTFT without a ``streaming`` label: streamed responses only (upstream records no other).
+STREAMED = {"streaming": "true"}
 
 SCHEMA = Schema(
     name="gie-v0.3",
@@ -41,5 +23,24 @@ SCHEMA = Schema(
         "(`inference_model_*`, `inference_pool_*`): the v0.2.0 seed metrics and the ones added "
         "later under the same names. The default."
     ),
-    metrics=tuple(SchemaMetric(_ROLES[spec], spec) for spec in c.CATALOG),
+    views=(
+        View(q.REQUEST_TOTAL, c.REQUEST_TOTAL),
+        View(q.REQUEST_ERROR_TOTAL, c.REQUEST_ERROR_TOTAL),
+        View(q.REQUEST_DURATION, c.REQUEST_DURATION),
+        View(q.REQUEST_SIZE, c.REQUEST_SIZES),
+        View(q.RESPONSE_SIZE, c.RESPONSE_SIZES),
+        View(q.INPUT_TOKENS, c.INPUT_TOKENS),
+        View(q.OUTPUT_TOKENS, c.OUTPUT_TOKENS),
+        View(q.POOL_KV_CACHE, c.POOL_AVERAGE_KV_CACHE_UTILIZATION),
+        View(q.POOL_QUEUE_SIZE, c.POOL_AVERAGE_QUEUE_SIZE),
+        View(q.RUNNING_REQUESTS, c.RUNNING_REQUESTS),
+        View(q.NTPOT, c.NORMALIZED_TIME_PER_OUTPUT_TOKEN),
+        View(q.TTFT, c.REQUEST_TTFT, where=STREAMED),
+        View(q.TPOT, c.REQUEST_TPOT),
+        View(q.CACHED_TOKENS, c.PROMPT_CACHED_TOKENS),
+        View(q.POOL_READY, c.POOL_READY_PODS),
+        View(q.POOL_RUNNING_REQUESTS, c.POOL_AVERAGE_RUNNING_REQUESTS),
+        View(q.POOL_ENDPOINT_QUEUE_SIZE, c.POOL_PER_POD_QUEUE_SIZE),
+        View(q.INFO, c.EXTENSION_INFO),
+    ),
 )

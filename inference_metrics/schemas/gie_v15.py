@@ -12,6 +12,7 @@ flow-control, prediction, SLO and plugin metrics have no recording event here an
 
 from __future__ import annotations
 
+from .. import quantities as q
 from ..catalog import (
     INPUT_TOKEN_BUCKETS,
     LATENCY_BUCKETS,
@@ -21,8 +22,10 @@ from ..catalog import (
     RESPONSE_SIZE_BUCKETS,
     TPOT_BUCKETS,
 )
+from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
-from .base import Role, Schema, SchemaMetric
+from .base import Schema, View
+from .gie_v03 import STREAMED
 
 __all__ = ["SCHEMA"]
 
@@ -30,12 +33,15 @@ MODEL = ("model_name", "target_model_name")
 POOL = ("name",)
 
 
-def _histogram(name: str, help: str, buckets: tuple[float, ...], unit: str) -> MetricSpec:
-    return MetricSpec(name, Kind.HISTOGRAM, help, MODEL, buckets=buckets, unit=unit)
+def _histogram(
+    quantity: Quantity, name: str, help: str, buckets: tuple[float, ...], unit: str
+) -> View:
+    spec = MetricSpec(name, Kind.HISTOGRAM, help, MODEL, buckets=buckets, unit=unit)
+    return View(quantity, spec, where=STREAMED if quantity is q.TTFT else {})
 
 
-def _pool(name: str, help: str, unit: str) -> MetricSpec:
-    return MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit)
+def _pool(quantity: Quantity, name: str, help: str, unit: str) -> View:
+    return View(quantity, MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit))
 
 
 _OBJECTIVE = "Inference objective"
@@ -47,9 +53,9 @@ SCHEMA = Schema(
         "Upstream GIE v1.5.0's request and pool metrics (`inference_objective_*`, "
         "`inference_pool_*`, `inference_extension_info`), with `priority` on `request_total`."
     ),
-    metrics=(
-        SchemaMetric(
-            Role.REQUEST_TOTAL,
+    views=(
+        View(
+            q.REQUEST_TOTAL,
             MetricSpec(
                 "inference_objective_request_total",
                 Kind.COUNTER,
@@ -59,8 +65,8 @@ SCHEMA = Schema(
                 unit="{request}",
             ),
         ),
-        SchemaMetric(
-            Role.REQUEST_ERROR_TOTAL,
+        View(
+            q.REQUEST_ERROR_TOTAL,
             MetricSpec(
                 "inference_objective_request_error_total",
                 Kind.COUNTER,
@@ -70,83 +76,65 @@ SCHEMA = Schema(
                 unit="{request}",
             ),
         ),
-        SchemaMetric(
-            Role.TTFT,
-            _histogram(
-                "inference_objective_request_ttft_seconds",
-                "Inference model TTFT distribution in seconds for each model and target model.",
-                LATENCY_BUCKETS,
-                "s",
-            ),
+        _histogram(
+            q.TTFT,
+            "inference_objective_request_ttft_seconds",
+            "Inference model TTFT distribution in seconds for each model and target model.",
+            LATENCY_BUCKETS,
+            "s",
         ),
-        SchemaMetric(
-            Role.TPOT,
-            _histogram(
-                "inference_objective_request_tpot_seconds",
-                "Inference model TPOT distribution in seconds for each model and target model.",
-                TPOT_BUCKETS,
-                "s",
-            ),
+        _histogram(
+            q.TPOT,
+            "inference_objective_request_tpot_seconds",
+            "Inference model TPOT distribution in seconds for each model and target model.",
+            TPOT_BUCKETS,
+            "s",
         ),
-        SchemaMetric(
-            Role.REQUEST_DURATION,
-            _histogram(
-                "inference_objective_request_duration_seconds",
-                f"{_OBJECTIVE} response latency distribution in seconds for each model and "
-                "target model.",
-                LATENCY_BUCKETS,
-                "s",
-            ),
+        _histogram(
+            q.REQUEST_DURATION,
+            "inference_objective_request_duration_seconds",
+            f"{_OBJECTIVE} response latency distribution in seconds for each model and "
+            "target model.",
+            LATENCY_BUCKETS,
+            "s",
         ),
-        SchemaMetric(
-            Role.REQUEST_SIZE,
-            _histogram(
-                "inference_objective_request_sizes",
-                f"{_OBJECTIVE} requests size distribution in bytes for each model and target "
-                "model.",
-                REQUEST_SIZE_BUCKETS,
-                "By",
-            ),
+        _histogram(
+            q.REQUEST_SIZE,
+            "inference_objective_request_sizes",
+            f"{_OBJECTIVE} requests size distribution in bytes for each model and target model.",
+            REQUEST_SIZE_BUCKETS,
+            "By",
         ),
-        SchemaMetric(
-            Role.RESPONSE_SIZE,
-            _histogram(
-                "inference_objective_response_sizes",
-                f"{_OBJECTIVE} responses size distribution in bytes for each model and target "
-                "model.",
-                RESPONSE_SIZE_BUCKETS,
-                "By",
-            ),
+        _histogram(
+            q.RESPONSE_SIZE,
+            "inference_objective_response_sizes",
+            f"{_OBJECTIVE} responses size distribution in bytes for each model and target model.",
+            RESPONSE_SIZE_BUCKETS,
+            "By",
         ),
-        SchemaMetric(
-            Role.INPUT_TOKENS,
-            _histogram(
-                "inference_objective_input_tokens",
-                f"{_OBJECTIVE} input token count distribution for requests in each model.",
-                INPUT_TOKEN_BUCKETS,
-                "{token}",
-            ),
+        _histogram(
+            q.INPUT_TOKENS,
+            "inference_objective_input_tokens",
+            f"{_OBJECTIVE} input token count distribution for requests in each model.",
+            INPUT_TOKEN_BUCKETS,
+            "{token}",
         ),
-        SchemaMetric(
-            Role.OUTPUT_TOKENS,
-            _histogram(
-                "inference_objective_output_tokens",
-                f"{_OBJECTIVE} output token count distribution for requests in each model.",
-                OUTPUT_TOKEN_BUCKETS,
-                "{token}",
-            ),
+        _histogram(
+            q.OUTPUT_TOKENS,
+            "inference_objective_output_tokens",
+            f"{_OBJECTIVE} output token count distribution for requests in each model.",
+            OUTPUT_TOKEN_BUCKETS,
+            "{token}",
         ),
-        SchemaMetric(
-            Role.CACHED_TOKENS,
-            _histogram(
-                "inference_objective_prompt_cached_tokens",
-                f"{_OBJECTIVE} prompt cached token count distribution for requests in each model.",
-                INPUT_TOKEN_BUCKETS,
-                "{token}",
-            ),
+        _histogram(
+            q.CACHED_TOKENS,
+            "inference_objective_prompt_cached_tokens",
+            f"{_OBJECTIVE} prompt cached token count distribution for requests in each model.",
+            INPUT_TOKEN_BUCKETS,
+            "{token}",
         ),
-        SchemaMetric(
-            Role.RUNNING_REQUESTS,
+        View(
+            q.RUNNING_REQUESTS,
             MetricSpec(
                 "inference_objective_running_requests",
                 Kind.GAUGE,
@@ -155,50 +143,40 @@ SCHEMA = Schema(
                 unit="{request}",
             ),
         ),
-        SchemaMetric(
-            Role.NTPOT,
-            _histogram(
-                "inference_objective_normalized_time_per_output_token_seconds",
-                f"{_OBJECTIVE} latency divided by number of output tokens in seconds for each "
-                "model and target model.",
-                NTPOT_BUCKETS,
-                "s",
-            ),
+        _histogram(
+            q.NTPOT,
+            "inference_objective_normalized_time_per_output_token_seconds",
+            f"{_OBJECTIVE} latency divided by number of output tokens in seconds for each "
+            "model and target model.",
+            NTPOT_BUCKETS,
+            "s",
         ),
-        SchemaMetric(
-            Role.POOL_KV_CACHE,
-            _pool(
-                "inference_pool_average_kv_cache_utilization",
-                "The average kv cache utilization for an inference server pool.",
-                "1",
-            ),
+        _pool(
+            q.POOL_KV_CACHE,
+            "inference_pool_average_kv_cache_utilization",
+            "The average kv cache utilization for an inference server pool.",
+            "1",
         ),
-        SchemaMetric(
-            Role.POOL_QUEUE_SIZE,
-            _pool(
-                "inference_pool_average_queue_size",
-                "The average number of requests pending in the model server queue.",
-                "{request}",
-            ),
+        _pool(
+            q.POOL_QUEUE_SIZE,
+            "inference_pool_average_queue_size",
+            "The average number of requests pending in the model server queue.",
+            "{request}",
         ),
-        SchemaMetric(
-            Role.POOL_RUNNING_REQUESTS,
-            _pool(
-                "inference_pool_average_running_requests",
-                "The average number of running requests across model servers in the pool.",
-                "{request}",
-            ),
+        _pool(
+            q.POOL_RUNNING_REQUESTS,
+            "inference_pool_average_running_requests",
+            "The average number of running requests across model servers in the pool.",
+            "{request}",
         ),
-        SchemaMetric(
-            Role.POOL_READY,
-            _pool(
-                "inference_pool_ready_pods",
-                "The number of ready pods in the inference server pool.",
-                "{pod}",
-            ),
+        _pool(
+            q.POOL_READY,
+            "inference_pool_ready_pods",
+            "The number of ready pods in the inference server pool.",
+            "{pod}",
         ),
-        SchemaMetric(
-            Role.POOL_ENDPOINT_QUEUE_SIZE,
+        View(
+            q.POOL_ENDPOINT_QUEUE_SIZE,
             MetricSpec(
                 "inference_pool_per_pod_queue_size",
                 Kind.GAUGE,
@@ -208,8 +186,8 @@ SCHEMA = Schema(
                 unit="{request}",
             ),
         ),
-        SchemaMetric(
-            Role.INFO,
+        View(
+            q.INFO,
             MetricSpec(
                 "inference_extension_info",
                 Kind.GAUGE,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import quantities as q
 from ..catalog import (
     INPUT_TOKEN_BUCKETS,
     LATENCY_BUCKETS,
@@ -27,9 +28,10 @@ from ..catalog import (
     REQUEST_SIZE_BUCKETS,
     RESPONSE_SIZE_BUCKETS,
 )
+from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
 from . import gie_v15
-from .base import Role, Schema, SchemaMetric
+from .base import Schema, View
 
 __all__ = ["ITL_BUCKETS", "SCHEMA", "STREAMING_TPOT_BUCKETS", "TTFT_BUCKETS"]
 
@@ -50,21 +52,21 @@ ITL_BUCKETS = (
 
 
 def _histogram(
-    role: Role, name: str, help: str, buckets: tuple[float, ...], unit: str
-) -> SchemaMetric:
-    labels = (*REQUEST, "streaming") if role is Role.TTFT else REQUEST
-    return SchemaMetric(
-        role, MetricSpec(name, Kind.HISTOGRAM, help, labels, buckets=buckets, unit=unit)
+    quantity: Quantity, name: str, help: str, buckets: tuple[float, ...], unit: str
+) -> View:
+    labels = (*REQUEST, "streaming") if quantity is q.TTFT else REQUEST
+    return View(
+        quantity, MetricSpec(name, Kind.HISTOGRAM, help, labels, buckets=buckets, unit=unit)
     )
 
 
-def _pool(role: Role, name: str, help: str, unit: str) -> SchemaMetric:
-    return SchemaMetric(role, MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit))
+def _pool(quantity: Quantity, name: str, help: str, unit: str) -> View:
+    return View(quantity, MetricSpec(name, Kind.GAUGE, help, POOL, unit=unit))
 
 
-_CANONICAL: tuple[SchemaMetric, ...] = (
-    SchemaMetric(
-        Role.REQUEST_TOTAL,
+_CANONICAL: tuple[View, ...] = (
+    View(
+        q.REQUEST_TOTAL,
         MetricSpec(
             "llm_d_epp_request_total",
             Kind.COUNTER,
@@ -73,8 +75,8 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
             unit="{request}",
         ),
     ),
-    SchemaMetric(
-        Role.REQUEST_ERROR_TOTAL,
+    View(
+        q.REQUEST_ERROR_TOTAL,
         MetricSpec(
             "llm_d_epp_request_error_total",
             Kind.COUNTER,
@@ -84,50 +86,50 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         ),
     ),
     _histogram(
-        Role.REQUEST_DURATION,
+        q.REQUEST_DURATION,
         "llm_d_epp_request_duration_seconds",
         "End-to-end request latency distribution in seconds.",
         LATENCY_BUCKETS,
         "s",
     ),
     _histogram(
-        Role.REQUEST_SIZE,
+        q.REQUEST_SIZE,
         "llm_d_epp_request_size_bytes",
         "Incoming request body size distribution in bytes.",
         REQUEST_SIZE_BUCKETS,
         "By",
     ),
     _histogram(
-        Role.RESPONSE_SIZE,
+        q.RESPONSE_SIZE,
         "llm_d_epp_response_size_bytes",
         "Outgoing response body size distribution in bytes.",
         RESPONSE_SIZE_BUCKETS,
         "By",
     ),
     _histogram(
-        Role.INPUT_TOKENS,
+        q.INPUT_TOKENS,
         "llm_d_epp_request_input_tokens",
         "Input token count distribution per request.",
         INPUT_TOKEN_BUCKETS,
         "{token}",
     ),
     _histogram(
-        Role.OUTPUT_TOKENS,
+        q.OUTPUT_TOKENS,
         "llm_d_epp_request_output_tokens",
         "Output token count distribution per request.",
         OUTPUT_TOKEN_BUCKETS,
         "{token}",
     ),
     _histogram(
-        Role.CACHED_TOKENS,
+        q.CACHED_TOKENS,
         "llm_d_epp_request_cached_tokens",
         "Distribution of prompt tokens read from cache per request, as reported by the model "
         "server in the response.",
         INPUT_TOKEN_BUCKETS,
         "{token}",
     ),
-    SchemaMetric(
-        Role.RUNNING_REQUESTS,
+    View(
+        q.RUNNING_REQUESTS,
         MetricSpec(
             "llm_d_epp_request_running",
             Kind.GAUGE,
@@ -137,7 +139,7 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         ),
     ),
     _histogram(
-        Role.NTPOT,
+        q.NTPOT,
         "llm_d_epp_request_ntpot_seconds",
         "Normalized time per output token in seconds (end-to-end latency divided by output "
         "token count).",
@@ -145,7 +147,7 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         "s",
     ),
     _histogram(
-        Role.TTFT,
+        q.TTFT,
         "llm_d_epp_request_ttft_seconds",
         "Time to first token in seconds, measured from request received to first response "
         "byte. For non-streaming requests, this equals total request duration.",
@@ -153,7 +155,7 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         "s",
     ),
     _histogram(
-        Role.TPOT,
+        q.TPOT,
         "llm_d_epp_request_streaming_tpot_seconds",
         "Average time per output token in seconds for streaming requests, computed as "
         "(e2e - TTFT) / (output_tokens - 1).",
@@ -161,7 +163,7 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         "s",
     ),
     _histogram(
-        Role.ITL,
+        q.ITL,
         "llm_d_epp_request_streaming_itl_seconds",
         "Inter-token latency in seconds for streaming requests, measured as the time between "
         "consecutive response body chunks.",
@@ -169,49 +171,49 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
         "s",
     ),
     _pool(
-        Role.POOL_KV_CACHE,
+        q.POOL_KV_CACHE,
         "llm_d_epp_average_kv_cache_utilization",
         "The average kv cache utilization for an inference server pool.",
         "1",
     ),
     _pool(
-        Role.POOL_QUEUE_SIZE,
+        q.POOL_QUEUE_SIZE,
         "llm_d_epp_average_queue_size",
         "The average number of requests pending in the model server queue.",
         "{request}",
     ),
     _pool(
-        Role.POOL_RUNNING_REQUESTS,
+        q.POOL_RUNNING_REQUESTS,
         "llm_d_epp_average_running_requests",
         "The average number of running requests across model servers in the pool.",
         "{request}",
     ),
     _pool(
-        Role.POOL_STD_DEV_KV_CACHE,
+        q.POOL_STD_DEV_KV_CACHE,
         "llm_d_epp_std_dev_kv_cache_utilization",
         "The standard deviation kv cache utilization for an inference server pool.",
         "1",
     ),
     _pool(
-        Role.POOL_STD_DEV_QUEUE_SIZE,
+        q.POOL_STD_DEV_QUEUE_SIZE,
         "llm_d_epp_std_dev_queue_size",
         "The standard deviation number of requests pending in the model server queue.",
         "{request}",
     ),
     _pool(
-        Role.POOL_STD_DEV_RUNNING_REQUESTS,
+        q.POOL_STD_DEV_RUNNING_REQUESTS,
         "llm_d_epp_std_dev_running_requests",
         "The standard deviation number of running requests across model servers in the pool.",
         "{request}",
     ),
     _pool(
-        Role.POOL_READY,
+        q.POOL_READY,
         "llm_d_epp_ready_endpoints",
         "The number of ready endpoints in the inference server pool.",
         "{endpoint}",
     ),
-    SchemaMetric(
-        Role.POOL_ENDPOINT_QUEUE_SIZE,
+    View(
+        q.POOL_ENDPOINT_QUEUE_SIZE,
         MetricSpec(
             "llm_d_epp_per_endpoint_queue_size",
             Kind.GAUGE,
@@ -221,8 +223,8 @@ _CANONICAL: tuple[SchemaMetric, ...] = (
             unit="{request}",
         ),
     ),
-    SchemaMetric(
-        Role.INFO,
+    View(
+        q.INFO,
         MetricSpec(
             "llm_d_epp_info",
             Kind.GAUGE,
@@ -257,13 +259,13 @@ _TWINS: dict[str, str | None] = {
 }
 
 _DEPRECATED_TWINS = tuple(
-    SchemaMetric(
-        metric.role,
-        dataclasses.replace(metric.spec, replaced_by=_TWINS[metric.spec.name]),
+    dataclasses.replace(
+        view,
+        spec=dataclasses.replace(view.spec, replaced_by=_TWINS[view.spec.name]),
         deprecated_twin=True,
     )
-    for metric in gie_v15.SCHEMA
-    if metric.spec.name in _TWINS
+    for view in gie_v15.SCHEMA
+    if view.spec.name in _TWINS
 )
 
 SCHEMA = Schema(
@@ -275,5 +277,5 @@ SCHEMA = Schema(
         "latency and standard-deviation pool gauges, plus the GIE v1.5.0 names it still emits "
         "beside them as deprecated twins."
     ),
-    metrics=_CANONICAL + _DEPRECATED_TWINS,
+    views=_CANONICAL + _DEPRECATED_TWINS,
 )
