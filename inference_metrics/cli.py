@@ -123,7 +123,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         pool.recorder = Recorder(
             PrometheusBackend(registry, multiprocess_dir=directory), schema=schemas
         )
-        registry.register(pool.collector())
     if directory is None:
         return _serve(args, server, "this process's default registry", pool)
     if pool is None:

@@ -5,6 +5,8 @@ Sources: gateway-api-inference-extension ``pkg/epp/metrics/metrics.go`` and
 ``collectors/inference_pool.go`` at tag v1.5.0; llm-d-router ``pkg/epp/metrics/metrics.go``,
 ``llm_d_router_metrics.go`` and ``collectors/inference_pool.go`` at v0.10.0 / HEAD ebab6879. Nothing
 is imported from ``inference_metrics``: each fact is (name, type, labels, full HELP line, buckets).
+The library's own names (``OURS_*``) have no upstream source: they are written out here so a
+change to them is a visible change to this file.
 """
 
 from __future__ import annotations
@@ -172,3 +174,16 @@ LLM_D_ROUTER_TWINS: tuple[Fact, ...] = (
     Fact("inference_extension_info", "gauge", ("commit", "build_ref"),
          "[ALPHA] General information of the current build of Inference Extension."),
 )  # fmt: skip
+
+# This library's own names (no upstream source): response parse failures in every schema; the
+# pool monitor's errors with the pool's name in the GIE schemas (GIE v1.5.0 has none).
+PARSE_FAILURES = Fact("inference_metrics_response_parse_failures_total", "counter", (),
+    "[ALPHA] Response bodies whose token usage could not be parsed (the request is recorded without tokens).")  # fmt: skip
+OURS_GIE: tuple[Fact, ...] = (
+    PARSE_FAILURES,
+    Fact("inference_pool_datalayer_poll_errors_total", "counter", ("name", "source_type"),
+         "[ALPHA] Data-source poll errors per source type."),
+    Fact("inference_pool_datalayer_extract_errors_total", "counter", ("name", "source_type", "extractor_type"),
+         "[ALPHA] Extract errors per source/extractor type."),
+)  # fmt: skip
+OURS_LLM_D_ROUTER: tuple[Fact, ...] = (PARSE_FAILURES,)

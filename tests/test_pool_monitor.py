@@ -335,15 +335,13 @@ async def test_the_bearer_token_is_sent_and_never_logged(
     assert "HTTP status 403" in caplog.text
 
 
-async def test_the_error_counters_are_exposed_in_llm_d_routers_shape(
-    monitor: PoolMonitor, servers: list[ModelServer]
+async def test_the_error_counters_are_recorded_through_the_recorder_with_the_pools_name(
+    monitor: PoolMonitor, servers: list[ModelServer], registry: CollectorRegistry
 ) -> None:
     servers[0].fault = "500"
     servers[1].fault = "wrong-type"
-    registry = CollectorRegistry()
-    registry.register(monitor.collector())
     await monitor.poll_all()
-    families = parse_registry(registry)
+    families = parse_registry(registry)  # the Recorder's registry: nothing else registered
     polls = families["inference_pool_datalayer_poll_errors_total"]
     assert (
         polls.value(
@@ -362,6 +360,71 @@ async def test_the_error_counters_are_exposed_in_llm_d_routers_shape(
             extractor_type="core-metrics-extractor",
         )
         == 3  # queue, running and KV cache: one extract error per number not read
+    )
+    assert (monitor.poll_errors, monitor.extract_errors) == (1, 3)
+
+
+async def test_under_llm_d_router_the_errors_have_upstreams_names_and_labels(
+    servers: list[ModelServer], clock: FakeClock
+) -> None:
+    registry = CollectorRegistry()
+    recorder = Recorder(PrometheusBackend(registry), schema="llm-d-router")
+    monitor = PoolMonitor(POOL, endpoints(servers[:1]), recorder=recorder, clock=clock)
+    servers[0].fault = "500"
+    try:
+        await monitor.poll_all()
+    finally:
+        await monitor.stop(remove_series=False)
+    families = parse_registry(registry)
+    for name in (
+        "llm_d_epp_datalayer_poll_errors_total",
+        "llm_d_inference_scheduler_datalayer_poll_errors_total",  # the deprecated twin
+    ):
+        assert dict(families[name].samples) == {
+            (name, frozenset({("source_type", "metrics-data-source")})): 1.0
+        }
+
+
+async def test_two_pools_of_one_recorder_keep_their_errors_apart_by_name(
+    servers: list[ModelServer], recorder: Recorder, registry: CollectorRegistry, clock: FakeClock
+) -> None:
+    first = PoolMonitor("pool-a", endpoints(servers[:1]), recorder=recorder, clock=clock)
+    second = PoolMonitor("pool-b", endpoints(servers[1:]), recorder=recorder, clock=clock)
+    for server in servers:
+        server.fault = "500"
+    try:
+        await first.poll_all()
+        await second.poll_all()
+    finally:
+        await first.stop(remove_series=False)
+        await second.stop(remove_series=False)
+    polls = parse_registry(registry)["inference_pool_datalayer_poll_errors_total"]
+    assert {dict(labels)["name"]: value for (_, labels), value in polls.samples.items()} == {
+        "pool-a": 1.0,
+        "pool-b": 2.0,
+    }
+
+
+async def test_the_deprecated_collector_still_shows_the_monitors_counts(
+    servers: list[ModelServer], clock: FakeClock
+) -> None:
+    monitor = PoolMonitor(POOL, endpoints(servers[:1]), clock=clock)  # no Recorder
+    servers[0].fault = "500"
+    registry = CollectorRegistry()
+    with pytest.deprecated_call(match="collector"):
+        registry.register(monitor.collector())
+    try:
+        await monitor.poll_all()
+    finally:
+        await monitor.stop()
+    polls = parse_registry(registry)["inference_pool_datalayer_poll_errors_total"]
+    assert (
+        polls.value(
+            "inference_pool_datalayer_poll_errors_total",
+            name=POOL,
+            source_type="metrics-data-source",
+        )
+        == 1
     )
 
 

@@ -9,11 +9,13 @@ from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.recorder import OVERFLOW_LABEL_VALUE
 
 from . import schema_facts as facts
+from . import upstream_functions as uf
 from .expo import Family, parse_registry
 
 
 def record_everything(recorder: Recorder, **request: str | int) -> None:
-    """One streamed and one non-streamed request, an error, every pool gauge, build info."""
+    """One streamed and one non-streamed request, an error, every pool gauge, build info, a
+    parse failure and the data layer's errors."""
     recorder.record_request_started("m", "t", 100, **request)  # type: ignore[arg-type]
     recorder.record_running_request_started("m", "t", **request)  # type: ignore[arg-type]
     recorder.record_inter_token_latency("m", "t", 0.02, **request)  # type: ignore[arg-type]
@@ -48,6 +50,11 @@ def record_everything(recorder: Recorder, **request: str | int) -> None:
     recorder.record_pool_std_dev_running_requests("p", 2.5)
     recorder.record_pool_per_pod_queue_size("p", "pod-0", 7)
     recorder.record_extension_info("abc123", "v1")
+    recorder.record_response_parse_failure()
+    recorder.record_data_layer_poll_error("metrics-data-source", pool_name="p")
+    recorder.record_data_layer_extract_error(
+        "metrics-data-source", "core-metrics-extractor", pool_name="p"
+    )
 
 
 def exposed(schema: str, **request: str | int) -> dict[str, Family]:
@@ -63,9 +70,12 @@ def label_names(family: Family) -> set[tuple[str, ...]]:
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
-        ("gie-v1.5", facts.GIE_V15),
-        ("llm-d-router", facts.LLM_D_ROUTER + facts.LLM_D_ROUTER_TWINS),
-        ("llm-d-router-without-deprecated", facts.LLM_D_ROUTER),
+        ("gie-v1.5", facts.GIE_V15 + facts.OURS_GIE),
+        (
+            "llm-d-router",
+            uf.SCHEMA_LLM_D_ROUTER + uf.SCHEMA_LLM_D_ROUTER_TWINS + facts.OURS_LLM_D_ROUTER,
+        ),
+        ("llm-d-router-without-deprecated", uf.SCHEMA_LLM_D_ROUTER + facts.OURS_LLM_D_ROUTER),
     ],
 )
 def test_every_metric_of_the_schema_is_exposed_as_upstream_exposes_it(

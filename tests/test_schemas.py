@@ -20,6 +20,7 @@ from inference_metrics.schemas import (
 from inference_metrics.spec import Kind, MetricSpec
 
 from . import schema_facts as facts
+from . import upstream_functions as uf
 
 
 def as_facts(specs: Iterable[MetricSpec]) -> list[facts.Fact]:
@@ -30,28 +31,38 @@ def upstreams(schema: Schema, *, twins: bool = False) -> list[facts.Fact]:
     return as_facts(v.spec for v in schema if not v.ours and v.deprecated_twin == twins)
 
 
-def test_the_default_schema_is_the_seed_catalogue_unchanged() -> None:
+def ours(schema: Schema) -> list[facts.Fact]:
+    return as_facts(v.spec for v in schema if v.ours)
+
+
+def test_the_default_schema_is_the_seed_catalogue_and_our_own_counters() -> None:
     assert DEFAULT_SCHEMA.name == "gie-v0.3"
-    assert tuple(v.spec for v in DEFAULT_SCHEMA) == SEED_METRICS + LATER_METRICS
+    assert tuple(v.spec for v in DEFAULT_SCHEMA if not v.ours) == SEED_METRICS + LATER_METRICS
+    assert ours(DEFAULT_SCHEMA) == list(facts.OURS_GIE)
     assert tuple(DEFAULT_SCHEMA.catalog) == tuple(CATALOG)
 
 
 def test_gie_v15_is_upstreams_v150_request_and_pool_metrics() -> None:
-    assert upstreams(get_schema("gie-v1.5")) == list(facts.GIE_V15)
+    schema = get_schema("gie-v1.5")
+    assert upstreams(schema) == list(facts.GIE_V15)
+    assert ours(schema) == list(facts.OURS_GIE)
 
 
 def test_llm_d_router_metrics_are_upstreams() -> None:
-    assert upstreams(get_schema("llm-d-router")) == list(facts.LLM_D_ROUTER)
+    schema = get_schema("llm-d-router")
+    assert upstreams(schema) == list(uf.SCHEMA_LLM_D_ROUTER)
+    assert ours(schema) == list(facts.OURS_LLM_D_ROUTER)
 
 
 def test_llm_d_router_deprecated_twins_read_as_upstream_emits_them() -> None:
     schema = get_schema("llm-d-router")
-    assert upstreams(schema, twins=True) == list(facts.LLM_D_ROUTER_TWINS)
+    assert upstreams(schema, twins=True) == list(uf.SCHEMA_LLM_D_ROUTER_TWINS)
 
 
 def test_llm_d_router_without_deprecated_has_only_the_new_names() -> None:
     schema = get_schema("llm-d-router-without-deprecated")
-    assert upstreams(schema) == list(facts.LLM_D_ROUTER)
+    assert upstreams(schema) == list(uf.SCHEMA_LLM_D_ROUTER)
+    assert ours(schema) == list(facts.OURS_LLM_D_ROUTER)
     assert not schema.has_deprecated_twins
 
 
@@ -77,10 +88,10 @@ def test_several_schemas_resolve_in_order() -> None:
 
 
 def test_schemas_sharing_identical_metrics_combine_them_once() -> None:
-    # gie-v0.3 and gie-v1.5 define the pool gauges and build info identically.
+    # gie-v0.3 and gie-v1.5 define the pool gauges, build info and our own counters identically.
     merged = combine(resolve(["gie-v0.3", "gie-v1.5"]))
     names = [view.spec.name for view in merged]
-    assert len(names) == len(set(names)) == 18 + 18 - 6
+    assert len(names) == len(set(names)) == 21 + 21 - 6 - 3
 
 
 def test_two_schemas_defining_one_name_differently_are_refused() -> None:

@@ -1030,3 +1030,16 @@ FUNCTION_BY_METHOD: Mapping[str, Function] = {f.method: f for f in FUNCTIONS}
 #: Every metric a function writes, by name (twins included; the collector's per-endpoint queue
 #: gauge is not a function's and is in tests/schema_facts.py).
 METRICS: Mapping[str, Fact] = {w.fact.name: w.fact for f in FUNCTIONS for w in f.writes}
+
+#: What the llm-d-router schema shows of upstream's: the request and pool metrics
+#: (tests/schema_facts.py) and the data layer's counters, canonical and deprecated twins.
+SCHEMA_LLM_D_ROUTER: tuple[Fact, ...] = (
+    *LLM_D_ROUTER,
+    DATALAYER_POLL_ERRORS,
+    DATALAYER_EXTRACT_ERRORS,
+)
+SCHEMA_LLM_D_ROUTER_TWINS: tuple[Fact, ...] = (
+    *LLM_D_ROUTER_TWINS,
+    DATALAYER_POLL_ERRORS_TWIN,
+    DATALAYER_EXTRACT_ERRORS_TWIN,
+)

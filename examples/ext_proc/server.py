@@ -468,7 +468,7 @@ async def serve(
     """Serve ext_proc on ``metrics.host:grpc_port`` and ``metrics`` (the /metrics server) until
     SIGINT or SIGTERM, recording through ``recorder``.
 
-    With a ``monitor`` (recording through ``recorder``, its collector registered) every request
+    With a ``monitor`` (recording its gauges and errors through ``recorder``) every request
     is routed to the endpoint upstream's default scorers choose among the monitor's.
     ``priority_header``: a request header holding each request's priority (upstream has none;
     default: priority 0)."""
@@ -569,8 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = NoopBackend() if args.metrics_backend == "noop" else PrometheusBackend(registry)
     recorder = Recorder(backend, schema=schemas)
     if monitor is not None:
-        monitor.recorder = recorder
-        registry.register(monitor.collector())
+        monitor.recorder = recorder  # its errors too: recorded through the Recorder
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )

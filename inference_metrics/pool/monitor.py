@@ -15,9 +15,14 @@ Upstream's behaviour (GIE v1.5.0 ``pkg/epp/datalayer``; llm-d-router keeps it), 
   ``per_pod_queue_size`` is set for every known endpoint, fresh or not.
 * an endpoint that leaves discovery has its ``per_pod_queue_size`` series removed.
 
-Poll errors and extract errors are counted (llm-d-router's ``datalayer_poll_errors_total`` /
-``datalayer_extract_errors_total`` shape, see :class:`MonitorCollector`) and logged at most once
-per ``error_log_interval`` per endpoint, without page contents or tokens.
+Poll errors and extract errors are recorded through the Recorder (upstream's
+``RecordDataLayerPollError`` / ``RecordDataLayerExtractError``:
+:meth:`~inference_metrics.Recorder.record_data_layer_poll_error` with source type
+``metrics-data-source``, :meth:`~inference_metrics.Recorder.record_data_layer_extract_error` with
+extractor type ``core-metrics-extractor``, each with this pool's name), counted on the monitor
+(``poll_errors``, ``extract_errors``, and per endpoint in :meth:`PoolMonitor.snapshot`) and logged
+at most once per ``error_log_interval`` per endpoint, without page contents or tokens. Which names
+they show under is the schema's (docs/pool-monitor.md).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -320,14 +326,33 @@ class PoolMonitor:
         if problem is not None:  # the one place a poll error is counted
             self.poll_errors += 1
             tracked.metrics = replace(tracked.metrics, poll_errors=tracked.metrics.poll_errors + 1)
+            self._record_errors(tracked, polls=1)
             self._log(tracked, f"poll failed: {problem}")
             return tracked.metrics
         reading = extract(tracked.profile, read_families(page, tracked.profile.families))
         tracked.metrics = tracked.metrics.merged(reading, self._clock())
         if reading.problems:  # the one place extract errors are counted
             self.extract_errors += len(reading.problems)
+            self._record_errors(tracked, extracts=len(reading.problems))
             self._log(tracked, "cannot read " + "; ".join(reading.problems))
         return tracked.metrics
+
+    def _record_errors(self, tracked: _Tracked, *, polls: int = 0, extracts: int = 0) -> None:
+        """The one place the data layer's error counters are recorded (one per extract problem,
+        as the monitor's own counts)."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        pool = self.pool_name
+        try:
+            for _ in range(polls):
+                recorder.record_data_layer_poll_error(_SOURCE_TYPE, pool_name=pool)
+            for _ in range(extracts):
+                recorder.record_data_layer_extract_error(
+                    _SOURCE_TYPE, _EXTRACTOR_TYPE, pool_name=pool
+                )
+        except (TypeError, ValueError) as exc:  # a pool name the Recorder refuses
+            self._log(tracked, f"cannot record its errors: {exc}")
 
     async def poll_all(self) -> list[EndpointMetrics]:
         """Poll every endpoint once, concurrently."""
@@ -495,14 +520,26 @@ class PoolMonitor:
         await self.stop()
 
     def collector(self) -> MonitorCollector:
-        """A prometheus_client collector of this monitor's error counters (register it)."""
+        """Deprecated: the error counters are recorded through the Recorder, in its schema's
+        names (a registry holding the Recorder's metrics already exposes them; registering this
+        collector there as well is refused as a name clash under the GIE schemas). It still
+        returns a prometheus_client collector of this monitor's counts, for a registry of its
+        own."""
+        warnings.warn(
+            "PoolMonitor.collector() is deprecated: the monitor records its poll and extract "
+            "errors through its Recorder (Recorder.record_data_layer_poll_error / "
+            "record_data_layer_extract_error), exposed with the Recorder's other metrics",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return MonitorCollector(self)
 
 
 class MonitorCollector:
-    """``inference_pool_datalayer_poll_errors_total{name,source_type}`` and
-    ``inference_pool_datalayer_extract_errors_total{name,source_type,extractor_type}``: the
-    shape of llm-d-router's ``llm_d_epp_datalayer_*_errors_total``, with the pool's name."""
+    """Deprecated (see :meth:`PoolMonitor.collector`):
+    ``inference_pool_datalayer_poll_errors_total{name,source_type}`` and
+    ``inference_pool_datalayer_extract_errors_total{name,source_type,extractor_type}`` built from
+    one monitor's counts."""
 
     def __init__(self, monitor: PoolMonitor) -> None:
         self._monitor = monitor

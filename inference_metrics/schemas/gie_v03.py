@@ -1,13 +1,15 @@
 """``gie-v0.3``: the seed's names (``inference_model_*``, ``inference_pool_*``), the default.
 
-The specs of :mod:`inference_metrics.catalog`: upstream's v0.2.0 seed metrics and the ones added
-later under the same names. Nothing here changes what the library exposed before schemas existed.
+The specs of :mod:`inference_metrics.catalog` (upstream's v0.2.0 seed metrics and the ones added
+later under the same names), and this library's own counters (:mod:`.ours`): response parse
+failures and the pool monitor's errors with the pool's ``name``.
 """
 
 from __future__ import annotations
 
 from .. import catalog as c
 from .. import quantities as q
+from . import ours
 from .base import Schema, View
 
 __all__ = ["SCHEMA"]
@@ -42,5 +44,8 @@ SCHEMA = Schema(
         View(q.POOL_RUNNING_REQUESTS, c.POOL_AVERAGE_RUNNING_REQUESTS),
         View(q.POOL_ENDPOINT_QUEUE_SIZE, c.POOL_PER_POD_QUEUE_SIZE),
         View(q.INFO, c.EXTENSION_INFO),
+        ours.RESPONSE_PARSE_FAILURES,
+        ours.POOL_POLL_ERRORS,
+        ours.POOL_EXTRACT_ERRORS,
     ),
 )

@@ -8,6 +8,8 @@ integer priority as decimal text) and gave TPOT its own buckets. Every metric is
 Upstream v1.5.0 records TTFT and TPOT only from its predicted-latency plugin; here they are fed
 from the same request events as in every schema (streamed responses only). Scheduler,
 flow-control, prediction, SLO and plugin metrics have no recording event here and are left out.
+GIE v1.5.0 has no data-layer error counters: the pool monitor's errors show under this library's
+own names, with this library's response parse failures (:mod:`.ours`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..catalog import (
 )
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
+from . import ours
 from .base import Schema, View
 from .gie_v03 import STREAMED
 
@@ -196,5 +199,8 @@ SCHEMA = Schema(
                 unit="1",
             ),
         ),
+        ours.RESPONSE_PARSE_FAILURES,
+        ours.POOL_POLL_ERRORS,
+        ours.POOL_EXTRACT_ERRORS,
     ),
 )

@@ -12,7 +12,12 @@ llm-d-router still emits the GIE v1.5.0 names beside the new ones ("deprecated t
 ``inference_extension_info``, which it keeps without that note). They are part of this schema
 and can be switched off (:meth:`Schema.without_deprecated_twins`). Upstream no longer records the
 legacy TTFT/TPOT names outside its predicted-latency plugin, so they are not twins here.
-Scheduler, flow-control, plugin and data-layer metrics have no recording event here.
+
+The data layer's error counters are upstream's (``RecordDataLayerPollError`` /
+``RecordDataLayerExtractError``: ``llm_d_epp_datalayer_*_errors_total`` and their twins
+``llm_d_inference_scheduler_datalayer_*_errors_total``), with upstream's labels only: no pool name
+(one picker, one pool). This library's response parse failures are here too (:mod:`.ours`).
+Scheduler, flow-control and plugin metrics have no recording call here yet.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..catalog import (
 )
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
-from . import gie_v15
+from . import gie_v15, ours
 from .base import Schema, View
 
 __all__ = ["ITL_BUCKETS", "SCHEMA", "STREAMING_TPOT_BUCKETS", "TTFT_BUCKETS"]
@@ -233,6 +238,27 @@ _CANONICAL: tuple[View, ...] = (
             unit="1",
         ),
     ),
+    View(
+        q.DATA_LAYER_POLL_ERRORS,
+        MetricSpec(
+            "llm_d_epp_datalayer_poll_errors_total",
+            Kind.COUNTER,
+            "Data-source poll errors per source type.",
+            ("source_type",),
+            unit="{error}",
+        ),
+    ),
+    View(
+        q.DATA_LAYER_EXTRACT_ERRORS,
+        MetricSpec(
+            "llm_d_epp_datalayer_extract_errors_total",
+            Kind.COUNTER,
+            "Extract errors per source/extractor type.",
+            ("source_type", "extractor_type"),
+            unit="{error}",
+        ),
+    ),
+    ours.RESPONSE_PARSE_FAILURES,
 )
 
 #: GIE v1.5.0 metrics llm-d-router keeps as twins: its own name for each, or None when it keeps
@@ -266,6 +292,19 @@ _DEPRECATED_TWINS = tuple(
     )
     for view in gie_v15.SCHEMA
     if view.spec.name in _TWINS
+) + tuple(
+    # The data layer's counters under llm-d-inference-scheduler's former subsystem.
+    dataclasses.replace(
+        view,
+        spec=dataclasses.replace(
+            view.spec,
+            name=view.spec.name.replace("llm_d_epp_", "llm_d_inference_scheduler_"),
+            replaced_by=view.spec.name,
+        ),
+        deprecated_twin=True,
+    )
+    for view in _CANONICAL
+    if view.quantity in (q.DATA_LAYER_POLL_ERRORS, q.DATA_LAYER_EXTRACT_ERRORS)
 )
 
 SCHEMA = Schema(
