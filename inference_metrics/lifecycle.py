@@ -69,6 +69,7 @@ from . import payloads
 from .errors import ErrorCode
 from .payloads import SSEUsageParser, Usage
 from .recorder import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, Recorder
+from .validation import positive_int
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -234,11 +235,8 @@ class RequestContext:
             raise TypeError(f"recorder must be a Recorder, got {recorder!r}")
         if not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
-        for argument, value in (("max_body_size", max_body_size), ("max_sse_line", max_sse_line)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{argument} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{argument} must be >= 1, got {value!r}")
+        positive_int("max_body_size", max_body_size)
+        positive_int("max_sse_line", max_sse_line)
         if priority_header is not None and (
             not isinstance(priority_header, str)
             or not priority_header

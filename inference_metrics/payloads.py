@@ -1,6 +1,7 @@
 """OpenAI-compatible request and response payloads: the model name and the token usage.
 
-Pure functions and one incremental parser; no I/O, nothing imported from this package.
+Pure functions and one incremental parser; no I/O, nothing imported from this package but its
+leaf argument checks (:mod:`.validation`, which imports nothing of ours).
 
 Requests (completions, chat completions, the Responses API, embeddings): a JSON object with a
 string ``model``; ``stream`` and ``stream_options.include_usage`` say whether a streamed response
@@ -29,6 +30,8 @@ import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from .validation import positive_int
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -283,11 +286,7 @@ class SSEUsageParser:
     )
 
     def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int):
-            raise TypeError(f"max_line_bytes must be an int, got {max_line_bytes!r}")
-        if max_line_bytes < 1:
-            raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes!r}")
-        self._max = max_line_bytes
+        self._max = positive_int("max_line_bytes", max_line_bytes)
         self._buf = bytearray()
         self._discarding = False
         self._skip_lf = False

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 from .. import quantities
 from ..net.client import HTTPClient, HTTPError
 from ..net.watch import TokenFile, TokenFileError
+from ..validation import positive_int, positive_number
 from .discovery import StaticDiscovery
 from .endpoints import ClientTLS, Endpoint
 from .parse import read_families
@@ -143,14 +144,6 @@ class _Tracked:
         self.last_logged = -math.inf
 
 
-def _positive(argument: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{argument} must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{argument} must be > 0 seconds, got {value!r}")
-    return float(value)
-
-
 def _round2(value: float) -> float:
     """``value`` rounded to 2 decimals as Go's ``math.Round(x*100)/100`` (halves away from 0)."""
     scaled = value * 100
@@ -202,16 +195,16 @@ class PoolMonitor:
         if not pool_name:
             raise ValueError("pool_name must not be empty")
         self.pool_name = pool_name
-        self.poll_interval = _positive("poll_interval", poll_interval)
-        self.aggregate_interval = _positive("aggregate_interval", aggregate_interval)
-        self.staleness = _positive("staleness", staleness)
-        self.timeout = _positive("timeout", timeout)
-        self.error_log_interval = _positive("error_log_interval", error_log_interval)
-        if isinstance(max_page_bytes, bool) or not isinstance(max_page_bytes, int):
-            raise TypeError(f"max_page_bytes must be an int, got {max_page_bytes!r}")
-        if max_page_bytes < 1:
-            raise ValueError(f"max_page_bytes must be >= 1, got {max_page_bytes!r}")
-        self.max_page_bytes = max_page_bytes
+        self.poll_interval = positive_number("poll_interval", poll_interval, "seconds")
+        self.aggregate_interval = positive_number(
+            "aggregate_interval", aggregate_interval, "seconds"
+        )
+        self.staleness = positive_number("staleness", staleness, "seconds")
+        self.timeout = positive_number("timeout", timeout, "seconds")
+        self.error_log_interval = positive_number(
+            "error_log_interval", error_log_interval, "seconds"
+        )
+        self.max_page_bytes = positive_int("max_page_bytes", max_page_bytes)
         for engine, profile in profiles.items():
             if not isinstance(profile, EngineProfile):
                 raise TypeError(f"profiles[{engine!r}] must be an EngineProfile, got {profile!r}")
