@@ -638,9 +638,7 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """One more request running for ``model_name``; an empty name records nothing."""
-        if model_name != "":
-            key = (model_name, target_model_name, fairness_id, priority)
-            self._row(self._running, key)[0](1)
+        self._running_add(model_name, target_model_name, fairness_id, priority, 1)
 
     def record_running_request_finished(
         self,
@@ -651,9 +649,19 @@ class Recorder:
         priority: int | str = DEFAULT_PRIORITY,
     ) -> None:
         """One request fewer running for ``model_name``; an empty name records nothing."""
+        self._running_add(model_name, target_model_name, fairness_id, priority, -1)
+
+    def _running_add(
+        self,
+        model_name: str,
+        target_model_name: str,
+        fairness_id: str,
+        priority: int | str,
+        delta: float,
+    ) -> None:
         if model_name != "":
             key = (model_name, target_model_name, fairness_id, priority)
-            self._row(self._running, key)[0](-1)
+            self._row(self._running, key)[0](delta)
 
     def record_response_parse_failure(self) -> None:
         """Count a response body whose usage could not be parsed: the metric of the schema's

@@ -68,6 +68,12 @@ def per_pod(registry: CollectorRegistry) -> dict[str, float]:
     return {dict(labels)["model_server_pod"]: v for (_, labels), v in family.samples.items()}
 
 
+def poll_errors(registry: CollectorRegistry) -> float:
+    """The pool's poll errors under the GIE schemas' name."""
+    name = "inference_pool_datalayer_poll_errors_total"
+    return gauges(registry)[name].value(name, name=POOL, source_type="metrics-data-source")
+
+
 def by_name(snapshot: Sequence[EndpointMetrics]) -> dict[str, EndpointMetrics]:
     return {m.endpoint.name: m for m in snapshot}
 
@@ -341,16 +347,8 @@ async def test_the_error_counters_are_recorded_through_the_recorder_with_the_poo
     servers[0].fault = "500"
     servers[1].fault = "wrong-type"
     await monitor.poll_all()
-    families = parse_registry(registry)  # the Recorder's registry: nothing else registered
-    polls = families["inference_pool_datalayer_poll_errors_total"]
-    assert (
-        polls.value(
-            "inference_pool_datalayer_poll_errors_total",
-            name=POOL,
-            source_type="metrics-data-source",
-        )
-        == 1
-    )
+    assert poll_errors(registry) == 1  # the Recorder's registry: nothing else registered
+    families = parse_registry(registry)
     extracts = families["inference_pool_datalayer_extract_errors_total"]
     assert (
         extracts.value(
@@ -417,15 +415,7 @@ async def test_the_deprecated_collector_still_shows_the_monitors_counts(
         await monitor.poll_all()
     finally:
         await monitor.stop()
-    polls = parse_registry(registry)["inference_pool_datalayer_poll_errors_total"]
-    assert (
-        polls.value(
-            "inference_pool_datalayer_poll_errors_total",
-            name=POOL,
-            source_type="metrics-data-source",
-        )
-        == 1
-    )
+    assert poll_errors(registry) == 1
 
 
 async def test_running_monitor_polls_on_its_own_and_aggregates_on_the_interval(
