@@ -108,7 +108,8 @@ class Group:
     ``inputs`` are the key's parts in key order, named as the calls' arguments; ``aliases`` map
     a label name that is not an input's name to its input (``name`` -> ``pool_name``);
     ``capped`` inputs have a bound of their own on distinct values (caller-controlled headers);
-    ``optional`` inputs may be None in a call (then a view's default, or ``""``).
+    ``optional`` inputs may be None in a call (then a view's default, or ``""``); they come last
+    in ``inputs``, and a key may leave them out (a call without them builds a shorter key).
     ``measures`` are the row's slots, in order: the Recorder registers metrics group by group and
     measure by measure, which is the order families appear in the exposition.
     """
@@ -136,6 +137,8 @@ class Group:
         for name in (*self.capped, *self.optional):
             if name not in self.inputs:
                 raise ValueError(f"group {self.name}: {name!r} is not an input")
+        if self.optional and self.inputs[-len(self.optional) :] != self.optional:
+            raise ValueError(f"group {self.name}: optional inputs come last, in order")
         for measure in self.measures:
             clash = set(measure.constants) & set(self.inputs)
             if clash:

@@ -205,7 +205,11 @@ class SeriesGroup:
         )
 
     def _checked(self, key: tuple[object, ...]) -> list[str]:
-        return [self._check(n, v) for n, v in zip(self.group.inputs, key, strict=True)]
+        inputs = self.group.inputs
+        missing = len(inputs) - len(key)
+        if 0 < missing <= len(self.group.optional):  # trailing optional inputs left out: None
+            key = (*key, *(None,) * missing)
+        return [self._check(n, v) for n, v in zip(inputs, key, strict=True)]
 
     def _check(self, name: str, value: object) -> str:
         if name in self.group.optional:

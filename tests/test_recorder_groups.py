@@ -153,3 +153,34 @@ def test_an_instrument_protocol_stand_in_is_enough_for_the_bindings() -> None:
     (slot, *_) = bindings(m.REQUESTS, [(SCHEMAS["gie-v0.3"].views[0], instrument)])
     assert [b.sources for b in slot] == [(0, 1)]  # model_name, target_model_name: key inputs
     assert [b.method for b in slot] == ["add"]
+
+
+def test_a_call_without_an_operation_takes_the_views_default_and_shares_its_label_set() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from inference_metrics.genai import GenAIRecorder
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        genai = GenAIRecorder(provider, provider_name="p", default_operation="chat")
+        recorder = Recorder(PrometheusBackend(CollectorRegistry()), genai=genai)
+        for operation in (None, "chat"):
+            recorder.record_request_completed(
+                "m", "t", received=1.0, completed=2.0, response_size=1, operation=operation
+            )
+        recorder.record_request_counter("m", "t")  # a key without the operation at all
+        (duration,) = [
+            metric
+            for resource in (reader.get_metrics_data() or ()).resource_metrics  # type: ignore[union-attr]
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "gen_ai.server.request.duration"
+        ]
+        (point,) = duration.data.data_points
+        assert (point.attributes or {})["gen_ai.operation.name"] == "chat"
+        assert point.count == 2  # type: ignore[union-attr]
+        assert recorder.series_count(SCHEMAS["gie-v0.3"].views[0].spec) == 1
+    finally:
+        provider.shutdown()
