@@ -164,15 +164,12 @@ class Recorder:
         self.backend = backend
         self.max_series = max_series
         self._max_label_length = max_label_length
-        targets = [(backend, combine(self.schemas))]
+        targets = [(backend, _registration_order(combine(self.schemas)))]
         if genai is not None:
-            targets.append((genai.backend, genai.schema.views))
-        bound: list[tuple[View, Instrument]] = []
-        for target, views in targets:
-            ordered = _registration_order(views)
-            instruments = target.register([view.spec for view in ordered])
-            bound.extend(zip(ordered, instruments, strict=True))
-        self._views = tuple(view for view, _ in bound)
+            targets.append((genai.backend, _registration_order(genai.schema.views)))
+        self._views = tuple(view for _, views in targets for view in views)
+        defaults = {group: _defaults(group, self._views) for group in GROUPS}
+        bound = _register(targets)
         caps = {"fairness_id": ValueCap(max_fairness_ids), "priority": ValueCap(max_priorities)}
         groups = {
             group: SeriesGroup(
@@ -181,7 +178,7 @@ class Recorder:
                 max_series=max_series,
                 max_label_length=max_label_length,
                 caps=caps,
-                defaults=_defaults(group, [view for view, _ in bound]),
+                defaults=defaults[group],
             )
             for group in GROUPS
         }
@@ -693,6 +690,22 @@ def _registration_order(views: Sequence[View]) -> list[View]:
                 if measure in view.measures:
                     ordered.setdefault(id(view), view)
     return list(ordered.values())
+
+
+def _register(targets: Sequence[tuple[Backend, list[View]]]) -> list[tuple[View, Instrument]]:
+    """Register each target's views on its backend; if one refuses, undo the ones before."""
+    bound: list[tuple[View, Instrument]] = []
+    done: list[tuple[Backend, Sequence[Instrument]]] = []
+    try:
+        for target, views in targets:
+            instruments = target.register([view.spec for view in views])
+            done.append((target, instruments))
+            bound.extend(zip(views, instruments, strict=True))
+    except BaseException:
+        for target, instruments in done:
+            target.unregister(instruments)
+        raise
+    return bound
 
 
 def _defaults(group: Group, views: Sequence[View]) -> dict[str, str]:

@@ -263,6 +263,22 @@ def test_two_recorders_can_share_one_genai_recorder() -> None:
         provider.shutdown()
 
 
+def test_a_refused_genai_registration_leaves_the_recorders_registry_free() -> None:
+    provider = MeterProvider(shutdown_on_exit=False)
+    try:
+        Recorder(
+            PrometheusBackend(CollectorRegistry()),
+            genai=GenAIRecorder(provider, provider_name="a"),
+        )
+        registry = CollectorRegistry()
+        second = GenAIRecorder(provider, provider_name="b")  # the same names on that provider
+        with pytest.raises(ValueError, match="already registered"):
+            Recorder(PrometheusBackend(registry), genai=second)
+        Recorder(PrometheusBackend(registry))  # nothing was left registered there
+    finally:
+        provider.shutdown()
+
+
 def test_genai_metrics_cannot_go_to_a_prometheus_backend() -> None:
     with pytest.raises(ValueError, match="named for OpenTelemetry"):
         Recorder(PrometheusBackend(CollectorRegistry()), schema=genai_schema("openai"))
