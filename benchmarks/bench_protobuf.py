@@ -28,7 +28,7 @@ from collections.abc import Callable
 import prometheus_client
 from prometheus_client import generate_latest
 
-from inference_metrics import CATALOG, Kind
+from inference_metrics import Kind
 from inference_metrics.backends.native import NativeHistogram
 from inference_metrics.backends.protobuf import (
     HistogramEncoder,
@@ -42,7 +42,7 @@ from inference_metrics.backends.protobuf import (
 from inference_metrics.backends.store import CounterSeries, GaugeSeries, HistogramSeries
 from inference_metrics.exposition import TEXT, render
 
-from .bench_exposition import World, label_sets, timed
+from .bench_exposition import SPECS, World, label_sets, timed
 
 _TYPES = {Kind.COUNTER: MetricType.COUNTER, Kind.GAUGE: MetricType.GAUGE}
 
@@ -54,7 +54,7 @@ def plan(world: World) -> list[tuple[bytes, HistogramEncoder, list[Row]]]:
     in the order ``World`` bound them."""
     rows = iter(zip(world.series, world.natives, strict=True))
     metrics = []
-    for spec in CATALOG:
+    for spec in SPECS:
         header = family_header(
             spec.name, spec.documentation, _TYPES.get(spec.kind, MetricType.HISTOGRAM)
         )
