@@ -45,7 +45,7 @@ NAME = "inference_objective_completion_tokens_total"
 SCHEMA = dataclasses.replace(
     SCHEMAS["gie-v1.5"],
     name="gie-v1.5-plus",
-    views=(
+    metrics=(
         *SCHEMAS["gie-v1.5"].views,
         View(
             OUTPUT_TOKENS_SUM,

@@ -164,25 +164,26 @@ class Schema:
     name: str
     title: str
     description: str
-    views: tuple[View, ...]
+    #: The views, in order (the field keeps the name it had when a view was a SchemaMetric).
+    metrics: tuple[View, ...]
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"schema name must be a non-empty string, got {self.name!r}")
-        views = tuple(self.views)
+        views = tuple(self.metrics)
         for view in views:
             if not isinstance(view, View):
                 raise TypeError(f"a schema's views must be View, got {view!r}")
-        object.__setattr__(self, "views", views)
+        object.__setattr__(self, "metrics", views)
         Catalog(tuple(view.spec for view in views))  # refuses a name used twice
 
     def __iter__(self) -> Iterator[View]:
-        return iter(self.views)
+        return iter(self.metrics)
 
     @property
-    def metrics(self) -> tuple[View, ...]:
-        """The views (the name this field had when a view was a ``SchemaMetric``)."""
-        return self.views
+    def views(self) -> tuple[View, ...]:
+        """The views, in order (the ``metrics`` field)."""
+        return self.metrics
 
     @property
     def catalog(self) -> Catalog:
@@ -234,7 +235,7 @@ class Schema:
             name=f"{self.name}-without-deprecated",
             title=f"{self.title}, without the deprecated twins",
             description=self.description,
-            views=tuple(view for view in self.views if not view.deprecated_twin),
+            metrics=tuple(view for view in self.views if not view.deprecated_twin),
         )
 
 

@@ -155,7 +155,7 @@ def genai_schema(provider_name: str, default_operation: str = "chat") -> Schema:
             "The GenAI semantic conventions' server metrics and token usage, for an "
             "OpenTelemetry backend."
         ),
-        views=(
+        metrics=(
             _view(REQUEST_DURATION, q.GENAI_REQUEST_DURATION, (ERROR_TYPE,), *common),
             _view(TIME_TO_FIRST_TOKEN, q.TTFT, (), *common, where=STREAMED),
             _view(TIME_PER_OUTPUT_TOKEN, q.TPOT, (), *common),

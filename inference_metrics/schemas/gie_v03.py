@@ -25,7 +25,7 @@ SCHEMA = Schema(
         "(`inference_model_*`, `inference_pool_*`): the v0.2.0 seed metrics and the ones added "
         "later under the same names. The default."
     ),
-    views=(
+    metrics=(
         View(q.REQUEST_TOTAL, c.REQUEST_TOTAL),
         View(q.REQUEST_ERROR_TOTAL, c.REQUEST_ERROR_TOTAL),
         View(q.REQUEST_DURATION, c.REQUEST_DURATION),

@@ -56,7 +56,7 @@ SCHEMA = Schema(
         "Upstream GIE v1.5.0's request and pool metrics (`inference_objective_*`, "
         "`inference_pool_*`, `inference_extension_info`), with `priority` on `request_total`."
     ),
-    views=(
+    metrics=(
         View(
             q.REQUEST_TOTAL,
             MetricSpec(

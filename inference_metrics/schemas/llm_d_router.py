@@ -316,5 +316,5 @@ SCHEMA = Schema(
         "latency and standard-deviation pool gauges, plus the GIE v1.5.0 names it still emits "
         "beside them as deprecated twins."
     ),
-    views=_CANONICAL + _DEPRECATED_TWINS,
+    metrics=_CANONICAL + _DEPRECATED_TWINS,
 )
