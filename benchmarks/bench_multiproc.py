@@ -9,7 +9,7 @@
   library) against prometheus_client's ``MultiProcessCollector`` over files holding the same
   data; while the 8 workers live, and after they exited (ours then reads one compacted archive,
   prometheus_client still its 8 x 3 files). Also the merge alone (no text formatting), and our
-  collector's text through our own writer (``MultiprocessCollector.write``) instead of
+  collector's text through our own writer (``exposition.render``) instead of
   ``generate_latest``: warm (lines of unchanged series reused, as in an idle re-scrape) and
   cold (a new collector each scrape: every key decoded and every line formatted again, the cost
   when every series changed).
@@ -37,6 +37,7 @@ from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder  # noqa: E402
 from inference_metrics.backends.multiproc import MultiprocessCollector  # noqa: E402
+from inference_metrics.exposition import TEXT, render  # noqa: E402
 
 from .bench_recorder import (  # noqa: E402
     HandWritten,
@@ -52,11 +53,15 @@ from .common import (  # noqa: E402
 )
 
 
-def written(collector: MultiprocessCollector) -> bytes:
+def written(registry: CollectorRegistry) -> bytes:
     """The text exposition through our own writer (what ``exposition.render`` serves)."""
-    out: list[bytes] = []
-    collector.write(out, False)
-    return b"".join(out)
+    return render(registry, TEXT)
+
+
+def alone(collector: MultiprocessCollector) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
 
 
 def start_workers(ours_dir: str, workers: int, pairs: int) -> list[tuple[int, int]]:
@@ -105,13 +110,12 @@ def main() -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
     collector = MultiprocessCollector(ours_dir, CATALOG)
     ours.register(collector)
-    MultiProcessCollector(theirs, _PROMETHEUS_DIR)  # type: ignore[no-untyped-call]
+    their_collector = MultiProcessCollector(theirs, _PROMETHEUS_DIR)  # type: ignore[no-untyped-call]
     if samples(ours) != samples(theirs):
         raise AssertionError("the two merged views do not hold the same data")
-    if written(collector) != generate_latest(ours):
+    if written(ours) != generate_latest(ours):
         raise AssertionError("our writer and generate_latest disagree")
     ours_bytes, theirs_bytes = len(generate_latest(ours)), len(generate_latest(theirs))
-    their_collector = next(iter(theirs._collector_to_names))
     results: dict[str, float] = {}
     live = best_per_call(
         {
@@ -119,12 +123,12 @@ def main() -> None:
                 theirs
             ),
             "ours, 8 live workers": lambda: generate_latest(ours),
-            "ours through our writer, 8 live workers": lambda: written(collector),
+            "ours through our writer, 8 live workers": lambda: written(ours),
             "ours through our writer, cold (a new collector each scrape)": lambda: written(
-                MultiprocessCollector(ours_dir, CATALOG)
+                alone(MultiprocessCollector(ours_dir, CATALOG))
             ),
             "merge only: prometheus_client, 8 live workers": lambda: list(
-                their_collector.collect()
+                their_collector.collect()  # type: ignore[no-untyped-call]
             ),
             "merge only: ours, 8 live workers": lambda: list(collector.collect()),
         },
@@ -142,7 +146,7 @@ def main() -> None:
                 theirs
             ),
             "ours, 8 exited workers (compacted)": lambda: generate_latest(ours),
-            "ours through our writer, 8 exited workers": lambda: written(collector),
+            "ours through our writer, 8 exited workers": lambda: written(ours),
         },
         rounds=args.rounds,
         number=1,

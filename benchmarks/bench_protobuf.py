@@ -94,13 +94,12 @@ def encoder_of(
                     numbers = stored.snapshot()
                     if numbers is None:
                         continue
-                    counts, total = numbers
                     entries.append(
                         encoder.metric(
                             labels,
-                            sum(counts),
-                            total,
-                            counts=counts if classic else None,
+                            numbers.count,
+                            numbers.sum,
+                            counts=numbers.counts if classic else None,
                             native=native if native_on else None,
                         )
                     )

@@ -4,13 +4,16 @@
 it, and never raises: a header it cannot parse falls back to the Prometheus text format 0.0.4.
 ``render(registry, representation)`` returns the body for that representation.
 
-The families of :class:`~inference_metrics.backends.PrometheusBackend` are written by our own
-writer (``backends/writer.py``), which reuses the lines of every series not touched since the last
-render; every other collector of the registry (``process_*``, ``python_*``, a user's own) is
-rendered by prometheus_client, after ours. The bytes parse to the same families and samples as
-``generate_latest(registry)`` (the same bytes, apart from the order of collectors). A name escaping
-that would change names (``escaping=dots`` or ``values`` in the ``Accept`` header) is left to
-prometheus_client entirely.
+``render`` iterates ``registry.collect()`` (prometheus_client's public API, which also yields
+``target_info`` first). The families of :class:`~inference_metrics.backends.PrometheusBackend`
+(:class:`~inference_metrics.backends.writer.StoreFamily`) are written by our own writer
+(``backends/writer.py``), which reuses the lines of every series not touched since the last
+render; every other family (``target_info``, ``process_*``, ``python_*``, a user's own) is
+rendered by prometheus_client's encoder, after ours, in the order the registry yielded them. The
+bytes parse to the same families and samples as ``generate_latest(registry)`` (the same bytes,
+apart from the order of families). A name escaping that would change names (``escaping=dots`` or
+``values`` in the ``Accept`` header) is left to prometheus_client entirely: it reads our families'
+samples as it reads any family's.
 
 The doors add what is theirs (gzip, auth, single-flight, bounds); the bytes are decided here.
 
@@ -27,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .backends.prometheus import is_store_collector
+from .backends.writer import StoreFamily
 
 __all__ = ["TEXT", "Representation", "negotiate", "render", "render_pieces"]
 
@@ -70,37 +73,14 @@ def negotiate(accept: str | None) -> Representation:
     )
 
 
-class _Others:
-    """The registry's collectors that are not ours, as one collector for prometheus_client."""
+class _Families(Collector):
+    """Families already collected, as a collector for prometheus_client's encoders."""
 
-    def __init__(self, collectors: list[Collector], target_info: Metric | None) -> None:
-        self._collectors = collectors
-        self._target_info = target_info
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
 
     def collect(self) -> Iterator[Metric]:
-        if self._target_info is not None:
-            yield self._target_info
-        for collector in self._collectors:
-            yield from collector.collect()
-
-
-def _split(registry: CollectorRegistry) -> tuple[list[Collector], _Others] | None:
-    """Our collectors and the others, in registration order; None if the registry is not one
-    whose collectors can be listed (a subclass without prometheus_client's fields)."""
-    try:
-        lock = registry._lock
-        with lock:
-            collectors = list(registry._collector_to_names)
-            target_info = (
-                registry._target_info_metric()  # type: ignore[no-untyped-call]
-                if registry._target_info
-                else None
-            )
-    except AttributeError:
-        return None
-    ours = [c for c in collectors if is_store_collector(c)]
-    others = [c for c in collectors if not is_store_collector(c)]
-    return ours, _Others(others, target_info)
+        return iter(self._families)
 
 
 def _prometheus_client_encoder(representation: Representation) -> Callable[[Collector], bytes]:
@@ -123,16 +103,18 @@ def render_pieces(
     family header's (< 0, fixed per family and format), or 0 for bytes made afresh each time
     (prometheus_client's part). :mod:`.gzip_cache` reuses compressed bytes by these keys."""
     encoder = _prometheus_client_encoder(representation)
-    split = _split(registry) if representation.escaping in _NAMES_UNCHANGED else None
-    if split is None:
+    if representation.escaping not in _NAMES_UNCHANGED:
         return [encoder(registry)], [0]
-    ours, others = split
     out: list[bytes] = []
     keys: list[int] = []
+    others: list[Metric] = []
     om = representation.openmetrics
-    for collector in ours:
-        collector.write(out, om, keys)  # type: ignore[attr-defined]
+    for family in registry.collect():
+        if isinstance(family, StoreFamily):
+            family.write(out, om, keys)
+        else:
+            others.append(family)
     # The others last; in OpenMetrics prometheus_client's part also ends with the "# EOF" line.
-    out.append(encoder(others))
+    out.append(encoder(_Families(others)))
     keys.append(0)
     return out, keys

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import Counter, Gauge, PlatformCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
@@ -294,3 +296,17 @@ def test_counts_stay_exact_while_threads_record_and_scrape(registry: CollectorRe
     running = families["inference_model_running_requests"]
     assert running.value("inference_model_running_requests", model_name="m") == 0
     assert render(registry, TEXT) == generate_latest(registry)
+
+
+def test_render_reads_the_registry_through_its_public_collect() -> None:
+    class WithExtra(CollectorRegistry):
+        def collect(self) -> Iterator[Metric]:
+            yield from super().collect()
+            yield GaugeMetricFamily("extra_from_collect", "Yielded by collect() itself.", 1)
+
+    registry = WithExtra()
+    Recorder(PrometheusBackend(registry)).record_request_counter("m", "t")
+    for representation, latest in ((TEXT, generate_latest), (OPENMETRICS, om_latest)):
+        body = render(registry, representation)
+        assert b"\nextra_from_collect 1.0\n" in body
+        assert sorted(body.splitlines()) == sorted(latest(registry).splitlines())

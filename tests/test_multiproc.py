@@ -13,6 +13,8 @@ import os
 import random
 import signal
 import struct
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,7 @@ from inference_metrics.simulate import simulate_pools, simulate_request
 from .expo import parse_text
 
 REQUESTS = "inference_model_request_total"
+OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 
 
 def in_child(work: Callable[[], object]) -> int:
@@ -204,6 +207,30 @@ def test_the_environment_variable_names_the_directory(
     assert requests(tmp_path) == 1
 
 
+def test_the_fork_handler_is_registered_by_the_first_store_not_by_the_import(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import os\n"
+        "ours = []\n"
+        "register = os.register_at_fork\n"
+        "def counting(**hooks):\n"
+        "    ours.extend(h for h in hooks.values() if h.__module__.startswith('inference_'))\n"
+        "    register(**hooks)\n"
+        "os.register_at_fork = counting\n"
+        "import inference_metrics\n"
+        "from inference_metrics.backends import multiproc\n"
+        "print(len(ours))\n"
+        f"multiproc.MultiprocessStore({str(tmp_path)!r})\n"
+        f"multiproc.MultiprocessStore({str(tmp_path)!r})\n"
+        "print(len(ours))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["0", "3"]  # before, after in parent, after in child
+
+
 def test_the_overflow_marker_and_default_bound_are_the_recorders() -> None:
     assert multiproc.OVERFLOW_LABEL_VALUE == OVERFLOW_LABEL_VALUE
     assert multiproc.DEFAULT_MAX_SERIES == DEFAULT_MAX_SERIES
@@ -256,9 +283,7 @@ def test_our_writer_renders_the_merged_view_as_prometheus_client_does(tmp_path: 
     recorder = recorder_in(tmp_path)
 
     def ours(openmetrics: bool) -> bytes:
-        out: list[bytes] = []
-        collector.write(out, openmetrics)
-        return b"".join(out) + (b"# EOF\n" if openmetrics else b"")
+        return render(registry, OPENMETRICS if openmetrics else TEXT)
 
     rng = random.Random(3)
     for round_ in range(3):  # the second and third renders reuse unchanged series' lines
@@ -270,7 +295,7 @@ def test_our_writer_renders_the_merged_view_as_prometheus_client_does(tmp_path: 
         recorder.record_running_request_started('say "hi"\\n')
         if round_ == 2:
             recorder.remove_pod("pool", "pod-0")
-        # prometheus_client's own encoders over collect(), whatever render does with write().
+        # prometheus_client's own encoders over the families' samples, whatever render writes.
         assert ours(False) == generate_latest(registry)
         assert ours(True) == openmetrics_latest(registry)  # type: ignore[no-untyped-call]
 

@@ -3,13 +3,16 @@ recording thread), the numbers equal prometheus_client's own metrics fed the sam
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import CATALOG, PrometheusBackend
-from inference_metrics.backends.store import FOLD_AT
+from inference_metrics.backends.store import FOLD_AT, HistogramSnapshot, MetricStore
 from inference_metrics.exposition import TEXT, render
 
 from .expo import parse_text
@@ -81,3 +84,64 @@ def test_a_series_given_only_non_numbers_stays_unexposed() -> None:
     (histogram,) = PrometheusBackend(registry).register([SIZES])
     histogram.bind(("m", "t")).observe("x")  # type: ignore[arg-type]
     assert render(registry, TEXT) == b""
+
+
+# --- the snapshot API ----------------------------------------------------------------------------
+
+
+def test_a_snapshot_holds_every_updated_series_in_bind_order() -> None:
+    store = MetricStore(SIZES)
+    first, store_only, second = (store.bind(("m", t)) for t in ("a", "never", "b"))
+    second.observe(5000)
+    first.observe(100)
+    second.observe(5000)
+    (a, a_numbers), (b, b_numbers) = store.snapshot()
+    assert (a, b) == (("m", "a"), ("m", "b"))
+    assert a_numbers == HistogramSnapshot((0, 1) + (0,) * (len(bounds) - 1), 100.0)
+    assert isinstance(b_numbers, HistogramSnapshot)
+    assert (b_numbers.count, b_numbers.sum) == (2, 10000.0)
+    assert b_numbers.counts[bisect_left(bounds, 5000)] == 2
+    assert len(b_numbers.counts) == len(bounds) + 1
+    assert store_only.snapshot() is None
+
+
+def test_numbers_loaded_from_a_snapshot_render_as_if_recorded() -> None:
+    recorded, loaded = CollectorRegistry(), CollectorRegistry()
+    sizes, total = PrometheusBackend(recorded).register([SIZES, TOTAL])
+    for i in range(300):
+        sizes.bind(("m", f"t{i % 7}")).observe(i * 37.5)
+        total.bind(("m", f"t{i % 5}")).add(i)
+    copies = PrometheusBackend(loaded).register([SIZES, TOTAL])
+    for source, copy in zip((sizes, total), copies, strict=True):
+        for label_values, snapshot in source.store.snapshot():  # type: ignore[attr-defined]
+            copy.store.load(label_values, snapshot)  # type: ignore[attr-defined]
+    assert render(loaded, TEXT) == render(recorded, TEXT)
+    assert generate_latest(loaded) == generate_latest(recorded)
+
+
+def test_loading_unchanged_numbers_keeps_the_rendered_lines() -> None:
+    registry = CollectorRegistry()
+    (instrument,) = PrometheusBackend(registry).register([SIZES])
+    store: MetricStore = instrument.store  # type: ignore[attr-defined]
+    numbers = HistogramSnapshot((1,) + (0,) * len(bounds), 50.0)
+    series = store.load(("m", "t"), numbers)
+    render(registry, TEXT)
+    lines = series.rendered
+    assert lines is not None
+    store.load(("m", "t"), HistogramSnapshot((1,) + (0,) * len(bounds), 50.0))
+    assert series.rendered is lines
+    store.load(("m", "t"), HistogramSnapshot((2,) + (0,) * len(bounds), 51.0))
+    assert series.rendered is None
+    assert b'le="64.0",model_name="m",target_model_name="t"} 2.0' in render(registry, TEXT)
+
+
+def test_a_snapshot_that_does_not_fit_the_metric_is_refused_and_changes_nothing() -> None:
+    histograms, counters = MetricStore(SIZES), MetricStore(TOTAL)
+    with pytest.raises(TypeError, match="snapshot of a histogram must be a HistogramSnapshot"):
+        histograms.load(("m", "t"), 3.0)
+    with pytest.raises(ValueError, match=r"snapshot must have 26 counts .*, got 2"):
+        histograms.load(("m", "t"), HistogramSnapshot((1, 2), 3.0))
+    with pytest.raises(TypeError, match="snapshot of a counter must be a number"):
+        counters.load(("m", "t"), HistogramSnapshot((1,), 3.0))
+    assert histograms.snapshot() == []
+    assert counters.snapshot() == []

@@ -8,13 +8,12 @@ no lock on the record path), not in prometheus_client metric objects, for three 
   upstream's Go exposition;
 * an update is one list append, not ``labels()`` with its lock and ``str()`` calls.
 
-Two ways out, with the same bytes:
-
-* :func:`inference_metrics.exposition.render` (what ``MetricsServer`` serves) writes our families
-  with our own writer (:mod:`.writer`), reusing each unchanged series' lines from the last scrape,
-  and lets prometheus_client render only the registry's other collectors;
-* ``generate_latest(registry)`` and every prometheus_client server call the collector's
-  :meth:`~_Collector.collect`, which builds prometheus_client families as any collector does.
+One render path, two ways out with the same bytes: the collector yields, per family with data, a
+:class:`~.writer.StoreFamily` (a prometheus_client ``Metric``).
+:func:`inference_metrics.exposition.render` (what ``MetricsServer`` serves) asks it to write
+itself with our own writer (:mod:`.writer`), reusing each unchanged series' lines from the last
+scrape; ``generate_latest(registry)`` and every prometheus_client server read its ``samples``,
+built from the series' snapshots when they are read.
 
 Under several worker processes each process has its own store, and exposes only itself, unless
 the backend is given ``multiprocess_dir`` (or ``INFERENCE_METRICS_MULTIPROC_DIR`` is set): then
@@ -34,8 +33,8 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from ..spec import MetricSpec, Naming
 from . import multiproc
 from .base import Instrument, Series, check_specs
-from .store import HistogramSeries, MetricStore
-from .writer import FamilyWriter, empty_family, family
+from .store import MetricStore
+from .writer import FamilyWriter, StoreFamily, empty_family
 
 __all__ = ["PrometheusBackend", "PrometheusInstrument"]
 
@@ -62,21 +61,9 @@ class PrometheusInstrument:
     def empty_family(self) -> Metric:
         return empty_family(self.spec)
 
-    def collect(self) -> Metric | None:
-        """The family with every touched series as prometheus_client samples, or None when there
-        is none (as in Go)."""
-        rows: list[tuple[tuple[str, ...], Sequence[float]]] = []
-        for key, series in self.store.items():
-            if isinstance(series, HistogramSeries):
-                snapshot = series.snapshot()
-                if snapshot is not None:
-                    counts, total = snapshot
-                    rows.append((key, (*counts, total)))
-            else:
-                value = series.snapshot()
-                if value is not None:
-                    rows.append((key, (value,)))
-        return family(self.spec, rows)
+    def collect(self) -> StoreFamily | None:
+        """The family as it is now, or None while no series was updated (as in Go)."""
+        return self.writer.family()
 
 
 class _Collector(Collector):
@@ -91,20 +78,9 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for instrument in self.instruments:
-            metric = instrument.collect()
-            if metric is not None:
-                yield metric
-
-    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
-        """Append our own rendering of every family to ``out`` (and their keys to ``keys``; see
-        :mod:`.writer`)."""
-        for instrument in self.instruments:
-            instrument.writer.write(out, openmetrics, keys)
-
-
-def is_store_collector(collector: object) -> bool:
-    """Whether ``collector`` is this backend's (so our writer can render it)."""
-    return isinstance(collector, (_Collector, multiproc.MultiprocessCollector))
+            family = instrument.collect()
+            if family is not None:
+                yield family
 
 
 class PrometheusBackend:
@@ -130,7 +106,7 @@ class PrometheusBackend:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
         if multiprocess_dir is None:
-            multiprocess_dir = os.environ.get(multiproc.ENV_VAR) or None
+            multiprocess_dir = multiproc.multiprocess_dir_from_env()
         self.multiprocess: multiproc.MultiprocessStore | None = None
         if multiprocess_dir is not None:
             self.multiprocess = multiproc.MultiprocessStore(multiprocess_dir, max_series=max_series)
@@ -149,8 +125,16 @@ class PrometheusBackend:
         collector: _Collector | multiproc.MultiprocessCollector
         if self.multiprocess is not None:
             instruments: Sequence[Instrument] = self.multiprocess.register(checked)
+            with self._lock:
+                # The store's own metrics are exposed once per backend: with its first call.
+                first = not any(
+                    isinstance(c, multiproc.MultiprocessCollector) for c in self._collectors
+                )
             collector = multiproc.MultiprocessCollector(
-                self.multiprocess.directory, checked, instruments=instruments
+                self.multiprocess.directory,
+                checked,
+                instruments=instruments,
+                store_metrics=first,
             )
         else:
             own = [PrometheusInstrument(spec) for spec in checked]

@@ -18,6 +18,12 @@ atomic), so amounts appended while a fold runs wait for the next one; nothing is
 twice. Gauges take the lock on every ``set``/``add`` (a ``set`` must not race an ``add``), which
 is cheap because gauges are set rarely.
 
+Snapshots: :meth:`MetricStore.snapshot` gives every updated series' numbers at one moment (a
+counter's or gauge's value as a float, a histogram's as a :class:`HistogramSnapshot`), and
+:meth:`MetricStore.load` makes a series hold numbers computed elsewhere (the multiprocess
+collector loads the merged numbers of every process this way, then renders them with the same
+writer). A series whose loaded numbers did not change keeps its rendered lines.
+
 Each series also keeps ``rendered``: the exposition lines of its last scrape, as bytes, or None
 once anything changed since. The writer (:mod:`.writer`) reuses them, so a series not touched
 since the last scrape is not formatted again. The lines come with a *stamp*, an int drawn from
@@ -33,6 +39,7 @@ import logging
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..spec import Kind, MetricSpec
@@ -43,8 +50,10 @@ __all__ = [
     "CounterSeries",
     "GaugeSeries",
     "HistogramSeries",
+    "HistogramSnapshot",
     "Labels",
     "MetricStore",
+    "Snapshot",
     "StoredSeries",
     "new_stamp",
 ]
@@ -80,6 +89,25 @@ def _numbers(batch: list[float], start: float) -> tuple[list[float], float]:
 def escape_label_value(value: str) -> str:
     """A label value as both exposition formats quote it (backslash, newline, double quote)."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramSnapshot:
+    """A histogram series' numbers at one moment."""
+
+    #: Observations per bucket, **not** cumulative: one per bound, then the ``+Inf`` bucket's.
+    counts: tuple[int, ...]
+    #: The sum of the observed values.
+    sum: float
+
+    @property
+    def count(self) -> int:
+        """Every observation (the ``_count`` sample)."""
+        return sum(self.counts)
+
+
+#: A series' numbers at one moment: a counter's or gauge's value, or a histogram's snapshot.
+Snapshot = float | HistogramSnapshot
 
 
 class Labels(NamedTuple):
@@ -138,6 +166,14 @@ class _Series(SeriesBase):
                     self._keyed = keyed
         return keyed
 
+    def has_data(self) -> bool:
+        """Whether this series was updated (pending amounts folded first): only such a series is
+        exposed."""
+        if self.pending and not self.touched:
+            with self._lock:
+                self._fold()
+        return self.touched
+
     def _fold(self) -> None:
         """Apply pending amounts (the lock is held)."""
 
@@ -187,6 +223,16 @@ class CounterSeries(_PendingSeries):
             self._fold()
             return self.value if self.touched else None
 
+    def load(self, snapshot: Snapshot) -> None:
+        """Hold the value ``snapshot`` from now on, as if updated (see :meth:`MetricStore.load`)."""
+        value = _value_of(self, snapshot)
+        with self._lock:
+            self._fold()
+            if not self.touched or self.value != value:
+                self.value = value
+                self.touched = True
+                self._keyed = None
+
 
 class GaugeSeries(_Series):
     __slots__ = ("value",)
@@ -211,6 +257,15 @@ class GaugeSeries(_Series):
         """The value, or None while never updated."""
         with self._lock:
             return self.value if self.touched else None
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Hold the value ``snapshot`` from now on, as if set (see :meth:`MetricStore.load`)."""
+        value = _value_of(self, snapshot)
+        with self._lock:
+            if not self.touched or self.value != value:
+                self.value = value
+                self.touched = True
+                self._keyed = None
 
 
 class HistogramSeries(_PendingSeries):
@@ -252,14 +307,41 @@ class HistogramSeries(_PendingSeries):
         self.touched = True
         self._keyed = None
 
-    def snapshot(self) -> tuple[list[int], float] | None:
-        """(non-cumulative counts, sum), or None while nothing was observed."""
+    def snapshot(self) -> HistogramSnapshot | None:
+        """The counts and sum, or None while nothing was observed."""
         with self._lock:
             self._fold()
-            return (list(self.counts), self.sum) if self.touched else None
+            return HistogramSnapshot(tuple(self.counts), self.sum) if self.touched else None
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Hold ``snapshot``'s numbers from now on, as if observed (see
+        :meth:`MetricStore.load`)."""
+        if not isinstance(snapshot, HistogramSnapshot):
+            raise TypeError(
+                f"snapshot of a histogram must be a HistogramSnapshot, got {snapshot!r}"
+            )
+        counts = list(snapshot.counts)
+        if len(counts) != len(self.counts):
+            raise ValueError(
+                f"snapshot must have {len(self.counts)} counts (one per bucket and +Inf), got "
+                f"{len(counts)}"
+            )
+        with self._lock:
+            self._fold()
+            if not self.touched or counts != self.counts or snapshot.sum != self.sum:
+                self.counts, self.sum = counts, snapshot.sum
+                self.touched = True
+                self._keyed = None
 
 
 StoredSeries = CounterSeries | GaugeSeries | HistogramSeries
+
+
+def _value_of(series: CounterSeries | GaugeSeries, snapshot: Snapshot) -> float:
+    if isinstance(snapshot, HistogramSnapshot) or not isinstance(snapshot, (int, float)):
+        kind = type(series).__name__.removesuffix("Series").lower()
+        raise TypeError(f"snapshot of a {kind} must be a number, got {snapshot!r}")
+    return float(snapshot)
 
 
 class MetricStore:
@@ -298,6 +380,25 @@ class MetricStore:
         with self._lock:
             items = list(self._series.items())
         return iter(items)
+
+    def snapshot(self) -> list[tuple[tuple[str, ...], Snapshot]]:
+        """Every updated series' label values and numbers, in bind order."""
+        taken: list[tuple[tuple[str, ...], Snapshot]] = []
+        for label_values, series in self.items():
+            numbers = series.snapshot()
+            if numbers is not None:
+                taken.append((label_values, numbers))
+        return taken
+
+    def load(self, label_values: tuple[str, ...], snapshot: Snapshot) -> StoredSeries:
+        """Make the series of ``label_values`` (bound if new) hold ``snapshot``, numbers computed
+        elsewhere, as if it had been updated to them; a float for a counter or gauge, a
+        :class:`HistogramSnapshot` with one count per bucket and ``+Inf`` for a histogram. Its
+        rendered lines are kept when the numbers did not change. A counter may be loaded with a
+        smaller value: whoever loads it answers for what it means. Returns the series."""
+        series = self.bind(label_values)
+        series.load(snapshot)
+        return series
 
     def _new_series(self, label_values: tuple[str, ...]) -> StoredSeries:
         spec = self.spec

@@ -14,6 +14,12 @@ What is done once, and when:
 * per series, per change: its lines, cached on the series (``rendered``) until it changes again.
   A scrape of an unchanged series is a list append of those bytes; no per-sample objects are
   built.
+
+One render path: a collector of ours yields, per family with data, a :class:`StoreFamily`: a
+prometheus_client ``Metric`` that holds the family's series and its writer. Our exposition
+(:func:`inference_metrics.exposition.render`) asks it to :meth:`~StoreFamily.write` itself;
+prometheus_client's encoders (``generate_latest``, its servers) read its ``samples`` as they read
+any family's, and those are built from the series' snapshots only then.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from .store import (
     CounterSeries,
     GaugeSeries,
     HistogramSeries,
+    HistogramSnapshot,
     MetricStore,
+    Snapshot,
+    StoredSeries,
     escape_label_value,
     new_stamp,
 )
 
-__all__ = ["FamilyWriter", "empty_family", "family", "go_float", "le_values"]
+__all__ = ["FamilyWriter", "StoreFamily", "empty_family", "go_float", "le_values", "samples"]
 
 _INTEGRAL = 1_000_000  # below this, floatToGoString(n) of an int count is f"{n}.0"
 
@@ -63,33 +72,66 @@ def empty_family(spec: MetricSpec) -> Metric:
     return Metric(name, spec.documentation, spec.kind.value)
 
 
-def family(
-    spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], Sequence[float]]]
-) -> Metric | None:
-    """``spec``'s prometheus_client family with the samples of ``rows``, or None without any (as
-    in Go). A row is a series' label values and its numbers: a counter's or gauge's value, or a
-    histogram's non-cumulative bucket counts followed by its sum."""
+def samples(spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], Snapshot]]) -> list[Sample]:
+    """prometheus_client samples of ``spec``'s series, from ``rows`` of label values and
+    snapshot (a counter's or gauge's value, a histogram's :class:`~.store.HistogramSnapshot`)."""
     names, name = spec.labels, spec.name
-    samples: list[Sample] = []
+    found: list[Sample] = []
     if spec.kind is Kind.HISTOGRAM:
         bucket, count, total = name + "_bucket", name + "_count", name + "_sum"
         le = le_values(spec)
-        for label_values, numbers in rows:
+        for label_values, snapshot in rows:
+            assert isinstance(snapshot, HistogramSnapshot)
             labels = dict(zip(names, label_values, strict=True))
             cumulative: float = 0
-            for bound, n in zip(le, numbers[:-1], strict=True):
+            for bound, n in zip(le, snapshot.counts, strict=True):
                 cumulative += n
-                samples.append(Sample(bucket, {**labels, "le": bound}, cumulative))
-            samples.append(Sample(count, labels, cumulative))
-            samples.append(Sample(total, labels, numbers[-1]))
+                found.append(Sample(bucket, {**labels, "le": bound}, cumulative))
+            found.append(Sample(count, labels, cumulative))
+            found.append(Sample(total, labels, snapshot.sum))
     else:
-        for label_values, numbers in rows:
-            samples.append(Sample(name, dict(zip(names, label_values, strict=True)), numbers[0]))
-    if not samples:
-        return None
-    metric = empty_family(spec)
-    metric.samples = samples
-    return metric
+        for label_values, value in rows:
+            assert not isinstance(value, HistogramSnapshot)
+            found.append(Sample(name, dict(zip(names, label_values, strict=True)), value))
+    return found
+
+
+class StoreFamily(Metric):
+    """One family of our store as prometheus_client sees it: its ``samples`` are built from the
+    series' snapshots when first read, and :meth:`write` renders the same series with our
+    writer instead (what :func:`inference_metrics.exposition.render` does)."""
+
+    def __init__(
+        self, writer: FamilyWriter, items: Sequence[tuple[tuple[str, ...], StoredSeries]]
+    ) -> None:
+        self._writer = writer
+        self._items = items
+        self._samples: list[Sample] | None = None
+        spec = writer.store.spec
+        name = spec.name.removesuffix("_total") if spec.kind is Kind.COUNTER else spec.name
+        super().__init__(name, spec.documentation, spec.kind.value)
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            rows = []
+            for label_values, series in self._items:
+                snapshot = series.snapshot()
+                if snapshot is not None:
+                    rows.append((label_values, snapshot))
+            self._samples = samples(self._writer.store.spec, rows)
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        # Metric.__init__ assigns an empty list: that leaves the samples to be built when read.
+        self._samples = value or None
+
+    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
+        """Append the family's header and every series' lines to ``out`` (with ``keys``, one
+        key per piece appended: a series' stamp (> 0, the same while its lines are), the
+        header's (< 0, fixed))."""
+        self._writer.write(out, openmetrics, keys, [series for _, series in self._items])
 
 
 def _count(n: int) -> str:
@@ -130,13 +172,30 @@ class FamilyWriter:
         else:
             self._format = self._value
 
-    def write(self, out: list[bytes], openmetrics: bool, keys: list[int] | None = None) -> None:
-        """Append the family to ``out``; nothing while it has no touched series (as in Go).
+    def family(self) -> StoreFamily | None:
+        """The family with its series as they are now; None while none was updated (a family
+        without samples is not exposed, as in Go)."""
+        items = list(self.store.items())
+        if not any(series.has_data() for _, series in items):
+            return None
+        return StoreFamily(self, items)
+
+    def write(
+        self,
+        out: list[bytes],
+        openmetrics: bool,
+        keys: list[int] | None = None,
+        series: Sequence[StoredSeries] | None = None,
+    ) -> None:
+        """Append the family (``series``, by default every series of the store) to ``out``;
+        nothing while it has no touched series (as in Go).
 
         With ``keys``, also append one key per piece appended to ``out``: a series' stamp (> 0,
         the same while its lines are), the header's (< 0, fixed)."""
         render = self._format
-        keyed = [series.render_keyed(render) for series in self.store.series()]
+        if series is None:
+            series = self.store.series()
+        keyed = [one.render_keyed(render) for one in series]
         if any(lines for lines, _ in keyed):
             out.append(self.om_header if openmetrics else self.text_header)
             out.extend([lines for lines, _ in keyed])
