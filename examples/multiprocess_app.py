@@ -2,8 +2,8 @@
 merged metrics of all of them (plain ASGI, no framework).
 
 Each worker records into its own memory-mapped file in ``$INFERENCE_METRICS_MULTIPROC_DIR``
-(``PrometheusBackend()`` reads the variable); a scrape of any worker, or of a separate exporter
-(``inference-metrics serve --multiprocess-dir DIR``), merges every worker's file. See
+(``PrometheusBackend.from_env`` reads the variable); a scrape of any worker, or of a separate
+exporter (``inference-metrics serve --multiprocess-dir DIR``), merges every worker's file. See
 docs/multiprocess.md.
 
 Run it::
@@ -35,7 +35,7 @@ from inference_metrics.server import NoAuth, TokenFileAuthenticator
 
 # In multiprocess mode the registry exposes the merged view of every worker writing there.
 registry = CollectorRegistry()
-recorder = Recorder(PrometheusBackend(registry))
+recorder = Recorder(PrometheusBackend.from_env(registry))
 # The guarded exposition app, mounted at /metrics in every worker (it renders in threads of its
 # own: reading every worker's file stays off the event loop). Guarded by the bearer tokens listed
 # in $METRICS_TOKEN_FILE when it is set; unguarded only when asked for by name (NoAuth).

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,12 +200,47 @@ def test_two_stores_in_one_process_have_files_of_their_own(tmp_path: Path) -> No
     assert str(os.getpid()) in first.path.name
 
 
-def test_the_environment_variable_names_the_directory(
+def test_the_environment_variable_still_names_the_directory_with_a_deprecation_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(multiproc.ENV_VAR, str(tmp_path))
-    Recorder(PrometheusBackend(CollectorRegistry())).record_request_counter("m", "m")
+    with pytest.warns(DeprecationWarning, match=r"PrometheusBackend\.from_env\(\)"):
+        backend = PrometheusBackend(CollectorRegistry())
+    Recorder(backend).record_request_counter("m", "m")
     assert requests(tmp_path) == 1
+
+
+def test_from_env_takes_the_directory_from_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(multiproc.ENV_VAR, str(tmp_path))
+    Recorder(PrometheusBackend.from_env(CollectorRegistry())).record_request_counter("m", "m")
+    assert requests(tmp_path) == 1
+
+
+def test_from_env_without_the_variable_is_a_single_process_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(multiproc.ENV_VAR, raising=False)
+    assert PrometheusBackend.from_env(CollectorRegistry()).multiprocess is None
+
+
+def test_a_directory_given_explicitly_is_used_whatever_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(multiproc.ENV_VAR, str(tmp_path / "not-this-one"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backend = PrometheusBackend(CollectorRegistry(), multiprocess_dir=tmp_path)
+    Recorder(backend).record_request_counter("m", "m")
+    assert requests(tmp_path) == 1
+
+
+@pytest.mark.parametrize(("environ", "expected"), [({}, None), ({multiproc.ENV_VAR: ""}, None)])
+def test_an_unset_or_empty_variable_names_no_directory(
+    environ: dict[str, str], expected: None
+) -> None:
+    assert multiproc.multiprocess_dir_from_env(environ) is expected
 
 
 def test_the_fork_handler_is_registered_by_the_first_store_not_by_the_import(

@@ -16,15 +16,17 @@ scrape; ``generate_latest(registry)`` and every prometheus_client server read it
 built from the series' snapshots when they are read.
 
 Under several worker processes each process has its own store, and exposes only itself, unless
-the backend is given ``multiprocess_dir`` (or ``INFERENCE_METRICS_MULTIPROC_DIR`` is set): then
-every process records into its own memory-mapped file there and each exposes the merged view of
-all of them (:mod:`.multiproc`, docs/multiprocess.md).
+the backend is given ``multiprocess_dir`` (:meth:`PrometheusBackend.from_env` reads it from
+``INFERENCE_METRICS_MULTIPROC_DIR``): then every process records into its own memory-mapped file
+there and each exposes the merged view of all of them (:mod:`.multiproc`,
+docs/multiprocess.md).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric
@@ -89,11 +91,14 @@ class PrometheusBackend:
     Each :meth:`register` call adds one collector to the registry. Registering a name the registry
     already holds is a ``ValueError`` that names the clashing metrics; nothing is registered then.
 
-    With ``multiprocess_dir`` (or, without it, the environment variable
-    ``INFERENCE_METRICS_MULTIPROC_DIR``), values go to this process' memory-mapped file in that
-    directory and the registry exposes the merged values of every process writing there (see
+    With ``multiprocess_dir``, values go to this process' memory-mapped file in that directory
+    and the registry exposes the merged values of every process writing there (see
     :mod:`.multiproc` and docs/multiprocess.md); ``max_series`` is then the bound on label sets
     per group across all those processes (give the Recorder at least as many).
+    :meth:`from_env` takes the directory from ``INFERENCE_METRICS_MULTIPROC_DIR``.
+
+    Deprecated: without ``multiprocess_dir``, the constructor still honours that variable when
+    it is set, with a ``DeprecationWarning``; pass the directory, or use :meth:`from_env`.
     """
 
     def __init__(
@@ -106,13 +111,26 @@ class PrometheusBackend:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
         if multiprocess_dir is None:
-            multiprocess_dir = multiproc.multiprocess_dir_from_env()
+            multiprocess_dir = _deprecated_implicit_directory()
         self.multiprocess: multiproc.MultiprocessStore | None = None
         if multiprocess_dir is not None:
             self.multiprocess = multiproc.MultiprocessStore(multiprocess_dir, max_series=max_series)
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
         self._lock = threading.Lock()
         self._collectors: list[_Collector | multiproc.MultiprocessCollector] = []
+
+    @classmethod
+    def from_env(
+        cls,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_series: int = multiproc.DEFAULT_MAX_SERIES,
+    ) -> PrometheusBackend:
+        """A backend in multiprocess mode when ``INFERENCE_METRICS_MULTIPROC_DIR`` names a
+        directory (see :func:`~.multiproc.multiprocess_dir_from_env`), else a single-process
+        one; the rest as the constructor."""
+        directory = multiproc.multiprocess_dir_from_env()
+        return cls(registry, multiprocess_dir=directory, max_series=max_series)
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
         checked = check_specs(specs)
@@ -171,3 +189,18 @@ class PrometheusBackend:
             self.registry.unregister(collector)
         if self.multiprocess is not None:
             self.multiprocess.close()
+
+
+def _deprecated_implicit_directory() -> str | None:
+    """The directory ``INFERENCE_METRICS_MULTIPROC_DIR`` names, with a DeprecationWarning: the
+    constructor honours it only so that code written before :meth:`PrometheusBackend.from_env`
+    keeps working."""
+    directory = multiproc.multiprocess_dir_from_env()
+    if directory is not None:
+        warnings.warn(
+            f"PrometheusBackend() reads {multiproc.ENV_VAR} only for compatibility, and will "
+            "stop: pass multiprocess_dir=..., or use PrometheusBackend.from_env()",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return directory

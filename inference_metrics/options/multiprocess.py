@@ -9,7 +9,6 @@ cannot be used is an :class:`~.parsing.OptionError`. See docs/multiprocess.md.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ class MultiprocessOptions:
     def directory(self, args: argparse.Namespace) -> Path | None:
         """The directory of ``--multiprocess-dir`` (or the environment variable), checked; None
         when neither names one."""
-        directory = args.multiprocess_dir or os.environ.get(multiproc.ENV_VAR) or None
+        directory = args.multiprocess_dir or multiproc.multiprocess_dir_from_env()
         if directory is None:
             return None
         with flag_errors("--multiprocess-dir"):
