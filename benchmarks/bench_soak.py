@@ -330,7 +330,11 @@ def svg(ticks: list[Tick], generations: dict[int, Generation], path: Path) -> No
     worker_points = [(g.born, max(g.mib)) for g in generations.values() if g.mib]
     panels = [
         ("exporter RSS (MiB)", [(t.at, t.exporter_mib) for t in ticks], "line"),
-        ("worker RSS per generation, at its birth (MiB)", worker_points, "dots"),
+        (
+            "worker RSS (MiB), one dot per worker generation: its largest sample, at its start",
+            worker_points,
+            "dots",
+        ),
         ("process files on disk", [(t.at, float(t.process_files)) for t in ticks], "line"),
         ("scrape time (ms)", [(t.at, t.scrape_ms) for t in ticks], "line"),
     ]

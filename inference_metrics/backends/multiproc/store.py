@@ -146,13 +146,15 @@ class _Cell(SeriesBase):
         self._s = stretch
 
 
-class _Counter(_Cell):
+class _Added(_Cell):
+    """A counter or gauge: ``add`` changes the value and sets the "touched" flag."""
+
     __slots__ = ("_touched", "_value")
 
-    def __init__(self, stretch: Stretch, first: int) -> None:
+    def __init__(self, stretch: Stretch, value_at: int, touched_at: int) -> None:
         super().__init__(stretch)
-        self._value = first + COUNTER_VALUE
-        self._touched = first + COUNTER_TOUCHED
+        self._value = value_at
+        self._touched = touched_at
 
     def add(self, amount: float) -> None:
         s = self._s
@@ -162,21 +164,19 @@ class _Counter(_Cell):
             d[self._touched] = 1.0
 
 
-class _Gauge(_Cell):
-    __slots__ = ("_set_at", "_touched", "_value")
+class _Counter(_Added):
+    __slots__ = ()
 
     def __init__(self, stretch: Stretch, first: int) -> None:
-        super().__init__(stretch)
-        self._value = first + GAUGE_VALUE
+        super().__init__(stretch, first + COUNTER_VALUE, first + COUNTER_TOUCHED)
+
+
+class _Gauge(_Added):
+    __slots__ = ("_set_at",)
+
+    def __init__(self, stretch: Stretch, first: int) -> None:
+        super().__init__(stretch, first + GAUGE_VALUE, first + GAUGE_TOUCHED)
         self._set_at = first + GAUGE_SET_AT
-        self._touched = first + GAUGE_TOUCHED
-
-    def add(self, amount: float) -> None:
-        s = self._s
-        with s.lock:
-            d = s.d
-            d[self._value] += amount
-            d[self._touched] = 1.0
 
     def set(self, value: float) -> None:
         self._set(value, 1.0)
