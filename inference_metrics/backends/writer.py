@@ -97,15 +97,13 @@ def samples(spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], Snapshot]]) 
 
 
 class StoreFamily(Metric):
-    """One family of our store as prometheus_client sees it: its ``samples`` are built from the
-    series' snapshots when first read, and :meth:`write` renders the same series with our
-    writer instead (what :func:`inference_metrics.exposition.render` does)."""
+    """One family of our store as prometheus_client sees it: :meth:`write` renders its series
+    with our writer (what :func:`inference_metrics.exposition.render` does); its ``samples``, for
+    prometheus_client's encoders, are built from the store's snapshot when first read."""
 
-    def __init__(
-        self, writer: FamilyWriter, items: Sequence[tuple[tuple[str, ...], StoredSeries]]
-    ) -> None:
+    def __init__(self, writer: FamilyWriter, series: Sequence[StoredSeries]) -> None:
         self._writer = writer
-        self._items = items
+        self._series = series
         self._samples: list[Sample] | None = None
         spec = writer.store.spec
         name = spec.name.removesuffix("_total") if spec.kind is Kind.COUNTER else spec.name
@@ -114,12 +112,8 @@ class StoreFamily(Metric):
     @property
     def samples(self) -> list[Sample]:
         if self._samples is None:
-            rows = []
-            for label_values, series in self._items:
-                snapshot = series.snapshot()
-                if snapshot is not None:
-                    rows.append((label_values, snapshot))
-            self._samples = samples(self._writer.store.spec, rows)
+            store = self._writer.store
+            self._samples = samples(store.spec, store.snapshot())
         return self._samples
 
     @samples.setter
@@ -131,7 +125,7 @@ class StoreFamily(Metric):
         """Append the family's header and every series' lines to ``out`` (with ``keys``, one
         key per piece appended: a series' stamp (> 0, the same while its lines are), the
         header's (< 0, fixed))."""
-        self._writer.write(out, openmetrics, keys, [series for _, series in self._items])
+        self._writer.write(out, openmetrics, keys, self._series)
 
 
 def _count(n: int) -> str:
@@ -175,10 +169,10 @@ class FamilyWriter:
     def family(self) -> StoreFamily | None:
         """The family with its series as they are now; None while none was updated (a family
         without samples is not exposed, as in Go)."""
-        items = list(self.store.items())
-        if not any(series.has_data() for _, series in items):
+        series = self.store.series()
+        if not any(one.has_data() for one in series):
             return None
-        return StoreFamily(self, items)
+        return StoreFamily(self, series)
 
     def write(
         self,
