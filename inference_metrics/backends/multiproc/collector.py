@@ -119,6 +119,9 @@ class MultiprocessCollector(Collector):
                 if scan.archive_readable and (exited or scan.stale):
                     try:
                         scan = compact(self.directory, scan, self._decode)
+                        assert scan.archive is not None
+                        for name in scan.archive.absorbed:
+                            self._reader.forget(name)
                     except OSError as exc:
                         self._log.warning(
                             "compaction",
