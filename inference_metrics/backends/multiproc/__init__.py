@@ -6,8 +6,8 @@ in any process, reads every file there and exposes the merged view. The pieces, 
 
 * :mod:`.layout`: the directory on disk: file names, the file format, where each kind of metric
   keeps its numbers;
-* :mod:`.store`: this process' file and the series recording into it, space reserved before it is
-  used, fork handling;
+* :mod:`.series`: a series' place in this process' file and its record calls;
+* :mod:`.store`: this process' file, space reserved before it is used, fork handling;
 * :mod:`.labels`: ``labels.db``, the series bound across processes;
 * :mod:`.reader`: reading the directory without raising or blocking on what is there;
 * :mod:`.merge`: the merge rules, and compaction of exited processes into ``archive.db``;
@@ -42,7 +42,8 @@ from .layout import (
     STORE_SPECS,
     check_directory,
 )
-from .store import MultiprocessInstrument, MultiprocessStore
+from .series import MultiprocessInstrument
+from .store import MultiprocessStore
 
 __all__ = [
     "ARCHIVE",

@@ -1,9 +1,11 @@
-"""This process' file in the multiprocess directory, and the series that record into it.
+"""This process' file in the multiprocess directory: where its series' entries go, and the space
+for them.
 
-The file is mapped into memory in *stretches* of 64 KiB (or more, for an entry that needs it);
-an update is a store into a stretch (no system call), under one ``threading.Lock`` per process.
-Each process holds an exclusive ``flock`` on its file for its whole life, so readers know it is
-alive (:mod:`.reader`); the file is created under a temporary name, locked, then renamed.
+The file is mapped into memory in stretches (:class:`~.series.Stretch`) of 64 KiB (or more, for an
+entry that needs it); an update is a store into a stretch (no system call), under one
+``threading.Lock`` per process. Each process holds an exclusive ``flock`` on its file for its
+whole life, so readers know it is alive (:mod:`.reader`); the file is created under a temporary
+name, locked, then renamed.
 
 **Space is reserved before it is used.** Every stretch is ``posix_fallocate``-d before it is
 mapped: a page of a sparse memory-mapped file is allocated at its first store, and a full
@@ -28,29 +30,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import mmap
 import os
 import secrets
 import threading
 import time
 import weakref
-from bisect import bisect_left
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ...spec import Kind, MetricSpec
-from ..base import DEFAULT_MAX_SERIES, OVERFLOW_LABEL_VALUE, SeriesBase, check_label_values
+from ...spec import MetricSpec
+from ..base import DEFAULT_MAX_SERIES
 from .labels import LabelRegistry
 from .layout import (
     COMPACT_LOCK,
-    COUNTER_TOUCHED,
-    COUNTER_VALUE,
     ENTRIES_AT,
     ENTRY,
-    GAUGE_SET_AT,
-    GAUGE_TOUCHED,
-    GAUGE_VALUE,
     LABELS,
     MAPPING,
     PRIVATE_SERIES,
@@ -65,6 +60,7 @@ from .layout import (
     values_per_entry,
 )
 from .log import RateLimitedLog
+from .series import GaugeCell, MultiprocessInstrument, Stretch
 
 __all__ = ["RETRY_AFTER", "MultiprocessInstrument", "MultiprocessStore"]
 
@@ -92,192 +88,12 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-class Stretch:
-    """One stretch of this process' entries: mapped from the file once space for it is reserved
-    there, private memory of this process until then. Series keep a reference to their stretch
-    and index its doubles (``d``) under ``lock``; :meth:`map_file` and :meth:`copy_to_private`
-    swap the memory under them (the caller holds ``lock``)."""
-
-    __slots__ = ("d", "length", "lock", "mm", "shared", "start")
-
-    def __init__(self, start: int, length: int, lock: threading.Lock) -> None:
-        self.start = start
-        self.length = length
-        self.lock = lock
-        #: Whether the bytes are the file's (else private memory, seen by no other process).
-        self.shared = False
-        self.mm = mmap.mmap(-1, length, mmap.MAP_PRIVATE)
-        self.d = memoryview(self.mm).cast("d")
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
-
-    def map_file(self, fd: int) -> None:
-        """Use the file's bytes of this stretch (reserved, and holding what this one holds)."""
-        prot = mmap.PROT_READ | mmap.PROT_WRITE
-        self._swap(mmap.mmap(fd, self.length, mmap.MAP_SHARED, prot, 0, self.start), shared=True)
-
-    def copy_to_private(self) -> None:
-        """Use a private copy of these bytes (a forked child's, before it has a file)."""
-        mm = mmap.mmap(-1, self.length, mmap.MAP_PRIVATE)
-        mm[:] = self.mm[:]
-        self._swap(mm, shared=False)
-
-    def _swap(self, mm: mmap.mmap, *, shared: bool) -> None:
-        old_mm, old_d = self.mm, self.d
-        self.mm, self.d, self.shared = mm, memoryview(mm).cast("d"), shared
-        old_d.release()
-        old_mm.close()
-
-
 class _Placed(NamedTuple):
     """An entry's numbers: the stretch they are in, the index of the first, how many."""
 
     stretch: Stretch
     first: int
     value_count: int
-
-
-class _Cell(SeriesBase):
-    __slots__ = ("_s",)
-
-    def __init__(self, stretch: Stretch) -> None:
-        self._s = stretch
-
-
-class _Added(_Cell):
-    """A counter or gauge: ``add`` changes the value and sets the "touched" flag."""
-
-    __slots__ = ("_touched", "_value")
-
-    def __init__(self, stretch: Stretch, value_at: int, touched_at: int) -> None:
-        super().__init__(stretch)
-        self._value = value_at
-        self._touched = touched_at
-
-    def add(self, amount: float) -> None:
-        s = self._s
-        with s.lock:
-            d = s.d
-            d[self._value] += amount
-            d[self._touched] = 1.0
-
-
-class _Counter(_Added):
-    __slots__ = ()
-
-    def __init__(self, stretch: Stretch, first: int) -> None:
-        super().__init__(stretch, first + COUNTER_VALUE, first + COUNTER_TOUCHED)
-
-
-class _Gauge(_Added):
-    __slots__ = ("_set_at",)
-
-    def __init__(self, stretch: Stretch, first: int) -> None:
-        super().__init__(stretch, first + GAUGE_VALUE, first + GAUGE_TOUCHED)
-        self._set_at = first + GAUGE_SET_AT
-
-    def set(self, value: float) -> None:
-        self._set(value, 1.0)
-
-    def remove(self) -> None:
-        """Hide the series in every process: a most recent "set" that exposes nothing (a later
-        set, here or in any process, exposes it again)."""
-        self._set(0.0, -1.0)
-
-    def _set(self, value: float, touched: float) -> None:
-        s = self._s
-        now = time.time()
-        with s.lock:
-            d = s.d
-            d[self._value] = value
-            d[self._set_at] = now
-            d[self._touched] = touched
-
-    def put_locked(self, value: float) -> None:
-        """This process' share of an add-only gauge is ``value`` now (the caller holds the lock)."""
-        d = self._s.d
-        d[self._value] = value
-        d[self._touched] = 1.0
-
-
-class _Histogram(_Cell):
-    __slots__ = ("_bounds", "_first", "_sum")
-
-    def __init__(self, stretch: Stretch, first: int, bounds: tuple[float, ...]) -> None:
-        super().__init__(stretch)
-        self._bounds = bounds
-        self._first = first  # the first bucket's count; the +Inf count after the last bucket's
-        self._sum = first + len(bounds) + 1
-
-    def observe(self, value: float) -> None:
-        # bisect_left puts a value equal to a bound in that bound's bucket ("le").
-        k = self._first + bisect_left(self._bounds, value)
-        s = self._s
-        with s.lock:
-            d = s.d
-            d[k] += 1.0
-            d[self._sum] += value
-
-
-_AnySeries = _Counter | _Gauge | _Histogram
-
-
-def _new_series(spec: MetricSpec, stretch: Stretch, first: int) -> _AnySeries:
-    if spec.kind is Kind.COUNTER:
-        return _Counter(stretch, first)
-    if spec.kind is Kind.GAUGE:
-        return _Gauge(stretch, first)
-    assert spec.buckets is not None
-    return _Histogram(stretch, first, spec.buckets)
-
-
-class MultiprocessInstrument:
-    """One metric's series in this process' file, keyed by label values."""
-
-    __slots__ = ("_group", "_series", "_store", "spec")
-
-    def __init__(self, store: MultiprocessStore, spec: MetricSpec) -> None:
-        self.spec = spec
-        self._store = store
-        self._group = ",".join(spec.labels)
-        self._series: dict[tuple[str, ...], _AnySeries] = {}
-
-    def remove(self, label_values: tuple[str, ...]) -> None:
-        """Forget a gauge's series in every process (it is exposed again by the next ``set``).
-
-        Counters and histograms are never removed: their merged values include other processes'
-        and exited processes' counts, and a counter must never go backwards; they stay exposed.
-        """
-        if self.spec.kind is not Kind.GAUGE:
-            return
-        with self._store.lock:
-            series = self._series.get(label_values)
-        if isinstance(series, _Gauge):
-            series.remove()
-
-    def bind(self, label_values: tuple[str, ...]) -> _AnySeries:
-        spec = self.spec
-        check_label_values(spec, label_values)
-        store = self._store
-        with store.lock:
-            series = self._series.get(label_values)
-            if series is not None:
-                return series
-            key = label_values
-            overflow = (OVERFLOW_LABEL_VALUE,) * len(label_values)
-            if key != overflow and not store.labels.admit(self._group, key):
-                key = overflow
-                series = self._series.get(key)
-                if series is not None:
-                    self._series[label_values] = series
-                    return series
-            stretch, first = store.allocate(encode_key(spec.name, key), values_per_entry(spec))
-            series = _new_series(spec, stretch, first)
-            self._series[key] = series
-            self._series[label_values] = series
-            return series
 
 
 class MultiprocessStore:
@@ -310,7 +126,7 @@ class MultiprocessStore:
         with self.lock:
             key = encode_key(PRIVATE_SERIES.name, ())
             gauge = self._place(key, values_per_entry(PRIVATE_SERIES))
-            self._private_gauge = _Gauge(gauge.stretch, gauge.first)
+            self._private_gauge = GaugeCell(gauge.stretch, gauge.first)
             self._share()
         _watch_forks(self)
 
