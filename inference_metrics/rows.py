@@ -13,16 +13,23 @@ hot path: one lookup); a miss (:meth:`SeriesGroup.bind`) validates the inputs, a
 caps and defaults, and finds or binds the row of the label values the group's views expose, at
 most ``max_series`` of them; later new ones share one overflow row whose every label is
 :data:`~inference_metrics.backends.base.OVERFLOW_LABEL_VALUE`. Inputs no view exposes do not count
-towards ``max_series``.
+towards ``max_series``. A view may show only some label sets of a group (``View.where`` on an input:
+GIE's pool saturation shows the ``effective`` stage only): its binding carries the condition, and
+the rows of the other label sets leave it out.
+
+Removal: :meth:`SeriesGroup.remove` forgets one label set, :meth:`SeriesGroup.remove_matching`
+every label set whose exposed inputs match some values (a flow's series, whatever their outcome,
+pool or model); the series leave every backend that can remove them and the slots are free again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .backends.base import OVERFLOW_LABEL_VALUE, Instrument
+from .backends.base import OVERFLOW_LABEL_VALUE, Instrument, UnsupportedOperation
 from .measures import Group, operation
 from .schemas.base import LabelSource, View
 from .validation import label_value
@@ -63,15 +70,21 @@ def _fan_out(feeds: Sequence[Feed]) -> Feed:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """One view's instrument, fed one measure: the series method and where each label's value
-    comes from (an index into the group's key, or a fixed value)."""
+    """One view's instrument, fed one measure: the series method, where each label's value
+    comes from (an index into the group's key, or a fixed value), and the key values it shows
+    (``when``: (index, value) pairs a key must hold; none: every key)."""
 
     instrument: Instrument
     sources: tuple[LabelSource, ...]
     method: str
+    when: tuple[tuple[int, str], ...] = ()
 
     def labels(self, values: Sequence[str]) -> tuple[str, ...]:
         return tuple(values[s] if isinstance(s, int) else s for s in self.sources)
+
+    def shows(self, values: Sequence[str]) -> bool:
+        """Whether this binding has a series for the key ``values``."""
+        return all(values[index] == value for index, value in self.when)
 
 
 def bindings(
@@ -83,7 +96,8 @@ def bindings(
         for measure in view.measures:
             if measure in group.measures:
                 method = operation(measure.nature, view.quantity.kind)
-                binding = Binding(instrument, view.label_sources(measure), method)
+                sources, when = view.label_sources(measure), view.input_filters(measure)
+                binding = Binding(instrument, sources, method, when)
                 slots[group.slot(measure)].append(binding)
     return tuple(tuple(each) for each in slots)
 
@@ -141,7 +155,10 @@ class SeriesGroup:
     ) -> None:
         self.group = group
         self._slots = slots
-        used = sorted({s for slot in slots for b in slot for s in b.sources if isinstance(s, int)})
+        used = sorted(
+            {s for slot in slots for b in slot for s in b.sources if isinstance(s, int)}
+            | {index for slot in slots for b in slot for index, _ in b.when}
+        )
         self._used = tuple(used)
         self._caps = {
             index: caps[name]
@@ -153,7 +170,8 @@ class SeriesGroup:
         self._max_label_length = max_label_length
         self._lock = threading.Lock()
         self._overflow: Row | None = None
-        self._by_exposed: dict[tuple[str, ...], Row] = {}
+        #: Per exposed label set: its row and the key values it was bound with.
+        self._by_exposed: dict[tuple[str, ...], tuple[Row, tuple[str, ...]]] = {}
         self.cache: dict[object, Row] = {}
         #: Every instrument a row of this group binds.
         self.instruments = tuple(dict.fromkeys(b.instrument for slot in slots for b in slot))
@@ -166,20 +184,22 @@ class SeriesGroup:
         """Slow path: validate a new key, then bind its row (or fold it into the overflow)."""
         values = list(self._checked(key))
         with self._lock:
-            found = self.cache.get(key)
-            if found is not None:
-                return found
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
             for index, cap in self._caps.items():
                 values[index] = cap(values[index])
             exposed = tuple(values[i] for i in self._used)
-            row = self._by_exposed.get(exposed)
-            if row is None:
+            found = self._by_exposed.get(exposed)
+            if found is None:
                 if len(self._by_exposed) >= self._max_series:
                     if self._overflow is None:
                         self._overflow = self._new_row((OVERFLOW_LABEL_VALUE,) * len(values))
                     return self._overflow
                 row = self._new_row(values)
-                self._by_exposed[exposed] = row
+                self._by_exposed[exposed] = (row, tuple(values))
+            else:
+                row = found[0]
             if len(self.cache) < 4 * self._max_series:
                 self.cache[key] = row
             return row
@@ -189,18 +209,55 @@ class SeriesGroup:
         values = self._checked(key)
         exposed = tuple(values[i] for i in self._used)
         with self._lock:
-            row = self._by_exposed.pop(exposed, None)
-            if row is None:
-                return
-            for cached in [k for k, r in self.cache.items() if r is row]:
-                del self.cache[cached]
+            found = self._by_exposed.pop(exposed, None)
+            if found is not None:
+                self._forget([found])
+
+    def remove_matching(self, inputs: Mapping[str, object]) -> int:
+        """Forget every label set whose exposed ``inputs`` (name -> value, checked as a call's
+        are) equal these values; an input no view exposes matches any value. Returns how many
+        label sets were forgotten. The overflow series is not one of them."""
+        checked: list[tuple[int, str]] = []
+        for name, value in inputs.items():
+            if name not in self.group.inputs:
+                raise ValueError(f"group {self.group.name} has no input {name!r}")
+            index = self.group.inputs.index(name)
+            if index in self._used:
+                checked.append((index, self._check(name, value)))
+        with self._lock:
+            gone = [
+                exposed
+                for exposed, (_, values) in self._by_exposed.items()
+                if all(values[index] == value for index, value in checked)
+            ]
+            self._forget([self._by_exposed.pop(exposed) for exposed in gone])
+        return len(gone)
+
+    def _forget(self, rows: Sequence[tuple[Row, tuple[str, ...]]]) -> None:
+        """Drop ``rows`` from the cache and their series from the backends (under the lock).
+        A backend that cannot remove a kind of series (OpenTelemetry's counters and histograms)
+        keeps it; its slot is free all the same."""
+        if not rows:
+            return
+        ids = {id(row) for row, _ in rows}
+        for cached in [k for k, r in self.cache.items() if id(r) in ids]:
+            del self.cache[cached]
+        for _, values in rows:
             for slot in self._slots:
                 for binding in slot:
-                    binding.instrument.remove(binding.labels(values))
+                    if binding.shows(values):
+                        with contextlib.suppress(UnsupportedOperation):
+                            binding.instrument.remove(binding.labels(values))
 
     def _new_row(self, values: Sequence[str]) -> Row:
         return tuple(
-            _fan_out([getattr(b.instrument.bind(b.labels(values)), b.method) for b in slot])
+            _fan_out(
+                [
+                    getattr(b.instrument.bind(b.labels(values)), b.method)
+                    for b in slot
+                    if b.shows(values)
+                ]
+            )
             for slot in self._slots
         )
 

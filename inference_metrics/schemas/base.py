@@ -51,7 +51,9 @@ class View:
     ``inputs``: label -> recording input, for labels named neither as their input nor by the
     group's aliases (GenAI's ``gen_ai.request.model`` -> ``model_name``). ``constants``: label ->
     the value of every series (GenAI's ``gen_ai.provider.name``). ``where``: keep only the
-    quantity's measures that fix these inputs to these values. ``defaults``: input -> the value
+    quantity's measures that fix these inputs to these values and, for an input of a call's key,
+    only the label sets where the call gave it this value (GIE's pool saturation has no ``stage``
+    label and shows ``where={"stage": "effective"}``). ``defaults``: input -> the value
     taken when a call passes None for it (GenAI's default ``operation``). ``ours``: the name is
     this library's own, not upstream's (the docs list such metrics apart).
     """
@@ -114,7 +116,21 @@ class View:
         return tuple(
             m
             for m in self.quantity.measures
-            if all(m.constants.get(k) == v for k, v in self.where.items())
+            if all(
+                m.constants.get(k) == v
+                for k, v in self.where.items()
+                if group_of(m).input_of(k) not in group_of(m).inputs
+            )
+        )
+
+    def input_filters(self, measure: Measure) -> tuple[tuple[int, str], ...]:
+        """The ``where`` conditions on inputs of ``measure``'s key: (index in the key, value); a
+        series of this view is bound only for a key that meets them all."""
+        group = group_of(measure)
+        return tuple(
+            (group.inputs.index(group.input_of(name)), value)
+            for name, value in self.where.items()
+            if group.input_of(name) in group.inputs
         )
 
     def _input(self, group: Group, label: str) -> str:
