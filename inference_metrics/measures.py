@@ -344,6 +344,176 @@ EXTRACT_ERROR = Measure(
     ("record_data_layer_extract_error",),
 )
 
+# --- the picker's internals: scheduling, plugins, flow control, model rewrites ------------------
+# Each is recorded by one of upstream's recording functions of the same name (metrics.go), as a
+# Recorder method by issue 21's rule (docs/schemas.md); durations are seconds.
+
+SCHEDULER_E2E = Measure(
+    "scheduler_e2e",
+    Nature.SAMPLE,
+    "One scheduling run's duration, candidates in to result out.",
+    ("record_scheduler_e2e_latency",),
+)
+REQUEST_PROCESSING = Measure(
+    "request_processing",
+    Nature.SAMPLE,
+    "The picker's time from request receipt until the request body has been handled, "
+    "admission control included.",
+    ("record_request_processing_latency",),
+)
+RESPONSE_PROCESSING = Measure(
+    "response_processing",
+    Nature.SAMPLE,
+    "The picker's time handling a response: the sum of its per-chunk handler times when "
+    "streamed, else response headers to completion.",
+    ("record_response_processing_latency",),
+)
+SCHEDULER_ATTEMPT_SUCCESS = Measure(
+    "scheduler_attempt_success",
+    Nature.SAMPLE,
+    "1 per scheduling attempt without an error; the endpoint is the primary profile's first "
+    "target (empty when there is no result).",
+    ("record_scheduler_attempt(err=None)",),
+    constants={"status": "success"},
+)
+SCHEDULER_ATTEMPT_FAILURE = Measure(
+    "scheduler_attempt_failure",
+    Nature.SAMPLE,
+    "1 per scheduling attempt that ended in an error (endpoint labels empty).",
+    ("record_scheduler_attempt(err=...)",),
+    constants={"status": "failure"},
+)
+PLUGIN_DURATION = Measure(
+    "plugin_duration",
+    Nature.SAMPLE,
+    "One plugin run's duration at one extension point (filter, scorer, picker, ...).",
+    ("record_plugin_processing_latency",),
+)
+DATA_SCOPE_VIOLATION = Measure(
+    "data_scope_violation",
+    Nature.SAMPLE,
+    "1 per endpoint-attribute read or write rejected because the plugin did not declare it.",
+    ("record_plugin_data_scope_violation",),
+)
+FLOW_QUEUE_DURATION = Measure(
+    "flow_queue_duration",
+    Nature.SAMPLE,
+    "A request's time in the flow-control layer, enqueue to final outcome (dispatched, "
+    "rejected, evicted).",
+    ("record_flow_control_request_queue_duration",),
+)
+DISPATCH_CYCLE = Measure(
+    "dispatch_cycle",
+    Nature.SAMPLE,
+    "One dispatch cycle's duration in the flow-control layer.",
+    ("record_flow_control_dispatch_cycle_duration",),
+)
+ENQUEUE_DURATION = Measure(
+    "enqueue_duration",
+    Nature.SAMPLE,
+    "The time taken to enqueue one request into the flow-control layer, by outcome.",
+    ("record_flow_control_request_enqueue_duration",),
+)
+FLOW_QUEUE_SIZE = Measure(
+    "flow_queue_size",
+    Nature.DELTA,
+    "+1 when a request enters a flow's queue, -1 when it leaves.",
+    ("inc_flow_control_queue_size", "dec_flow_control_queue_size"),
+)
+FLOW_QUEUE_BYTES = Measure(
+    "flow_queue_bytes",
+    Nature.DELTA,
+    "+size when a request enters a flow's queue, -size when it leaves (bytes).",
+    ("add_flow_control_queue_bytes", "sub_flow_control_queue_bytes"),
+)
+POOL_SATURATION = Measure(
+    "pool_saturation",
+    Nature.LEVEL,
+    "The pool's saturation per stage (prefill, decode; effective: the larger, which gates "
+    "dispatch); 1.0 is the set point.",
+    ("record_flow_control_pool_saturation",),
+    typical=(0.3, 1.2),
+)
+STALE_ENDPOINTS = Measure(
+    "stale_endpoints",
+    Nature.LEVEL,
+    "Endpoints whose metrics were missing or stale at a saturation detector's last evaluation.",
+    ("record_flow_control_stale_endpoints",),
+    typical=(0, 1),
+)
+CAPACITY_REQUESTS = Measure(
+    "capacity_requests",
+    Nature.LEVEL,
+    "The fraction of a priority band's request-count capacity its queued requests occupy.",
+    ("record_flow_control_capacity_utilization_requests",),
+    typical=(0.0, 0.8),
+)
+CAPACITY_BYTES = Measure(
+    "capacity_bytes",
+    Nature.LEVEL,
+    "The fraction of a priority band's byte capacity its queued requests occupy.",
+    ("record_flow_control_capacity_utilization_bytes",),
+    typical=(0.0, 0.8),
+)
+REVOCATIONS_ISSUED = Measure(
+    "revocations_issued",
+    Nature.SAMPLE,
+    "The number of in-flight requests a reclamation decision revoked, by the demand band.",
+    ("record_flow_control_revocations_issued",),
+)
+GLOBAL_CAPACITY_REQUESTS = Measure(
+    "global_capacity_requests",
+    Nature.LEVEL,
+    "The fraction of the global request-count capacity all bands occupy (when configured).",
+    ("record_flow_control_global_capacity_utilization_requests",),
+    typical=(0.0, 0.8),
+)
+GLOBAL_CAPACITY_BYTES = Measure(
+    "global_capacity_bytes",
+    Nature.LEVEL,
+    "The fraction of the global byte capacity all bands occupy (when configured).",
+    ("record_flow_control_global_capacity_utilization_bytes",),
+    typical=(0.0, 0.8),
+)
+RECLAIM_TARGET = Measure(
+    "reclaim_target",
+    Nature.LEVEL,
+    "The last computed reclamation deficit (saturation minus the blocked band's ceiling).",
+    ("record_flow_control_reclaim_target",),
+    typical=(0.0, 0.3),
+)
+PENDING_RECLAIM = Measure(
+    "pending_reclaim",
+    Nature.LEVEL,
+    "The outstanding and cooling reclaim debits, in saturation units.",
+    ("record_flow_control_pending_reclaim",),
+    typical=(0.0, 0.2),
+)
+REVOCATION_CONFIRMATION = Measure(
+    "revocation_confirmation",
+    Nature.SAMPLE,
+    "The time from a revocation's issue to its stream's confirmed end.",
+    ("record_flow_control_revocation_confirmation_duration",),
+)
+FLOW_CONTROL_REQUEST = Measure(
+    "flow_control_request",
+    Nature.SAMPLE,
+    "1 per request the flow-control layer finished with, by outcome.",
+    ("inc_flow_control_requests_total",),
+)
+REVOCATION = Measure(
+    "revocation",
+    Nature.SAMPLE,
+    "The number of revocations that reached an outcome (confirmed, timed_out).",
+    ("record_flow_control_revocations",),
+)
+REWRITE_DECISION = Measure(
+    "rewrite_decision",
+    Nature.SAMPLE,
+    "1 per request an InferenceModelRewrite rule rewrote.",
+    ("record_inference_model_rewrite_decision",),
+)
+
 _REQUEST_KEY = ("model_name", "target_model_name", "fairness_id", "priority")
 _CAPPED = ("fairness_id", "priority")
 
@@ -419,6 +589,73 @@ EXTRACT_ERRORS = Group(
     aliases={"name": "pool_name"},
 )
 
+#: One scheduling run (no labels).
+SCHEDULING = Group("scheduling", (), (SCHEDULER_E2E,))
+#: The picker's own request and response handling (no labels).
+PROCESSING = Group("processing", (), (REQUEST_PROCESSING, RESPONSE_PROCESSING))
+#: Scheduling attempts: the target model and the chosen endpoint (``status`` is the measure's).
+SCHEDULER_ATTEMPTS = Group(
+    "scheduler_attempts",
+    ("target_model_name", "endpoint_name", "namespace", "port"),
+    (SCHEDULER_ATTEMPT_SUCCESS, SCHEDULER_ATTEMPT_FAILURE),
+    aliases={"pod_name": "endpoint_name"},
+)
+_PLUGIN_KEY = ("extension_point", "plugin_type", "plugin_name")
+#: One plugin at one extension point.
+PLUGINS = Group("plugins", _PLUGIN_KEY, (PLUGIN_DURATION,))
+#: One plugin's rejected endpoint-attribute accesses, by ``access`` (read, write).
+DATA_SCOPE_VIOLATIONS = Group(
+    "data_scope_violations", (*_PLUGIN_KEY, "access"), (DATA_SCOPE_VIOLATION,)
+)
+_FLOW = ("fairness_id", "priority")
+_TARGET = ("inference_pool", "model_name", "target_model_name")
+#: A flow's requests by how they left the flow-control layer (upstream bounds ``fairness_id``).
+FLOW_OUTCOMES = Group(
+    "flow_outcomes", (*_FLOW, "outcome", *_TARGET), (FLOW_QUEUE_DURATION,), capped=("fairness_id",)
+)
+#: A flow's enqueue attempts, by outcome.
+FLOW_ENQUEUES = Group(
+    "flow_enqueues", (*_FLOW, "outcome"), (ENQUEUE_DURATION,), capped=("fairness_id",)
+)
+#: A flow's queue towards one pool and model (size and bytes held).
+FLOW_QUEUES = Group(
+    "flow_queues", (*_FLOW, *_TARGET), (FLOW_QUEUE_SIZE, FLOW_QUEUE_BYTES), capped=("fairness_id",)
+)
+#: The flow-control layer's dispatch loop (no labels).
+DISPATCH_CYCLES = Group("dispatch_cycles", (), (DISPATCH_CYCLE,))
+#: A pool's saturation per stage.
+POOL_SATURATIONS = Group("pool_saturations", ("inference_pool", "stage"), (POOL_SATURATION,))
+#: A saturation detector (its plugin name).
+SATURATION_DETECTORS = Group("saturation_detectors", ("detector",), (STALE_ENDPOINTS,))
+#: One priority band of a pool's flow-control layer.
+PRIORITY_BANDS = Group(
+    "priority_bands",
+    ("priority", "inference_pool"),
+    (CAPACITY_REQUESTS, CAPACITY_BYTES, REVOCATIONS_ISSUED),
+)
+#: A pool's flow-control layer as a whole: global capacity, reclamation.
+FLOW_CONTROL_POOLS = Group(
+    "flow_control_pools",
+    ("inference_pool",),
+    (
+        GLOBAL_CAPACITY_REQUESTS,
+        GLOBAL_CAPACITY_BYTES,
+        RECLAIM_TARGET,
+        PENDING_RECLAIM,
+        REVOCATION_CONFIRMATION,
+    ),
+)
+#: Requests the flow-control layer finished with, by outcome and band.
+FLOW_CONTROL_OUTCOMES = Group(
+    "flow_control_outcomes", ("outcome", "priority", "inference_pool"), (FLOW_CONTROL_REQUEST,)
+)
+#: Revocations that reached an outcome.
+REVOCATIONS = Group("revocations", ("outcome", "inference_pool"), (REVOCATION,))
+#: Model rewrite decisions.
+MODEL_REWRITES = Group(
+    "model_rewrites", ("model_rewrite_name", "model_name", "target_model"), (REWRITE_DECISION,)
+)
+
 #: Every group, in the order the Recorder registers (and the exposition shows) their metrics.
 GROUPS: tuple[Group, ...] = (
     REQUESTS,
@@ -430,6 +667,22 @@ GROUPS: tuple[Group, ...] = (
     PARSE_FAILURES,
     POLL_ERRORS,
     EXTRACT_ERRORS,
+    SCHEDULING,
+    PROCESSING,
+    SCHEDULER_ATTEMPTS,
+    PLUGINS,
+    DATA_SCOPE_VIOLATIONS,
+    FLOW_OUTCOMES,
+    DISPATCH_CYCLES,
+    FLOW_ENQUEUES,
+    FLOW_QUEUES,
+    POOL_SATURATIONS,
+    SATURATION_DETECTORS,
+    PRIORITY_BANDS,
+    FLOW_CONTROL_POOLS,
+    FLOW_CONTROL_OUTCOMES,
+    REVOCATIONS,
+    MODEL_REWRITES,
 )
 _GROUP_OF: dict[int, Group] = {id(m): g for g in GROUPS for m in g.measures}
 if len(_GROUP_OF) != sum(len(g.measures) for g in GROUPS):  # pragma: no cover - a typo above

@@ -31,13 +31,33 @@ __all__ = [
     "CACHED_TOKENS",
     "DATA_LAYER_EXTRACT_ERRORS",
     "DATA_LAYER_POLL_ERRORS",
+    "FLOW_CONTROL_CAPACITY_BYTES",
+    "FLOW_CONTROL_CAPACITY_REQUESTS",
+    "FLOW_CONTROL_DISPATCH_CYCLE_DURATION",
+    "FLOW_CONTROL_ENQUEUE_DURATION",
+    "FLOW_CONTROL_GLOBAL_CAPACITY_BYTES",
+    "FLOW_CONTROL_GLOBAL_CAPACITY_REQUESTS",
+    "FLOW_CONTROL_PENDING_RECLAIM",
+    "FLOW_CONTROL_POOL_SATURATION",
+    "FLOW_CONTROL_QUEUE_BYTES",
+    "FLOW_CONTROL_QUEUE_DURATION",
+    "FLOW_CONTROL_QUEUE_SIZE",
+    "FLOW_CONTROL_RECLAIM_TARGET",
+    "FLOW_CONTROL_REQUESTS",
+    "FLOW_CONTROL_REVOCATIONS",
+    "FLOW_CONTROL_REVOCATIONS_ISSUED",
+    "FLOW_CONTROL_REVOCATION_CONFIRMATION",
+    "FLOW_CONTROL_STALE_ENDPOINTS",
     "GENAI_REQUEST_DURATION",
     "GENAI_TOKEN_USAGE",
     "INFO",
     "INPUT_TOKENS",
     "ITL",
+    "MODEL_REWRITE_DECISIONS",
     "NTPOT",
     "OUTPUT_TOKENS",
+    "PLUGIN_DATA_SCOPE_VIOLATIONS",
+    "PLUGIN_DURATION",
     "POOL_ENDPOINT_QUEUE_SIZE",
     "POOL_KV_CACHE",
     "POOL_QUEUE_SIZE",
@@ -48,11 +68,15 @@ __all__ = [
     "POOL_STD_DEV_RUNNING_REQUESTS",
     "REQUEST_DURATION",
     "REQUEST_ERROR_TOTAL",
+    "REQUEST_PROCESSING_DURATION",
     "REQUEST_SIZE",
     "REQUEST_TOTAL",
     "RESPONSE_PARSE_FAILURES",
+    "RESPONSE_PROCESSING_DURATION",
     "RESPONSE_SIZE",
     "RUNNING_REQUESTS",
+    "SCHEDULER_ATTEMPTS",
+    "SCHEDULER_E2E_DURATION",
     "TPOT",
     "TTFT",
     "Panel",
@@ -292,6 +316,201 @@ DATA_LAYER_EXTRACT_ERRORS = Quantity(
     "Values the pool's extractors could not read from a polled page.",
     Panel(_POOL, by=("name", "source_type", "extractor_type")),
     "{error}",
+)
+
+
+# --- scheduler and plugins ----------------------------------------------------------------------
+
+_SCHEDULER = "Scheduler and plugins"
+_FLOW_CONTROL = "Flow control"
+
+SCHEDULER_E2E_DURATION = _histogram(
+    "scheduler_e2e_duration",
+    (m.SCHEDULER_E2E,),
+    "End-to-end scheduling latency.",
+    _SCHEDULER,
+    "s",
+)
+SCHEDULER_ATTEMPTS = Quantity(
+    "scheduler_attempts",
+    Kind.COUNTER,
+    (m.SCHEDULER_ATTEMPT_SUCCESS, m.SCHEDULER_ATTEMPT_FAILURE),
+    "Scheduling attempts, by status (success, failure) and chosen endpoint.",
+    Panel(_SCHEDULER, by=("status", "target_model_name")),
+    "{attempt}",
+)
+PLUGIN_DURATION = _histogram(
+    "plugin_duration",
+    (m.PLUGIN_DURATION,),
+    "Plugin processing latency, by extension point, plugin type and name.",
+    _SCHEDULER,
+    "s",
+)
+PLUGIN_DATA_SCOPE_VIOLATIONS = Quantity(
+    "plugin_data_scope_violations",
+    Kind.COUNTER,
+    (m.DATA_SCOPE_VIOLATION,),
+    "Endpoint-attribute accesses rejected because the plugin did not declare them.",
+    Panel(_SCHEDULER, by=("extension_point", "plugin_name", "access")),
+    "{access}",
+)
+REQUEST_PROCESSING_DURATION = _histogram(
+    "request_processing_duration",
+    (m.REQUEST_PROCESSING,),
+    "The picker's own request handling time (receipt until the body is handled).",
+    _SCHEDULER,
+    "s",
+)
+RESPONSE_PROCESSING_DURATION = _histogram(
+    "response_processing_duration",
+    (m.RESPONSE_PROCESSING,),
+    "The picker's own response handling time.",
+    _SCHEDULER,
+    "s",
+)
+MODEL_REWRITE_DECISIONS = Quantity(
+    "model_rewrite_decisions",
+    Kind.COUNTER,
+    (m.REWRITE_DECISION,),
+    "Requests rewritten by an InferenceModelRewrite rule.",
+    Panel(_SCHEDULER, by=("model_rewrite_name", "model_name", "target_model")),
+    "{decision}",
+)
+
+# --- flow control -------------------------------------------------------------------------------
+
+FLOW_CONTROL_QUEUE_DURATION = _histogram(
+    "flow_control_queue_duration",
+    (m.FLOW_QUEUE_DURATION,),
+    "Time requests spend in the flow-control layer, enqueue to final outcome.",
+    _FLOW_CONTROL,
+    "s",
+)
+FLOW_CONTROL_DISPATCH_CYCLE_DURATION = _histogram(
+    "flow_control_dispatch_cycle_duration",
+    (m.DISPATCH_CYCLE,),
+    "Duration of the flow-control layer's dispatch cycles.",
+    _FLOW_CONTROL,
+    "s",
+)
+FLOW_CONTROL_ENQUEUE_DURATION = _histogram(
+    "flow_control_enqueue_duration",
+    (m.ENQUEUE_DURATION,),
+    "Time taken to enqueue requests into the flow-control layer.",
+    _FLOW_CONTROL,
+    "s",
+)
+_FLOWS = ("inference_pool", "priority", "fairness_id")
+FLOW_CONTROL_QUEUE_SIZE = Quantity(
+    "flow_control_queue_size",
+    Kind.GAUGE,
+    (m.FLOW_QUEUE_SIZE,),
+    "Requests held in the flow-control queues now.",
+    Panel(_FLOW_CONTROL, by=_FLOWS),
+    "{request}",
+)
+FLOW_CONTROL_QUEUE_BYTES = Quantity(
+    "flow_control_queue_bytes",
+    Kind.GAUGE,
+    (m.FLOW_QUEUE_BYTES,),
+    "Bytes of the requests held in the flow-control queues now.",
+    Panel(_FLOW_CONTROL, by=_FLOWS),
+    "By",
+)
+FLOW_CONTROL_POOL_SATURATION = Quantity(
+    "flow_control_pool_saturation",
+    Kind.GAUGE,
+    (m.POOL_SATURATION,),
+    "Pool saturation gating dispatch, per stage (1.0 is the set point).",
+    Panel(_FLOW_CONTROL, by=("inference_pool", "stage"), aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_STALE_ENDPOINTS = Quantity(
+    "flow_control_stale_endpoints",
+    Kind.GAUGE,
+    (m.STALE_ENDPOINTS,),
+    "Endpoints with missing or stale metrics at the last saturation evaluation.",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "{endpoint}",
+)
+FLOW_CONTROL_CAPACITY_REQUESTS = Quantity(
+    "flow_control_capacity_utilization_requests",
+    Kind.GAUGE,
+    (m.CAPACITY_REQUESTS,),
+    "Fraction of each priority band's request-count capacity in use.",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_CAPACITY_BYTES = Quantity(
+    "flow_control_capacity_utilization_bytes",
+    Kind.GAUGE,
+    (m.CAPACITY_BYTES,),
+    "Fraction of each priority band's byte capacity in use.",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_GLOBAL_CAPACITY_REQUESTS = Quantity(
+    "flow_control_global_capacity_utilization_requests",
+    Kind.GAUGE,
+    (m.GLOBAL_CAPACITY_REQUESTS,),
+    "Fraction of the global request-count capacity in use (when configured).",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_GLOBAL_CAPACITY_BYTES = Quantity(
+    "flow_control_global_capacity_utilization_bytes",
+    Kind.GAUGE,
+    (m.GLOBAL_CAPACITY_BYTES,),
+    "Fraction of the global byte capacity in use (when configured).",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_REQUESTS = Quantity(
+    "flow_control_requests",
+    Kind.COUNTER,
+    (m.FLOW_CONTROL_REQUEST,),
+    "Requests the flow-control layer finished with, by outcome.",
+    Panel(_FLOW_CONTROL, by=("outcome", "priority")),
+    "{request}",
+)
+FLOW_CONTROL_REVOCATIONS_ISSUED = Quantity(
+    "flow_control_revocations_issued",
+    Kind.COUNTER,
+    (m.REVOCATIONS_ISSUED,),
+    "In-flight requests revoked to reclaim capacity, by the demand band's priority.",
+    Panel(_FLOW_CONTROL, by=("inference_pool", "priority")),
+    "{revocation}",
+)
+FLOW_CONTROL_REVOCATIONS = Quantity(
+    "flow_control_revocations",
+    Kind.COUNTER,
+    (m.REVOCATION,),
+    "Revocations by terminal outcome (confirmed, timed_out).",
+    Panel(_FLOW_CONTROL, by=("inference_pool", "outcome")),
+    "{revocation}",
+)
+FLOW_CONTROL_RECLAIM_TARGET = Quantity(
+    "flow_control_reclaim_target",
+    Kind.GAUGE,
+    (m.RECLAIM_TARGET,),
+    "The last computed reclamation deficit, in saturation units.",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_PENDING_RECLAIM = Quantity(
+    "flow_control_pending_reclaim",
+    Kind.GAUGE,
+    (m.PENDING_RECLAIM,),
+    "Outstanding and cooling reclaim debits, in saturation units.",
+    Panel(_FLOW_CONTROL, aggregate="max"),
+    "1",
+)
+FLOW_CONTROL_REVOCATION_CONFIRMATION = _histogram(
+    "flow_control_revocation_confirmation",
+    (m.REVOCATION_CONFIRMATION,),
+    "Time from a revocation's issue to its stream's confirmed end.",
+    _FLOW_CONTROL,
+    "s",
 )
 
 # --- build --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from . import measures as m
@@ -51,9 +51,12 @@ from .backends.base import (
     Backend,
     Instrument,
 )
+from .calls import FlowControlCalls, PoolCalls, RequestCalls, SchedulingCalls
+from .calls import base as _s
+from .calls.base import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY
 from .measures import GROUPS, Group
 from .quantities import Quantity
-from .rows import Row, SeriesGroup, ValueCap, bindings
+from .rows import SeriesGroup, ValueCap, bindings
 from .schemas import DEFAULT_SCHEMA, Schema, View, combine, resolve
 from .spec import MetricSpec
 from .validation import FAST_NUMBER as _FAST
@@ -78,28 +81,9 @@ DEFAULT_MAX_LABEL_LENGTH = 1024
 #: Distinct ``fairness_id`` / ``priority`` values kept before folding new ones into the overflow.
 DEFAULT_MAX_FAIRNESS_IDS = 100
 DEFAULT_MAX_PRIORITIES = 32
-#: What a request without a fairness id or priority is recorded with (upstream's defaults).
-DEFAULT_FAIRNESS_ID = "default-flow"
-DEFAULT_PRIORITY = 0
 
 #: The error code a failure without one is counted with (upstream's rule).
 _UNKNOWN_ERROR = "Unknown"
-
-# Each measure's slot in its group's rows (the hot paths index rows with these).
-_REQUEST = m.REQUESTS.slot(m.REQUEST)
-_LATENCY = m.REQUESTS.slot(m.LATENCY)
-_REQUEST_SIZE = m.REQUESTS.slot(m.REQUEST_SIZE)
-_RESPONSE_SIZE = m.REQUESTS.slot(m.RESPONSE_SIZE)
-_INPUT_TOKENS = m.REQUESTS.slot(m.INPUT_TOKENS)
-_OUTPUT_TOKENS = m.REQUESTS.slot(m.OUTPUT_TOKENS)
-_NTPOT = m.REQUESTS.slot(m.NTPOT)
-_TTFT = m.REQUESTS.slot(m.TTFT)
-_UNSTREAMED_TTFT = m.REQUESTS.slot(m.UNSTREAMED_TTFT)
-_TPOT = m.REQUESTS.slot(m.TPOT)
-_CACHED_TOKENS = m.REQUESTS.slot(m.CACHED_TOKENS)
-_ITL = m.REQUESTS.slot(m.INTER_TOKEN_LATENCY)
-_ERROR = m.ERRORS.slot(m.ERROR)
-_FAILURE_LATENCY = m.ERRORS.slot(m.FAILURE_LATENCY)
 
 
 @runtime_checkable
@@ -117,7 +101,7 @@ class ViewsElsewhere(Protocol):
 SchemaArgument = str | Schema | Sequence[str | Schema]
 
 
-class Recorder:
+class Recorder(RequestCalls, PoolCalls, SchedulingCalls, FlowControlCalls):
     """Records the endpoint picker's metrics into ``backend``, under one or several schemas.
 
     ``schema`` is a schema name (``"gie-v0.3"``, the default; ``"gie-v1.5"``; ``"llm-d-router"``;
@@ -193,9 +177,25 @@ class Recorder:
         self._parse_failures = groups[m.PARSE_FAILURES]
         self._poll_errors = groups[m.POLL_ERRORS]
         self._extract_errors = groups[m.EXTRACT_ERRORS]
+        self._scheduling = groups[m.SCHEDULING]
+        self._processing = groups[m.PROCESSING]
+        self._scheduler_attempts = groups[m.SCHEDULER_ATTEMPTS]
+        self._plugins = groups[m.PLUGINS]
+        self._data_scope_violations = groups[m.DATA_SCOPE_VIOLATIONS]
+        self._flow_outcomes = groups[m.FLOW_OUTCOMES]
+        self._dispatch_cycles = groups[m.DISPATCH_CYCLES]
+        self._flow_enqueues = groups[m.FLOW_ENQUEUES]
+        self._flow_queues = groups[m.FLOW_QUEUES]
+        self._pool_saturations = groups[m.POOL_SATURATIONS]
+        self._saturation_detectors = groups[m.SATURATION_DETECTORS]
+        self._priority_bands = groups[m.PRIORITY_BANDS]
+        self._flow_control_pools = groups[m.FLOW_CONTROL_POOLS]
+        self._flow_control_outcomes = groups[m.FLOW_CONTROL_OUTCOMES]
+        self._revocations = groups[m.REVOCATIONS]
+        self._model_rewrites = groups[m.MODEL_REWRITES]
         #: Whether a recorded view shows the inter-token latency (llm-d-router's histogram): the
         #: request lifecycle reads the clock per streamed chunk only then.
-        self.records_inter_token_latency: bool = self._requests.shows(_ITL)
+        self.records_inter_token_latency: bool = self._requests.shows(_s.ITL)
         self._parse_failure_lock = threading.Lock()
         self._parse_failure_count = 0
 
@@ -225,25 +225,6 @@ class Recorder:
             return False
         return True
 
-    # --- lookups --------------------------------------------------------------------------------
-
-    def _request(
-        self, model_name: str, target_model_name: str, fairness_id: str, priority: int | str
-    ) -> Row:
-        # Without the (optional, last) operation: a shorter key, hashed faster (rows.py).
-        key = (model_name, target_model_name, fairness_id, priority)
-        try:
-            return self._requests_cache[key]
-        except (KeyError, TypeError):
-            return self._requests.bind(key)
-
-    @staticmethod
-    def _row(group: SeriesGroup, key: tuple[object, ...]) -> Row:
-        try:
-            return group.cache[key]
-        except (KeyError, TypeError):
-            return group.bind(key)
-
     # --- series removal ---------------------------------------------------------------------------
 
     def remove_pool(self, pool_name: str) -> None:
@@ -257,213 +238,6 @@ class Recorder:
         """Forget one model server of a pool: its per-pod (per-endpoint) queue series leaves
         the exposition and its label set no longer counts against ``max_series``."""
         self._endpoints.remove((pool_name, pod_name))
-
-    # --- requests (upstream parity) ---------------------------------------------------------------
-
-    def record_request_counter(
-        self,
-        model_name: str,
-        target_model_name: str,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Count one request for ``(model_name, target_model_name)``."""
-        self._request(model_name, target_model_name, fairness_id, priority)[_REQUEST](1)
-
-    def record_request_error(
-        self,
-        model_name: str,
-        target_model_name: str,
-        error_code: str,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Count one failed request; an empty ``error_code`` counts nothing (as upstream)."""
-        if not isinstance(error_code, str):
-            raise TypeError(f"error_code must be a string, got {error_code!r}")
-        if not error_code:
-            return
-        key = (model_name, target_model_name, fairness_id, priority, error_code)
-        self._row(self._errors, key)[_ERROR](1)
-
-    def record_request_latency(
-        self,
-        model_name: str,
-        target_model_name: str,
-        received: float,
-        completed: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> bool:
-        """Observe ``completed - received`` seconds; only when completed is after received."""
-        if not (type(received) in _FAST and 0 <= received <= _MAX):
-            received = number("received", received)
-        if not (type(completed) in _FAST and 0 <= completed <= _MAX):
-            completed = number("completed", completed)
-        row = self._request(model_name, target_model_name, fairness_id, priority)
-        if not completed > received:
-            logger.error(
-                "request latency not recorded: completed (%r) is not after received (%r)",
-                completed,
-                received,
-            )
-            return False
-        row[_LATENCY](completed - received)
-        return True
-
-    def record_request_size(
-        self,
-        model_name: str,
-        target_model_name: str,
-        size: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Observe a request body size in bytes (0 included)."""
-        if not (type(size) in _FAST and 0 <= size <= _MAX):
-            size = number("size", size)
-        self._request(model_name, target_model_name, fairness_id, priority)[_REQUEST_SIZE](size)
-
-    def record_response_size(
-        self,
-        model_name: str,
-        target_model_name: str,
-        size: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Observe a response body size in bytes (0 included)."""
-        if not (type(size) in _FAST and 0 <= size <= _MAX):
-            size = number("size", size)
-        self._request(model_name, target_model_name, fairness_id, priority)[_RESPONSE_SIZE](size)
-
-    def record_input_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        tokens: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Observe a prompt token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST and 0 <= tokens <= _MAX):
-            tokens = number("tokens", tokens)
-        row = self._request(model_name, target_model_name, fairness_id, priority)
-        if tokens > 0:
-            row[_INPUT_TOKENS](tokens)
-
-    def record_output_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        tokens: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Observe a completion token count; 0 is not observed (as upstream)."""
-        if not (type(tokens) in _FAST and 0 <= tokens <= _MAX):
-            tokens = number("tokens", tokens)
-        row = self._request(model_name, target_model_name, fairness_id, priority)
-        if tokens > 0:
-            row[_OUTPUT_TOKENS](tokens)
-
-    def record_inter_token_latency(
-        self,
-        model_name: str,
-        target_model_name: str,
-        seconds: float,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> None:
-        """Observe the time between two consecutive streamed response chunks (llm-d-router's
-        inter-token latency; schemas without it record nothing)."""
-        if not (type(seconds) in _FAST and 0 <= seconds <= _MAX):
-            seconds = number("seconds", seconds)
-        self._request(model_name, target_model_name, fairness_id, priority)[_ITL](seconds)
-
-    def inter_token_latency_observer(
-        self,
-        model_name: str,
-        target_model_name: str,
-        *,
-        fairness_id: str = DEFAULT_FAIRNESS_ID,
-        priority: int | str = DEFAULT_PRIORITY,
-    ) -> Callable[[float], None]:
-        """:meth:`record_inter_token_latency` bound to one label set, for the many chunks of one
-        stream: the labels are checked and looked up once, here (raising as that method does);
-        the returned callable takes the seconds and checks them as that method does."""
-        observe = self._request(model_name, target_model_name, fairness_id, priority)[_ITL]
-
-        def observe_seconds(seconds: float) -> None:
-            if not (type(seconds) in _FAST and 0 <= seconds <= _MAX):
-                seconds = number("seconds", seconds)
-            observe(seconds)
-
-        return observe_seconds
-
-    # --- pools, endpoints, build, data layer ------------------------------------------------------
-
-    def _set(self, group: SeriesGroup, key: tuple[object, ...], slot: int, value: float) -> None:
-        level = number("value", value)
-        self._row(group, key)[slot](level)
-
-    def record_pool_kv_cache_utilization(self, pool_name: str, value: float) -> None:
-        """Set the pool's average KV-cache utilization (a fraction, usually 0..1)."""
-        self._set(self._pools, (pool_name,), _POOL_KV_CACHE, value)
-
-    def record_pool_queue_size(self, pool_name: str, value: float) -> None:
-        """Set the pool's average number of queued requests."""
-        self._set(self._pools, (pool_name,), _POOL_QUEUE_SIZE, value)
-
-    def record_pool_ready_pods(self, pool_name: str, value: float) -> None:
-        """Set the number of ready pods (endpoints) in the pool."""
-        self._set(self._pools, (pool_name,), _POOL_READY, value)
-
-    def record_pool_average_running_requests(self, pool_name: str, value: float) -> None:
-        """Set the pool's average number of running requests per model server."""
-        self._set(self._pools, (pool_name,), _POOL_RUNNING_REQUESTS, value)
-
-    def record_pool_std_dev_kv_cache_utilization(self, pool_name: str, value: float) -> None:
-        """Set the standard deviation of the pool's KV-cache utilization (llm-d-router)."""
-        self._set(self._pools, (pool_name,), _POOL_STD_DEV_KV_CACHE, value)
-
-    def record_pool_std_dev_queue_size(self, pool_name: str, value: float) -> None:
-        """Set the standard deviation of the pool's queue sizes (llm-d-router)."""
-        self._set(self._pools, (pool_name,), _POOL_STD_DEV_QUEUE_SIZE, value)
-
-    def record_pool_std_dev_running_requests(self, pool_name: str, value: float) -> None:
-        """Set the standard deviation of the pool's running requests (llm-d-router)."""
-        self._set(self._pools, (pool_name,), _POOL_STD_DEV_RUNNING_REQUESTS, value)
-
-    def record_pool_per_pod_queue_size(self, pool_name: str, pod_name: str, value: float) -> None:
-        """Set one model server's queue size (``model_server_pod``/``model_server_endpoint``)."""
-        self._set(self._endpoints, (pool_name, pod_name), 0, value)
-
-    def record_extension_info(self, commit: str, build_ref: str) -> None:
-        """Expose the build-info gauge (``inference_extension_info{commit, build_ref} 1``)."""
-        self._row(self._info, (commit, build_ref))[0](1)
-
-    def record_data_layer_poll_error(self, source_type: str, *, pool_name: str = "") -> None:
-        """Count one failed poll of a data source of type ``source_type`` (upstream's
-        ``RecordDataLayerPollError``); ``pool_name``: the pool it serves, for the schemas that
-        label the counter with the pool's ``name``."""
-        self._row(self._poll_errors, (source_type, pool_name))[0](1)
-
-    def record_data_layer_extract_error(
-        self, source_type: str, extractor_type: str, *, pool_name: str = ""
-    ) -> None:
-        """Count one value the extractor ``extractor_type`` could not read from a source of type
-        ``source_type`` (upstream's ``RecordDataLayerExtractError``); ``pool_name`` as for
-        :meth:`record_data_layer_poll_error`."""
-        self._row(self._extract_errors, (source_type, extractor_type, pool_name))[0](1)
 
     # --- request events ---------------------------------------------------------------------------
     # Whole-request calls for lifecycles and handler wrappers (inference_metrics.lifecycle and
@@ -488,8 +262,8 @@ class Recorder:
             row = self._requests_cache[key]
         except (KeyError, TypeError):
             row = self._requests.bind(key)
-        row[_REQUEST](1)
-        row[_REQUEST_SIZE](request_size)
+        row[_s.REQUEST](1)
+        row[_s.REQUEST_SIZE](request_size)
 
     def record_request_completed(
         self,
@@ -564,33 +338,33 @@ class Recorder:
             row = self._requests.bind(key)
 
         if request_size is not None:
-            row[_REQUEST](1)
-            row[_REQUEST_SIZE](request_size)
-        row[_RESPONSE_SIZE](response_size)
+            row[_s.REQUEST](1)
+            row[_s.REQUEST_SIZE](request_size)
+        row[_s.RESPONSE_SIZE](response_size)
         if input_tokens > 0:
-            row[_INPUT_TOKENS](input_tokens)
+            row[_s.INPUT_TOKENS](input_tokens)
         if output_tokens > 0:
-            row[_OUTPUT_TOKENS](output_tokens)
+            row[_s.OUTPUT_TOKENS](output_tokens)
         if cached_tokens is not None:
-            row[_CACHED_TOKENS](cached_tokens)
+            row[_s.CACHED_TOKENS](cached_tokens)
         if not completed > received:
             return False
         latency = completed - received
-        row[_LATENCY](latency)
+        row[_s.LATENCY](latency)
         if output_tokens > 0:
             # A fractional token count near 0 (upstream's are integers) can make the quotient
             # infinite: such a value is not observed by any backend (OpenTelemetry drops it).
             ntpot = latency / output_tokens
             if ntpot <= _MAX:
-                row[_NTPOT](ntpot)
+                row[_s.NTPOT](ntpot)
         if not streaming:
-            row[_UNSTREAMED_TTFT](latency)
+            row[_s.UNSTREAMED_TTFT](latency)
         elif first_token is not None and received <= first_token <= completed:
-            row[_TTFT](first_token - received)
+            row[_s.TTFT](first_token - received)
             if output_tokens > 1:
                 tpot = (completed - first_token) / (output_tokens - 1)
                 if tpot <= _MAX:
-                    row[_TPOT](tpot)
+                    row[_s.TPOT](tpot)
         return True
 
     def record_request_failed(
@@ -620,9 +394,9 @@ class Recorder:
         code = error_code or _UNKNOWN_ERROR
         key = (model_name, target_model_name, fairness_id, priority, code, operation)
         row = self._row(self._errors, key)
-        row[_ERROR](1)
+        row[_s.ERROR](1)
         if received is not None and completed is not None and completed > received:
-            row[_FAILURE_LATENCY](completed - received)
+            row[_s.FAILURE_LATENCY](completed - received)
 
     def record_running_request_started(
         self,
@@ -646,18 +420,6 @@ class Recorder:
         """One request fewer running for ``model_name``; an empty name records nothing."""
         self._running_add(model_name, target_model_name, fairness_id, priority, -1)
 
-    def _running_add(
-        self,
-        model_name: str,
-        target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        delta: float,
-    ) -> None:
-        if model_name != "":
-            key = (model_name, target_model_name, fairness_id, priority)
-            self._row(self._running, key)[0](delta)
-
     def record_response_parse_failure(self) -> None:
         """Count a response body whose usage could not be parsed: the metric of the schema's
         :data:`~inference_metrics.quantities.RESPONSE_PARSE_FAILURES` view, and
@@ -670,15 +432,6 @@ class Recorder:
     def response_parse_failures(self) -> int:
         """Response bodies whose usage could not be parsed since this Recorder was made."""
         return self._parse_failure_count
-
-
-_POOL_KV_CACHE = m.POOLS.slot(m.POOL_KV_CACHE)
-_POOL_QUEUE_SIZE = m.POOLS.slot(m.POOL_QUEUE_SIZE)
-_POOL_READY = m.POOLS.slot(m.POOL_READY)
-_POOL_RUNNING_REQUESTS = m.POOLS.slot(m.POOL_RUNNING_REQUESTS)
-_POOL_STD_DEV_KV_CACHE = m.POOLS.slot(m.POOL_STD_DEV_KV_CACHE)
-_POOL_STD_DEV_QUEUE_SIZE = m.POOLS.slot(m.POOL_STD_DEV_QUEUE_SIZE)
-_POOL_STD_DEV_RUNNING_REQUESTS = m.POOLS.slot(m.POOL_STD_DEV_RUNNING_REQUESTS)
 
 
 def _registration_order(views: Sequence[View]) -> list[View]:

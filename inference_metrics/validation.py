@@ -29,6 +29,7 @@ import sys
 __all__ = [
     "FAST_NUMBER",
     "MAX_FLOAT",
+    "count",
     "label_value",
     "non_empty_string",
     "number",
@@ -73,6 +74,16 @@ def positive_int(argument: str, value: object) -> int:
         raise TypeError(f"{argument} must be an int, got {value!r}")
     if value < 1:
         raise ValueError(f"{argument} must be >= 1, got {value!r}")
+    return int(value)
+
+
+def count(argument: str, value: object) -> int:
+    """``value`` as an ``int >= 0`` (a number of bytes, revocations, endpoints): any integral
+    number (an ``int``, a numpy integer), not ``bool`` and not a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{argument} must be >= 0, got {value!r}")
     return int(value)
 
 

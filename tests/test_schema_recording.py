@@ -15,7 +15,7 @@ from .expo import Family, parse_registry
 
 def record_everything(recorder: Recorder, **request: str | int) -> None:
     """One streamed and one non-streamed request, an error, every pool gauge, build info, a
-    parse failure and the data layer's errors."""
+    parse failure, the data layer's errors, and every call of the scheduler and flow control."""
     recorder.record_request_started("m", "t", 100, **request)  # type: ignore[arg-type]
     recorder.record_running_request_started("m", "t", **request)  # type: ignore[arg-type]
     recorder.record_inter_token_latency("m", "t", 0.02, **request)  # type: ignore[arg-type]
@@ -55,6 +55,36 @@ def record_everything(recorder: Recorder, **request: str | int) -> None:
     recorder.record_data_layer_extract_error(
         "metrics-data-source", "core-metrics-extractor", pool_name="p"
     )
+    record_the_picker(recorder)
+
+
+def record_the_picker(recorder: Recorder) -> None:
+    """Every call of the scheduler, plugins, processing, rewrites and flow control, once."""
+    flow, target = ("tenant-a", "2"), ("p", "m", "t")
+    recorder.record_scheduler_e2e_latency(0.002)
+    recorder.record_request_processing_latency(0.004)
+    recorder.record_response_processing_latency(0.001)
+    recorder.record_scheduler_attempt(None, "t", ("pod-0", "ns", "8000"))
+    recorder.record_plugin_processing_latency("Scorer", "queue-scorer", "queue-scorer", 0.0003)
+    recorder.record_plugin_data_scope_violation("Filter", "f", "f1", "read")
+    recorder.record_inference_model_rewrite_decision("rule", "m", "t")
+    recorder.record_flow_control_request_enqueue_duration(*flow, "Dispatched", 0.0001)
+    recorder.record_flow_control_request_queue_duration(*flow, "Dispatched", *target, 0.03)
+    recorder.inc_flow_control_queue_size(*flow, *target)
+    recorder.add_flow_control_queue_bytes(*flow, *target, 512)
+    recorder.record_flow_control_dispatch_cycle_duration(0.0002)
+    recorder.inc_flow_control_requests_total("Dispatched", "2", "p")
+    recorder.record_flow_control_pool_saturation("p", "effective", 0.7)
+    recorder.record_flow_control_stale_endpoints("utilization-detector", 0)
+    recorder.record_flow_control_capacity_utilization_requests("2", "p", 0.25)
+    recorder.record_flow_control_capacity_utilization_bytes("2", "p", 0.5)
+    recorder.record_flow_control_global_capacity_utilization_requests("p", 0.125)
+    recorder.record_flow_control_global_capacity_utilization_bytes("p", 0.375)
+    recorder.record_flow_control_revocations_issued("p", "2", 1)
+    recorder.record_flow_control_revocations("p", "confirmed", 1)
+    recorder.record_flow_control_reclaim_target("p", 0.1)
+    recorder.record_flow_control_pending_reclaim("p", 0.05)
+    recorder.record_flow_control_revocation_confirmation_duration("p", 0.02)
 
 
 def exposed(schema: str, **request: str | int) -> dict[str, Family]:
@@ -70,7 +100,7 @@ def label_names(family: Family) -> set[tuple[str, ...]]:
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
-        ("gie-v1.5", facts.GIE_V15 + facts.OURS_GIE),
+        ("gie-v1.5", uf.SCHEMA_GIE_V15 + facts.OURS_GIE),
         (
             "llm-d-router",
             uf.SCHEMA_LLM_D_ROUTER + uf.SCHEMA_LLM_D_ROUTER_TWINS + facts.OURS_LLM_D_ROUTER,

@@ -35,6 +35,7 @@ from .upstream_replay import (
     assert_check,
     assert_matches_golden,
     golden_text,
+    without_deprecation_note,
 )
 from .upstream_scenarios import NOT_CALLED, SCENARIOS, UNREAD, Call, Scenario, ms
 
@@ -50,22 +51,65 @@ def _scenario_id(scenario: Scenario) -> str:
 # --- the copies ---------------------------------------------------------------------------------
 
 
-def _cited_blobs() -> dict[str, str]:
-    """File name -> blob id, from the README's list of the golden files."""
-    section = README.read_text(encoding="utf-8").split("(directory llm-d-router-v0.10.0/)", 1)[1]
+GIE_PATH = GOLDEN_PATH.parent / "gie-v1.5.0"
+GIE_FILES = sorted(p.name for p in GIE_PATH.iterdir())
+
+
+def _cited_blobs(directory: str = "llm-d-router-v0.10.0") -> dict[str, str]:
+    """File name -> blob id, from the README's list of one directory's golden files."""
+    section = README.read_text(encoding="utf-8").split(f"(directory {directory}/)", 1)[1]
+    section = section.split("\nGolden expositions of ", 1)[0]
     return dict(re.findall(r"^  (\w+)\n    ([0-9a-f]{40}) ", section, re.MULTILINE))
+
+
+def _blob(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def test_the_readme_cites_every_golden_file_and_nothing_else() -> None:
     assert sorted(_cited_blobs()) == GOLDEN_FILES
     assert len(GOLDEN_FILES) == 60
+    assert sorted(_cited_blobs("gie-v1.5.0")) == GIE_FILES
+    assert len(GIE_FILES) == 19
 
 
 @pytest.mark.parametrize("file", GOLDEN_FILES)
 def test_each_golden_file_is_the_blob_the_readme_cites(file: str) -> None:
-    data = (GOLDEN_PATH / file).read_bytes()
-    blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-    assert blob == _cited_blobs()[file]
+    assert _blob((GOLDEN_PATH / file).read_bytes()) == _cited_blobs()[file]
+
+
+@pytest.mark.parametrize("file", GIE_FILES)
+def test_each_gie_golden_file_is_the_blob_the_readme_cites(file: str) -> None:
+    assert _blob((GIE_PATH / file).read_bytes()) == _cited_blobs("gie-v1.5.0")[file]
+
+
+def _without_note(
+    family: Family,
+) -> tuple[str, str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+    return (family.type, without_deprecation_note(family.documentation), family.samples)
+
+
+@pytest.mark.parametrize(
+    "file", [f for f in GIE_FILES if f != "plugin_processing_latencies_metric"]
+)
+def test_gie_s_golden_file_is_llm_d_router_s_without_the_deprecation_note(file: str) -> None:
+    # What the gie-v1.5 replay (tests/test_recorder_upstream.py) compares with.
+    gie = parse_text((GIE_PATH / file).read_text(encoding="utf-8"))
+    ours = parse_text(golden_text(file))
+    assert sorted(gie) == sorted(ours)
+    for name, family in gie.items():
+        assert _without_note(family) == _without_note(ours[name]), name
+
+
+def test_gie_s_plugin_golden_file_is_llm_d_router_s_for_the_four_plugins_gie_records() -> None:
+    file = "plugin_processing_latencies_metric"
+    name = "inference_extension_plugin_duration_seconds"
+    gie = parse_text((GIE_PATH / file).read_text(encoding="utf-8"))[name]
+    ours = parse_text(golden_text(file))[name]
+    plugins = {dict(labels)["plugin_name"] for _, labels in gie.samples}
+    assert plugins == {"PluginB", "PluginC", "PluginD", "PluginE"}
+    kept = {k: v for k, v in ours.samples.items() if dict(k[1])["plugin_name"] in plugins}
+    assert _without_note(gie) == (ours.type, without_deprecation_note(ours.documentation), kept)
 
 
 # --- golden files against the metric facts ------------------------------------------------------

@@ -1032,14 +1032,69 @@ FUNCTION_BY_METHOD: Mapping[str, Function] = {f.method: f for f in FUNCTIONS}
 METRICS: Mapping[str, Fact] = {w.fact.name: w.fact for f in FUNCTIONS for w in f.writes}
 
 #: What the llm-d-router schema shows of upstream's: the request and pool metrics
-#: (tests/schema_facts.py) and the data layer's counters, canonical and deprecated twins.
+#: (tests/schema_facts.py), the data layer's counters, and (issue 21) the metrics of the
+#: scheduler, plugins, processing, model rewrites and flow control; canonical and deprecated twins.
+PICKER: tuple[Fact, ...] = (
+    SCHEDULER_E2E,
+    SCHEDULER_ATTEMPTS,
+    PLUGIN_DURATION,
+    PLUGIN_DATA_SCOPE_VIOLATIONS,
+    REQUEST_PROCESSING,
+    RESPONSE_PROCESSING,
+    MODEL_REWRITE,
+    FC_QUEUE_DURATION,
+    FC_DISPATCH_CYCLE,
+    FC_ENQUEUE_DURATION,
+    FC_QUEUE_SIZE,
+    FC_QUEUE_BYTES,
+    FC_POOL_SATURATION,
+    FC_STALE_ENDPOINTS,
+    FC_CAPACITY_REQUESTS,
+    FC_CAPACITY_BYTES,
+    FC_GLOBAL_CAPACITY_REQUESTS,
+    FC_GLOBAL_CAPACITY_BYTES,
+    FC_REQUESTS,
+    FC_REVOCATIONS_ISSUED,
+    FC_REVOCATIONS,
+    FC_RECLAIM_TARGET,
+    FC_PENDING_RECLAIM,
+    FC_REVOCATION_CONFIRMATION,
+)
+PICKER_TWINS: tuple[Fact, ...] = (
+    SCHEDULER_E2E_TWIN,
+    SCHEDULER_ATTEMPTS_TWIN,
+    PLUGIN_DURATION_TWIN,
+    FC_QUEUE_DURATION_TWIN,
+    FC_DISPATCH_CYCLE_TWIN,
+    FC_ENQUEUE_DURATION_TWIN,
+    FC_QUEUE_SIZE_TWIN,
+    FC_QUEUE_BYTES_TWIN,
+    FC_POOL_SATURATION_TWIN,
+    MODEL_REWRITE_TWIN,
+)
+#: GIE v1.5.0's metrics of the same functions (the gie-v1.5 schema shows them).
+GIE_PICKER: tuple[Fact, ...] = (
+    GIE_SCHEDULER_E2E,
+    GIE_SCHEDULER_ATTEMPTS,
+    GIE_PLUGIN_DURATION,
+    GIE_FC_QUEUE_DURATION,
+    GIE_FC_DISPATCH_CYCLE,
+    GIE_FC_ENQUEUE_DURATION,
+    GIE_FC_QUEUE_SIZE,
+    GIE_FC_QUEUE_BYTES,
+    GIE_FC_POOL_SATURATION,
+    GIE_MODEL_REWRITE,
+)
 SCHEMA_LLM_D_ROUTER: tuple[Fact, ...] = (
     *LLM_D_ROUTER,
     DATALAYER_POLL_ERRORS,
     DATALAYER_EXTRACT_ERRORS,
+    *PICKER,
 )
 SCHEMA_LLM_D_ROUTER_TWINS: tuple[Fact, ...] = (
     *LLM_D_ROUTER_TWINS,
     DATALAYER_POLL_ERRORS_TWIN,
     DATALAYER_EXTRACT_ERRORS_TWIN,
+    *PICKER_TWINS,
 )
+SCHEMA_GIE_V15: tuple[Fact, ...] = (*GIE_V15, *GIE_PICKER)

@@ -6,8 +6,10 @@ to ``inference_objective_*``; v1.5.0 added ``priority`` to ``request_total`` (up
 integer priority as decimal text) and gave TPOT its own buckets. Every metric is ALPHA.
 
 Upstream v1.5.0 records TTFT and TPOT only from its predicted-latency plugin; here they are fed
-from the same request events as in every schema (streamed responses only). Scheduler,
-flow-control, prediction, SLO and plugin metrics have no recording event here and are left out.
+from the same request events as in every schema (streamed responses only). The scheduler's,
+plugins', flow control's and model rewrites' ``inference_extension_*`` metrics are GIE v1.5.0's
+(:mod:`.picker`; its pool saturation has no ``stage`` and shows the ``effective`` one).
+Prediction and SLO metrics have no recording call here and are left out.
 GIE v1.5.0 has no data-layer error counters: the pool monitor's errors show under this library's
 own names, with this library's response parse failures (:mod:`.ours`).
 """
@@ -26,7 +28,7 @@ from ..catalog import (
 )
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
-from . import ours
+from . import ours, picker
 from .base import Schema, View
 from .gie_v03 import STREAMED
 
@@ -54,7 +56,9 @@ SCHEMA = Schema(
     title="Gateway API Inference Extension v1.5.0",
     description=(
         "Upstream GIE v1.5.0's request and pool metrics (`inference_objective_*`, "
-        "`inference_pool_*`, `inference_extension_info`), with `priority` on `request_total`."
+        "`inference_pool_*`, `inference_extension_info`), with `priority` on `request_total`, "
+        "and its scheduler, plugin, flow-control and model-rewrite metrics "
+        "(`inference_extension_*`)."
     ),
     metrics=(
         View(
@@ -199,6 +203,7 @@ SCHEMA = Schema(
                 unit="1",
             ),
         ),
+        *picker.GIE_V15,
         ours.RESPONSE_PARSE_FAILURES,
         ours.POOL_POLL_ERRORS,
         ours.POOL_EXTRACT_ERRORS,

@@ -17,7 +17,12 @@ The data layer's error counters are upstream's (``RecordDataLayerPollError`` /
 ``RecordDataLayerExtractError``: ``llm_d_epp_datalayer_*_errors_total`` and their twins
 ``llm_d_inference_scheduler_datalayer_*_errors_total``), with upstream's labels only: no pool name
 (one picker, one pool). This library's response parse failures are here too (:mod:`.ours`).
-Scheduler, flow-control and plugin metrics have no recording call here yet.
+
+The scheduler's, plugins', flow control's and model rewrites' metrics (``llm_d_epp_scheduler_*``,
+``llm_d_epp_plugin_*``, ``llm_d_epp_flow_control_*``, ``llm_d_epp_model_rewrite_decisions_total``,
+the processing latencies) and their ``inference_extension_*`` twins are in :mod:`.picker`: they
+are upstream main ebab6879's, where ``flow_control_pool_saturation`` has a ``stage`` label, which
+the v0.10.0 tag lacks with six of their calls (docs/schemas.md).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from ..catalog import (
 )
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
-from . import gie_v15, ours
+from . import gie_v15, ours, picker
 from .base import Schema, View
 
 __all__ = ["ITL_BUCKETS", "SCHEMA", "STREAMING_TPOT_BUCKETS", "TTFT_BUCKETS"]
@@ -258,6 +263,7 @@ _CANONICAL: tuple[View, ...] = (
             unit="{error}",
         ),
     ),
+    *picker.LLM_D_ROUTER,
     ours.RESPONSE_PARSE_FAILURES,
 )
 
@@ -284,37 +290,42 @@ _TWINS: dict[str, str | None] = {
     "inference_extension_info": None,
 }
 
-_DEPRECATED_TWINS = tuple(
-    dataclasses.replace(
-        view,
-        spec=dataclasses.replace(view.spec, replaced_by=_TWINS[view.spec.name]),
-        deprecated_twin=True,
+_DEPRECATED_TWINS = (
+    tuple(
+        dataclasses.replace(
+            view,
+            spec=dataclasses.replace(view.spec, replaced_by=_TWINS[view.spec.name]),
+            deprecated_twin=True,
+        )
+        for view in gie_v15.SCHEMA
+        if view.spec.name in _TWINS
     )
-    for view in gie_v15.SCHEMA
-    if view.spec.name in _TWINS
-) + tuple(
-    # The data layer's counters under llm-d-inference-scheduler's former subsystem.
-    dataclasses.replace(
-        view,
-        spec=dataclasses.replace(
-            view.spec,
-            name=view.spec.name.replace("llm_d_epp_", "llm_d_inference_scheduler_"),
-            replaced_by=view.spec.name,
-        ),
-        deprecated_twin=True,
+    + tuple(
+        # The data layer's counters under llm-d-inference-scheduler's former subsystem.
+        dataclasses.replace(
+            view,
+            spec=dataclasses.replace(
+                view.spec,
+                name=view.spec.name.replace("llm_d_epp_", "llm_d_inference_scheduler_"),
+                replaced_by=view.spec.name,
+            ),
+            deprecated_twin=True,
+        )
+        for view in _CANONICAL
+        if view.quantity in (q.DATA_LAYER_POLL_ERRORS, q.DATA_LAYER_EXTRACT_ERRORS)
     )
-    for view in _CANONICAL
-    if view.quantity in (q.DATA_LAYER_POLL_ERRORS, q.DATA_LAYER_EXTRACT_ERRORS)
+    + picker.LLM_D_ROUTER_TWINS
 )
 
 SCHEMA = Schema(
     name="llm-d-router",
-    title="llm-d-router (v0.10.0)",
+    title="llm-d-router (v0.10.0, main ebab6879)",
     description=(
         "llm-d-router's endpoint-picker metrics (`llm_d_epp_*`) with `fairness_id` and "
         "`priority` on every request metric, `streaming` on TTFT, streaming TPOT, inter-token "
-        "latency and standard-deviation pool gauges, plus the GIE v1.5.0 names it still emits "
-        "beside them as deprecated twins."
+        "latency and standard-deviation pool gauges, the scheduler's, plugins', flow control's "
+        "and model rewrites' metrics, plus the GIE v1.5.0 names it still emits beside them as "
+        "deprecated twins."
     ),
     metrics=_CANONICAL + _DEPRECATED_TWINS,
 )
