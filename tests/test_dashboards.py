@@ -23,7 +23,12 @@ The upstream files are byte-for-byte copies in ``tests/data/upstream/`` (their o
 README.md; ``$INFERENCE_METRICS_REFERENCE`` points elsewhere); their git blob ids are checked so a
 changed copy cannot pass unnoticed. The module is skipped only when Prometheus is missing.
 
-Grafana's ``$__rate_interval`` is replaced by ``[15s]`` (see ``RATE_INTERVAL``).
+* the v1.5.0 dashboard's Flow Control row (its 15 ``inference_extension_flow_control_*``
+  queries), against the same two demos: every query returns data. Its other rows query the model
+  servers' ``vllm:*`` and the Body Based Router's ``bbr_*`` metrics, no picker's.
+
+Grafana's ``$__rate_interval`` is replaced by ``[15s]`` (see ``RATE_INTERVAL``), its ``$__range``
+(the dashboard's time range) by ``5m`` (see ``RANGE``).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from typing import Any
 
 import pytest
 
-from inference_metrics.simulate import DEFAULT_MODELS
+from inference_metrics.simulate import BURST_TENANT, DEFAULT_MODELS, FAIRNESS_IDS, PRIORITIES
 
 from .prometheus_harness import (
     PrometheusError,
@@ -86,12 +91,15 @@ pytestmark = [
 #: window, which a 15s window has about 2s after the first scrape, while still being short enough
 #: to follow the traffic and holding ~750 requests (at 50/s) for stable quantiles.
 RATE_INTERVAL = "15s"
+#: What replaces Grafana's ``$__range``: longer than a test runs, so it covers every scrape.
+RANGE = "5m"
 DEMO_RATE = 50
 SCRAPE_TOKEN = "dashboards-scrape-token-5c1e07"
 PROMETHEUS_JOB = "demo"
 #: How long every query gets to return data, counted from the first successful scrape.
 DATA_TIMEOUT = 30.0
 EPP_METRIC = re.compile(r"\binference_(?:model|objective|pool)_\w+")
+FLOW_CONTROL_METRIC = re.compile(r"\binference_extension_flow_control_\w+")
 POOL_NAME = "vllm-llama3-8b"  # simulate_pools' default
 ALERT_NAMES = {
     "HighInferenceRequestLatencyP99",
@@ -120,8 +128,8 @@ class PanelQuery:
 
     @property
     def promql(self) -> str:
-        """The expression as Prometheus takes it: Grafana's range macro replaced."""
-        return self.expr.replace("$__rate_interval", RATE_INTERVAL)
+        """The expression as Prometheus takes it: Grafana's range macros replaced."""
+        return self.expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__range", RANGE)
 
 
 def git_blob_id(path: Path) -> str:
@@ -150,9 +158,9 @@ def panel_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
     return queries
 
 
-def epp_queries(name: str) -> list[PanelQuery]:
+def epp_queries(name: str, metric: re.Pattern[str] = EPP_METRIC) -> list[PanelQuery]:
     dashboard = json.loads((REFERENCE / name).read_text())
-    return [query for query in panel_queries(dashboard) if EPP_METRIC.search(query.expr)]
+    return [query for query in panel_queries(dashboard) if metric.search(query.expr)]
 
 
 def readme_sections() -> dict[str, list[str]]:
@@ -571,6 +579,33 @@ def test_every_v150_epp_dashboard_query_returns_data(world: SchemaWorld) -> None
     assert label_sets(
         results, by_key["Queue Size Per Pod A"], "name", "model_server_pod", "pod"
     ) == {(POOL_NAME, f"vllm-{index}", "") for index in range(3)}
+
+
+def test_the_v150_flow_control_queries_are_the_reference_list() -> None:
+    queries = epp_queries(DASHBOARD_V15, FLOW_CONTROL_METRIC)
+    assert [str(query) for query in queries] == readme_expressions(
+        "Flow Control expressions in gie-inference-gateway-v1.5.0.json (15)",
+        after="flows minus the top 10. The full list, in dashboard order:",
+    )
+    assert {query.row for query in queries} == {"Flow Control Layer"}
+    for query in queries:
+        assert "$" not in query.promql, query  # no other Grafana variable to fill in
+
+
+@pytest.mark.parametrize("world", WITH_V15_NAMES, indirect=True)
+def test_every_v150_flow_control_query_returns_data(world: SchemaWorld) -> None:
+    queries = epp_queries(DASHBOARD_V15, FLOW_CONTROL_METRIC)
+    results = wait_for_data(world.prometheus, {str(q): q.promql for q in queries})
+    by_key = {query.title + " " + query.ref_id: str(query) for query in queries}
+    assert label_sets(results, by_key["Pool Saturation A"], "inference_pool") == {(POOL_NAME,)}
+    flows = label_sets(results, by_key["Queue Depth A"], "fairness_id", "priority")
+    assert {flow for flow in flows if flow[0] != BURST_TENANT} == {
+        (fairness_id, str(priority)) for fairness_id in FAIRNESS_IDS for priority in PRIORITIES
+    }
+    outcomes = label_sets(results, by_key["Dispatch Outcomes B"], "outcome")
+    assert ("Dispatched",) in outcomes
+    for key in ("Wait Time (P99) A", "Internal Processing Latency (P99) A"):
+        assert all(float(series["value"][1]) > 0 for series in results[by_key[key]]), key
 
 
 @pytest.mark.parametrize("world", WITH_V15_NAMES, indirect=True)
