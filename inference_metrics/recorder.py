@@ -53,7 +53,7 @@ from .backends.base import (
 )
 from .calls import FlowControlCalls, PoolCalls, RequestCalls, SchedulingCalls
 from .calls import base as _s
-from .calls.base import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY
+from .calls.base import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, PickerGroups
 from .measures import GROUPS, Group
 from .quantities import Quantity
 from .rows import SeriesGroup, ValueCap, bindings
@@ -177,22 +177,7 @@ class Recorder(RequestCalls, PoolCalls, SchedulingCalls, FlowControlCalls):
         self._parse_failures = groups[m.PARSE_FAILURES]
         self._poll_errors = groups[m.POLL_ERRORS]
         self._extract_errors = groups[m.EXTRACT_ERRORS]
-        self._scheduling = groups[m.SCHEDULING]
-        self._processing = groups[m.PROCESSING]
-        self._scheduler_attempts = groups[m.SCHEDULER_ATTEMPTS]
-        self._plugins = groups[m.PLUGINS]
-        self._data_scope_violations = groups[m.DATA_SCOPE_VIOLATIONS]
-        self._flow_outcomes = groups[m.FLOW_OUTCOMES]
-        self._dispatch_cycles = groups[m.DISPATCH_CYCLES]
-        self._flow_enqueues = groups[m.FLOW_ENQUEUES]
-        self._flow_queues = groups[m.FLOW_QUEUES]
-        self._pool_saturations = groups[m.POOL_SATURATIONS]
-        self._saturation_detectors = groups[m.SATURATION_DETECTORS]
-        self._priority_bands = groups[m.PRIORITY_BANDS]
-        self._flow_control_pools = groups[m.FLOW_CONTROL_POOLS]
-        self._flow_control_outcomes = groups[m.FLOW_CONTROL_OUTCOMES]
-        self._revocations = groups[m.REVOCATIONS]
-        self._model_rewrites = groups[m.MODEL_REWRITES]
+        self._picker = PickerGroups(groups)
         #: Whether a recorded view shows the inter-token latency (llm-d-router's histogram): the
         #: request lifecycle reads the clock per streamed chunk only then.
         self.records_inter_token_latency: bool = self._requests.shows(_s.ITL)

@@ -434,7 +434,7 @@ def test_a_token_count_given_twice_or_not_at_all_is_a_type_error(
 ) -> None:
     recorder = recorder_on(registry)
     with pytest.raises(TypeError, match=r"record_output_tokens|fairness_id must be a string"):
-        recorder.record_output_tokens("m", "t", *args, **kwargs)  # type: ignore[call-overload]
+        recorder.record_output_tokens("m", "t", *args, **kwargs)  # type: ignore[arg-type]
     assert parse_registry(registry) == {}
 
 

@@ -4,12 +4,14 @@ request group's slots and the defaults of a request's flow."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from .. import measures as m
+from ..measures import Group
 from ..rows import Row, SeriesGroup
 from ..validation import label_value
 
-__all__ = ["DEFAULT_FAIRNESS_ID", "DEFAULT_PRIORITY", "RecorderCalls", "logger"]
+__all__ = ["DEFAULT_FAIRNESS_ID", "DEFAULT_PRIORITY", "PickerGroups", "RecorderCalls", "logger"]
 
 #: The Recorder's logger: upstream's recording functions log an error where they refuse a value.
 logger = logging.getLogger("inference_metrics.recorder")
@@ -35,6 +37,53 @@ ERROR = m.ERRORS.slot(m.ERROR)
 FAILURE_LATENCY = m.ERRORS.slot(m.FAILURE_LATENCY)
 
 
+class PickerGroups:
+    """The rows of the picker's internals (scheduler, plugins, flow control, rewrites), one
+    attribute per group of :mod:`inference_metrics.measures`.
+
+    They hang off one attribute of the Recorder rather than sixteen: CPython 3.11 keeps an
+    instance's attributes inline (the fast attribute access of the request calls) only while it has
+    at most 30 of them.
+    """
+
+    __slots__ = (
+        "data_scope_violations",
+        "dispatch_cycles",
+        "flow_control_outcomes",
+        "flow_control_pools",
+        "flow_enqueues",
+        "flow_outcomes",
+        "flow_queues",
+        "model_rewrites",
+        "plugins",
+        "pool_saturations",
+        "priority_bands",
+        "processing",
+        "revocations",
+        "saturation_detectors",
+        "scheduler_attempts",
+        "scheduling",
+    )
+
+    def __init__(self, groups: Mapping[Group, SeriesGroup]) -> None:
+        self.scheduling = groups[m.SCHEDULING]
+        self.processing = groups[m.PROCESSING]
+        self.scheduler_attempts = groups[m.SCHEDULER_ATTEMPTS]
+        self.plugins = groups[m.PLUGINS]
+        self.data_scope_violations = groups[m.DATA_SCOPE_VIOLATIONS]
+        self.flow_outcomes = groups[m.FLOW_OUTCOMES]
+        self.dispatch_cycles = groups[m.DISPATCH_CYCLES]
+        self.flow_enqueues = groups[m.FLOW_ENQUEUES]
+        self.flow_queues = groups[m.FLOW_QUEUES]
+        self.pool_saturations = groups[m.POOL_SATURATIONS]
+        self.saturation_detectors = groups[m.SATURATION_DETECTORS]
+        self.priority_bands = groups[m.PRIORITY_BANDS]
+        self.flow_control_pools = groups[m.FLOW_CONTROL_POOLS]
+        self.flow_control_outcomes = groups[m.FLOW_CONTROL_OUTCOMES]
+        self.revocations = groups[m.REVOCATIONS]
+        self.model_rewrites = groups[m.MODEL_REWRITES]
+
+
 class RecorderCalls:
     """The part of the Recorder every call mixin reads (the Recorder sets these up).
 
@@ -52,22 +101,7 @@ class RecorderCalls:
     _info: SeriesGroup
     _poll_errors: SeriesGroup
     _extract_errors: SeriesGroup
-    _scheduling: SeriesGroup
-    _processing: SeriesGroup
-    _scheduler_attempts: SeriesGroup
-    _plugins: SeriesGroup
-    _data_scope_violations: SeriesGroup
-    _flow_outcomes: SeriesGroup
-    _dispatch_cycles: SeriesGroup
-    _flow_enqueues: SeriesGroup
-    _flow_queues: SeriesGroup
-    _pool_saturations: SeriesGroup
-    _saturation_detectors: SeriesGroup
-    _priority_bands: SeriesGroup
-    _flow_control_pools: SeriesGroup
-    _flow_control_outcomes: SeriesGroup
-    _revocations: SeriesGroup
-    _model_rewrites: SeriesGroup
+    _picker: PickerGroups
 
     @staticmethod
     def _row(group: SeriesGroup, key: tuple[object, ...]) -> Row:

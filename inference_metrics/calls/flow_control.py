@@ -71,7 +71,7 @@ class FlowControlCalls(RecorderCalls):
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
         key = (fairness_id, priority, outcome, inference_pool, model_name, target_model_name)
-        self._row(self._flow_outcomes, key)[0](duration)
+        self._row(self._picker.flow_outcomes, key)[0](duration)
 
     def record_flow_control_request_enqueue_duration(
         self, fairness_id: str, priority: str, outcome: str, duration: float
@@ -80,7 +80,7 @@ class FlowControlCalls(RecorderCalls):
         (``RecordFlowControlRequestEnqueueDuration``)."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._flow_enqueues, (fairness_id, priority, outcome))[0](duration)
+        self._row(self._picker.flow_enqueues, (fairness_id, priority, outcome))[0](duration)
 
     def inc_flow_control_queue_size(
         self,
@@ -92,7 +92,7 @@ class FlowControlCalls(RecorderCalls):
     ) -> None:
         """One more request in the flow's queue (``IncFlowControlQueueSize``)."""
         key = (fairness_id, priority, inference_pool, model_name, target_model_name)
-        self._row(self._flow_queues, key)[_SIZE](1)
+        self._row(self._picker.flow_queues, key)[_SIZE](1)
 
     def dec_flow_control_queue_size(
         self,
@@ -104,7 +104,7 @@ class FlowControlCalls(RecorderCalls):
     ) -> None:
         """One request fewer in the flow's queue (``DecFlowControlQueueSize``)."""
         key = (fairness_id, priority, inference_pool, model_name, target_model_name)
-        self._row(self._flow_queues, key)[_SIZE](-1)
+        self._row(self._picker.flow_queues, key)[_SIZE](-1)
 
     def add_flow_control_queue_bytes(
         self,
@@ -118,7 +118,7 @@ class FlowControlCalls(RecorderCalls):
         """``bytes`` more held in the flow's queue (``AddFlowControlQueueBytes``)."""
         amount = _count("bytes", bytes)
         key = (fairness_id, priority, inference_pool, model_name, target_model_name)
-        self._row(self._flow_queues, key)[_BYTES](amount)
+        self._row(self._picker.flow_queues, key)[_BYTES](amount)
 
     def sub_flow_control_queue_bytes(
         self,
@@ -132,14 +132,14 @@ class FlowControlCalls(RecorderCalls):
         """``bytes`` fewer held in the flow's queue (``SubFlowControlQueueBytes``)."""
         amount = _count("bytes", bytes)
         key = (fairness_id, priority, inference_pool, model_name, target_model_name)
-        self._row(self._flow_queues, key)[_BYTES](-amount)
+        self._row(self._picker.flow_queues, key)[_BYTES](-amount)
 
     def inc_flow_control_requests_total(
         self, outcome: str, priority: str, inference_pool: str
     ) -> None:
         """Count one request the flow-control layer finished with ``outcome``
         (``IncFlowControlRequestsTotal``)."""
-        self._row(self._flow_control_outcomes, (outcome, priority, inference_pool))[0](1)
+        self._row(self._picker.flow_control_outcomes, (outcome, priority, inference_pool))[0](1)
 
     # --- per dispatch cycle, per pool ----------------------------------------------------------
 
@@ -148,7 +148,7 @@ class FlowControlCalls(RecorderCalls):
         (``RecordFlowControlDispatchCycleDuration``)."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._dispatch_cycles, ())[0](duration)
+        self._row(self._picker.dispatch_cycles, ())[0](duration)
 
     def record_flow_control_pool_saturation(
         self, inference_pool: str, stage: str, saturation: float
@@ -156,18 +156,18 @@ class FlowControlCalls(RecorderCalls):
         """Set the pool's saturation for ``stage`` (``prefill``, ``decode``, or ``effective``:
         the larger of the two, which gates dispatch): ``RecordFlowControlPoolSaturation``."""
         level = number("saturation", saturation)
-        self._row(self._pool_saturations, (inference_pool, stage))[0](level)
+        self._row(self._picker.pool_saturations, (inference_pool, stage))[0](level)
 
     def delete_flow_control_pool_saturation(self, inference_pool: str, stage: str) -> None:
         """Forget the saturation series of ``stage`` (a stage left without endpoints):
         ``DeleteFlowControlPoolSaturation``. Nothing recorded: nothing happens."""
-        self._pool_saturations.remove((inference_pool, stage))
+        self._picker.pool_saturations.remove((inference_pool, stage))
 
     def record_flow_control_stale_endpoints(self, detector: str, count: int) -> None:
         """Set how many endpoints the saturation detector ``detector`` found with missing or
         stale metrics at its last evaluation (``RecordFlowControlStaleEndpoints``)."""
         endpoints = _count("count", count)
-        self._row(self._saturation_detectors, (detector,))[0](endpoints)
+        self._row(self._picker.saturation_detectors, (detector,))[0](endpoints)
 
     def record_flow_control_capacity_utilization_requests(
         self, priority: str, inference_pool: str, ratio: float
@@ -175,7 +175,9 @@ class FlowControlCalls(RecorderCalls):
         """Set the fraction of the band's request-count capacity in use
         (``RecordFlowControlCapacityUtilizationRequests``)."""
         level = number("ratio", ratio)
-        self._row(self._priority_bands, (priority, inference_pool))[_CAPACITY_REQUESTS](level)
+        self._row(self._picker.priority_bands, (priority, inference_pool))[_CAPACITY_REQUESTS](
+            level
+        )
 
     def record_flow_control_capacity_utilization_bytes(
         self, priority: str, inference_pool: str, ratio: float
@@ -183,7 +185,7 @@ class FlowControlCalls(RecorderCalls):
         """Set the fraction of the band's byte capacity in use
         (``RecordFlowControlCapacityUtilizationBytes``)."""
         level = number("ratio", ratio)
-        self._row(self._priority_bands, (priority, inference_pool))[_CAPACITY_BYTES](level)
+        self._row(self._picker.priority_bands, (priority, inference_pool))[_CAPACITY_BYTES](level)
 
     def record_flow_control_global_capacity_utilization_requests(
         self, inference_pool: str, ratio: float
@@ -191,7 +193,7 @@ class FlowControlCalls(RecorderCalls):
         """Set the fraction of the global request-count capacity in use, when one is configured
         (``RecordFlowControlGlobalCapacityUtilizationRequests``)."""
         level = number("ratio", ratio)
-        self._row(self._flow_control_pools, (inference_pool,))[_GLOBAL_REQUESTS](level)
+        self._row(self._picker.flow_control_pools, (inference_pool,))[_GLOBAL_REQUESTS](level)
 
     def record_flow_control_global_capacity_utilization_bytes(
         self, inference_pool: str, ratio: float
@@ -199,7 +201,7 @@ class FlowControlCalls(RecorderCalls):
         """Set the fraction of the global byte capacity in use, when one is configured
         (``RecordFlowControlGlobalCapacityUtilizationBytes``)."""
         level = number("ratio", ratio)
-        self._row(self._flow_control_pools, (inference_pool,))[_GLOBAL_BYTES](level)
+        self._row(self._picker.flow_control_pools, (inference_pool,))[_GLOBAL_BYTES](level)
 
     # --- reclamation -----------------------------------------------------------------------------
 
@@ -209,23 +211,25 @@ class FlowControlCalls(RecorderCalls):
         """Count ``n`` in-flight requests revoked for the demand band ``priority``
         (``RecordFlowControlRevocationsIssued``)."""
         issued = _count("n", n)
-        self._row(self._priority_bands, (priority, inference_pool))[_REVOCATIONS_ISSUED](issued)
+        self._row(self._picker.priority_bands, (priority, inference_pool))[_REVOCATIONS_ISSUED](
+            issued
+        )
 
     def record_flow_control_revocations(self, inference_pool: str, outcome: str, n: int) -> None:
         """Count ``n`` revocations that reached ``outcome`` (``confirmed``, ``timed_out``):
         ``RecordFlowControlRevocations``."""
         done = _count("n", n)
-        self._row(self._revocations, (outcome, inference_pool))[0](done)
+        self._row(self._picker.revocations, (outcome, inference_pool))[0](done)
 
     def record_flow_control_reclaim_target(self, inference_pool: str, target: float) -> None:
         """Set the last computed reclamation deficit (``RecordFlowControlReclaimTarget``)."""
         level = number("target", target, minimum=None)
-        self._row(self._flow_control_pools, (inference_pool,))[_RECLAIM_TARGET](level)
+        self._row(self._picker.flow_control_pools, (inference_pool,))[_RECLAIM_TARGET](level)
 
     def record_flow_control_pending_reclaim(self, inference_pool: str, pending: float) -> None:
         """Set the outstanding and cooling reclaim debits (``RecordFlowControlPendingReclaim``)."""
         level = number("pending", pending, minimum=None)
-        self._row(self._flow_control_pools, (inference_pool,))[_PENDING_RECLAIM](level)
+        self._row(self._picker.flow_control_pools, (inference_pool,))[_PENDING_RECLAIM](level)
 
     def record_flow_control_revocation_confirmation_duration(
         self, inference_pool: str, duration: float
@@ -234,7 +238,7 @@ class FlowControlCalls(RecorderCalls):
         (``RecordFlowControlRevocationConfirmationDuration``)."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._flow_control_pools, (inference_pool,))[_CONFIRMATION](duration)
+        self._row(self._picker.flow_control_pools, (inference_pool,))[_CONFIRMATION](duration)
 
     # --- a flow collected ----------------------------------------------------------------------
 
@@ -249,5 +253,9 @@ class FlowControlCalls(RecorderCalls):
         if fairness_id == OVERFLOW_LABEL_VALUE:
             return
         flow = {"fairness_id": fairness_id, "priority": priority}
-        for group in (self._flow_outcomes, self._flow_enqueues, self._flow_queues):
+        for group in (
+            self._picker.flow_outcomes,
+            self._picker.flow_enqueues,
+            self._picker.flow_queues,
+        ):
             group.remove_matching(flow)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, overload
+from typing import Any
 
 from ..validation import FAST_NUMBER as _FAST
 from ..validation import MAX_FLOAT as _MAX
@@ -75,15 +75,19 @@ def _both_forms(
     method: str,
     value_name: str,
     original_name: str,
-    args: tuple[object, ...],
+    slots: tuple[object, object, object],
     fairness_id: object,
     priority: object,
     value: object,
     original: object,
 ) -> tuple[Any, Any, Any, bool]:
     """The flow and the value of a call of ``method`` in either form (module docstring), and
-    whether it was upstream's form. ``args`` are the positional arguments after the model names;
-    ``value``/``original`` the value given by keyword under either name (None: not given)."""
+    whether it was upstream's form. ``slots`` are the third to fifth positional arguments
+    (``_DEFAULT`` where not given); ``value``/``original`` the value given by keyword under either
+    name (None: not given)."""
+    args = tuple(arg for arg in slots if arg is not _DEFAULT)
+    if args != slots[: len(args)]:
+        raise TypeError(f"{method}() takes its arguments in order, without gaps")
     if original is not None or (len(args) == 1 and value is None):
         if len(args) > 1 or (original is not None and (args or value is not None)):
             raise TypeError(
@@ -94,8 +98,6 @@ def _both_forms(
         value = original if original is not None else args[0]
         upstream = False
     else:
-        if len(args) > 3:
-            raise TypeError(f"{method}() takes 5 positional arguments, {len(args) + 2} given")
         given: dict[str, object] = {"fairness_id": fairness_id, "priority": priority}
         given[value_name] = value
         for name, positional in zip((*_FLOW, value_name), args, strict=False):
@@ -413,67 +415,13 @@ class RequestCalls(RecorderCalls):
         key = (model_name, target_model_name, fairness_id, priority)
         self._observe(key, CACHED_TOKENS, "size", size)
 
-    def _tokens(
-        self,
-        slot: int,
-        method: str,
-        model_name: str,
-        target_model_name: str,
-        args: tuple[Any, ...],
-        fairness_id: str,
-        priority: int | str,
-        size: float | None,
-        tokens: float | None,
-    ) -> None:
-        """A token count in either form (module docstring), observed when > 0."""
-        if (
-            len(args) == 1
-            and fairness_id is _DEFAULT
-            and priority is _DEFAULT
-            and size is None
-            and tokens is None
-        ):  # the original form with the default flow, the common call: no detour
-            value = args[0]
-            if not (type(value) in _FAST and 0 <= value <= _MAX):
-                value = number("tokens", value)
-            row = self._request(
-                model_name, target_model_name, DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY
-            )
-            if value > 0:
-                row[slot](value)
-            return
-        flow_id, band, value, upstream = _both_forms(
-            method, "size", "tokens", args, fairness_id, priority, size, tokens
-        )
-        key = (model_name, target_model_name, flow_id, band)
-        self._observe(key, slot, "size" if upstream else "tokens", value, positive=True)
-
-    @overload
     def record_input_tokens(
         self,
         model_name: str,
         target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        size: float,
-    ) -> None: ...
-
-    @overload
-    def record_input_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        tokens: float,
-        *,
-        fairness_id: str = ...,
-        priority: int | str = ...,
-    ) -> None: ...
-
-    def record_input_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        *args: Any,
+        _arg3: Any = _DEFAULT,
+        _arg4: Any = _DEFAULT,
+        _arg5: Any = _DEFAULT,
         fairness_id: str = _DEFAULT,
         priority: int | str = _DEFAULT,
         size: float | None = None,
@@ -484,37 +432,39 @@ class RequestCalls(RecorderCalls):
         ``(model_name, target_model_name, fairness_id, priority, size)`` as upstream, or the
         original ``(model_name, target_model_name, tokens, *, fairness_id=..., priority=...)``.
         """
-        self._tokens(
-            INPUT_TOKENS, "record_input_tokens", model_name, target_model_name, args,
-            fairness_id, priority, size, tokens,
+        if (
+            _arg4 is _DEFAULT
+            and fairness_id is _DEFAULT
+            and priority is _DEFAULT
+            and size is None
+            and tokens is None
+            and _arg3 is not _DEFAULT
+        ):  # the original form with the default flow, the common call: no detour
+            value = _arg3
+            if not (type(value) in _FAST and 0 <= value <= _MAX):
+                value = number("tokens", value)
+            key = (model_name, target_model_name, DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY)
+            try:
+                row = self._requests_cache[key]
+            except (KeyError, TypeError):
+                row = self._requests.bind(key)
+            if value > 0:
+                row[INPUT_TOKENS](value)
+            return
+        flow_id, band, value, upstream = _both_forms(
+            "record_input_tokens", "size", "tokens", (_arg3, _arg4, _arg5), fairness_id, priority,
+            size, tokens,
         )  # fmt: skip
-
-    @overload
-    def record_output_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        size: float,
-    ) -> None: ...
-
-    @overload
-    def record_output_tokens(
-        self,
-        model_name: str,
-        target_model_name: str,
-        tokens: float,
-        *,
-        fairness_id: str = ...,
-        priority: int | str = ...,
-    ) -> None: ...
+        key = (model_name, target_model_name, flow_id, band)
+        self._observe(key, INPUT_TOKENS, "size" if upstream else "tokens", value, positive=True)
 
     def record_output_tokens(
         self,
         model_name: str,
         target_model_name: str,
-        *args: Any,
+        _arg3: Any = _DEFAULT,
+        _arg4: Any = _DEFAULT,
+        _arg5: Any = _DEFAULT,
         fairness_id: str = _DEFAULT,
         priority: int | str = _DEFAULT,
         size: float | None = None,
@@ -522,39 +472,41 @@ class RequestCalls(RecorderCalls):
     ) -> None:
         """Observe a completion's token count; 0 is not observed (``RecordOutputTokens``); both
         forms as :meth:`record_input_tokens`."""
-        self._tokens(
-            OUTPUT_TOKENS, "record_output_tokens", model_name, target_model_name, args,
-            fairness_id, priority, size, tokens,
+        if (
+            _arg4 is _DEFAULT
+            and fairness_id is _DEFAULT
+            and priority is _DEFAULT
+            and size is None
+            and tokens is None
+            and _arg3 is not _DEFAULT
+        ):  # the original form with the default flow, the common call: no detour
+            value = _arg3
+            if not (type(value) in _FAST and 0 <= value <= _MAX):
+                value = number("tokens", value)
+            key = (model_name, target_model_name, DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY)
+            try:
+                row = self._requests_cache[key]
+            except (KeyError, TypeError):
+                row = self._requests.bind(key)
+            if value > 0:
+                row[OUTPUT_TOKENS](value)
+            return
+        flow_id, band, value, upstream = _both_forms(
+            "record_output_tokens", "size", "tokens", (_arg3, _arg4, _arg5), fairness_id, priority,
+            size, tokens,
         )  # fmt: skip
+        key = (model_name, target_model_name, flow_id, band)
+        self._observe(key, OUTPUT_TOKENS, "size" if upstream else "tokens", value, positive=True)
 
     # --- streaming -------------------------------------------------------------------------------
 
-    @overload
     def record_inter_token_latency(
         self,
         model_name: str,
         target_model_name: str,
-        fairness_id: str,
-        priority: int | str,
-        itl_seconds: float,
-    ) -> bool: ...
-
-    @overload
-    def record_inter_token_latency(
-        self,
-        model_name: str,
-        target_model_name: str,
-        seconds: float,
-        *,
-        fairness_id: str = ...,
-        priority: int | str = ...,
-    ) -> bool: ...
-
-    def record_inter_token_latency(
-        self,
-        model_name: str,
-        target_model_name: str,
-        *args: Any,
+        _arg3: Any = _DEFAULT,
+        _arg4: Any = _DEFAULT,
+        _arg5: Any = _DEFAULT,
         fairness_id: str = _DEFAULT,
         priority: int | str = _DEFAULT,
         itl_seconds: float | None = None,
@@ -572,7 +524,7 @@ class RequestCalls(RecorderCalls):
             "record_inter_token_latency",
             "itl_seconds",
             "seconds",
-            args,
+            (_arg3, _arg4, _arg5),
             fairness_id,
             priority,
             itl_seconds,

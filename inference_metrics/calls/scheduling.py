@@ -32,14 +32,14 @@ class SchedulingCalls(RecorderCalls):
         """Observe one scheduling run's duration (seconds): ``RecordSchedulerE2ELatency``."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._scheduling, ())[0](duration)
+        self._row(self._picker.scheduling, ())[0](duration)
 
     def record_request_processing_latency(self, duration: float) -> None:
         """Observe the picker's time from request receipt until the request body was handled,
         admission control included (seconds): ``RecordRequestProcessingLatency``."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._processing, ())[_REQUEST_PROCESSING](duration)
+        self._row(self._picker.processing, ())[_REQUEST_PROCESSING](duration)
 
     def record_response_processing_latency(self, duration: float) -> None:
         """Observe the picker's time handling a response (seconds): the sum of its per-chunk
@@ -47,7 +47,7 @@ class SchedulingCalls(RecorderCalls):
         (``RecordResponseProcessingLatency``)."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._processing, ())[_RESPONSE_PROCESSING](duration)
+        self._row(self._picker.processing, ())[_RESPONSE_PROCESSING](duration)
 
     def record_scheduler_attempt(
         self,
@@ -66,9 +66,11 @@ class SchedulingCalls(RecorderCalls):
             raise TypeError(f"err must be an exception or None, got {err!r}")
         endpoint = _NO_ENDPOINT if result is None else self._endpoint(result)
         if err is not None:
-            self._row(self._scheduler_attempts, (target_model_name, *_NO_ENDPOINT))[_FAILURE](1)
+            self._row(self._picker.scheduler_attempts, (target_model_name, *_NO_ENDPOINT))[
+                _FAILURE
+            ](1)
         else:
-            self._row(self._scheduler_attempts, (target_model_name, *endpoint))[_SUCCESS](1)
+            self._row(self._picker.scheduler_attempts, (target_model_name, *endpoint))[_SUCCESS](1)
 
     def record_plugin_processing_latency(
         self, extension_point: str, plugin_type: str, plugin_name: str, duration: float
@@ -77,7 +79,7 @@ class SchedulingCalls(RecorderCalls):
         ...), in seconds: ``RecordPluginProcessingLatency``."""
         if not (type(duration) in _FAST and 0 <= duration <= _MAX):
             duration = number("duration", duration)
-        self._row(self._plugins, (extension_point, plugin_type, plugin_name))[0](duration)
+        self._row(self._picker.plugins, (extension_point, plugin_type, plugin_name))[0](duration)
 
     def record_plugin_data_scope_violation(
         self, extension_point: str, plugin_type: str, plugin_name: str, access: str
@@ -85,11 +87,11 @@ class SchedulingCalls(RecorderCalls):
         """Count one endpoint-attribute access (``access``: ``read`` or ``write``) rejected
         because the plugin did not declare it: ``RecordPluginDataScopeViolation``."""
         key = (extension_point, plugin_type, plugin_name, access)
-        self._row(self._data_scope_violations, key)[0](1)
+        self._row(self._picker.data_scope_violations, key)[0](1)
 
     def record_inference_model_rewrite_decision(
         self, model_rewrite_name: str, model_name: str, target_model: str
     ) -> None:
         """Count one request the rewrite rule ``model_rewrite_name`` sent from ``model_name`` to
         ``target_model``: ``RecordInferenceModelRewriteDecision``."""
-        self._row(self._model_rewrites, (model_rewrite_name, model_name, target_model))[0](1)
+        self._row(self._picker.model_rewrites, (model_rewrite_name, model_name, target_model))[0](1)
