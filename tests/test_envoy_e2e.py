@@ -583,3 +583,35 @@ def test_fairness_and_priority_headers_through_envoy_label_llm_d_router_metrics(
     assert sample(metrics, "llm_d_epp_request_running", **flow, priority="2") == 0
     ttft = "llm_d_epp_request_ttft_seconds"
     assert sample(metrics, ttft, "_count", **flow, priority="2", streaming="false") == 1
+
+
+def test_the_picker_s_own_time_and_its_rewrites_are_recorded_as_upstream_records_them(
+    upstream: OpenAIUpstream, tmp_path: Path
+) -> None:
+    picker_args = ["--schema", "llm-d-router"]
+    with running_gateway(
+        upstream, tmp_path, response_body_mode="STREAMED", picker_args=picker_args
+    ) as gateway:
+        for model in ("alias-model", "plain-model"):
+            reply, _ = gateway.send(completion(model, "one two", 2))
+            assert reply.status == 200, (reply, gateway.output())
+        # A response's processing time is recorded when its ext_proc stream ends, which may be
+        # just after the client has its reply.
+        deadline = time.monotonic() + 10
+        response = "llm_d_epp_response_processing_duration_seconds"
+        while sample(gateway.metrics(), response, "_count") != 2:
+            assert time.monotonic() < deadline, gateway.output()
+            time.sleep(0.05)
+        metrics = gateway.metrics()
+    request = "llm_d_epp_request_processing_duration_seconds"
+    assert sample(metrics, request, "_count") == 2
+    assert 0 < sample(metrics, request, "_sum") < 2  # type: ignore[operator]
+    assert 0 < sample(metrics, response, "_sum") < 2  # type: ignore[operator]
+    rewrite = {
+        "model_rewrite_name": "alias-model=real-model",
+        "model_name": "alias-model",
+        "target_model": "real-model",
+    }
+    for name in ("llm_d_epp_", "inference_extension_"):
+        family = metrics[name + "model_rewrite_decisions_total"]
+        assert family.samples == {(family.name, frozenset(rewrite.items())): 1.0}

@@ -1,7 +1,9 @@
 """The example endpoint picker picks: three stand-in vLLM servers with different loads behind a
 real Envoy; the picker polls them, routes each request to the one upstream's default scorers
 choose (through ``x-gateway-destination-endpoint`` and Envoy's ORIGINAL_DST cluster), and its
-/metrics carries the pool gauges."""
+/metrics carries the pool gauges and, under GIE v1.5.0's names (``--schema gie-v1.5`` beside the
+default), its scheduling as upstream's scheduler records it (each attempt, its plugins'
+latencies, the run's)."""
 
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with ServersThread(list(servers.values())):
         try:
             extra = ["--pool-name", POOL, "--poll-interval", "0.05", "--aggregate-interval", "0.2"]
+            extra += ["--schema", "gie-v0.3", "--schema", "gie-v1.5"]
             for name in ("light", "medium", "heavy"):
                 extra += ["--pool-endpoint", f"{name}={servers[name].metrics_url}"]
             processes.append(
@@ -84,6 +87,41 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 process.stop()
 
 
+X = "inference_extension_"
+PLUGINS = {
+    ("Filter", "fresh-endpoints-filter"),
+    ("Scorer", "queue-scorer"),
+    ("Scorer", "kv-cache-utilization-scorer"),
+    ("Picker", "max-score-picker"),
+}
+
+
+def counts(gateway: Gateway) -> dict[str, float]:
+    """The scheduling series' counts now: attempts by (status, endpoint, port), each plugin's
+    and the run's."""
+    found: dict[str, float] = {}
+    families = gateway.metrics()
+    attempts = families.get(X + "scheduler_attempts_total")
+    for (_, labels), value in attempts.samples.items() if attempts else ():
+        each = dict(labels)
+        assert (each["target_model_name"], each["namespace"]) == ("m", "")
+        found[f"attempt {each['status']} {each['pod_name']} {each['port']}"] = value
+    plugins = families.get(X + "plugin_duration_seconds")
+    for (name, labels), value in plugins.samples.items() if plugins else ():
+        if name.endswith("_count"):
+            each = dict(labels)
+            assert each["plugin_type"] == each["plugin_name"]
+            found[f"plugin {each['extension_point']} {each['plugin_type']}"] = value
+    e2e = families.get(X + "scheduler_e2e_duration_seconds")
+    if e2e is not None:
+        found["e2e"] = e2e.value(X + "scheduler_e2e_duration_seconds_count")
+    return found
+
+
+def grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
 def served_by(reply: harness.Reply) -> str:
     assert reply.status == 200, reply.body
     return str(reply.headers["x-served-by"])
@@ -102,6 +140,17 @@ def test_requests_go_to_the_least_loaded_server_and_the_pool_gauges_say_so(
         for pod in ("light", "medium", "heavy")
     } == {"light": 0.0, "medium": 5.0, "heavy": 10.0}
     assert gateway.servers["fallback"].served == 0
+
+
+def test_each_pick_is_recorded_as_upstream_s_scheduler_records_it(gateway: Gateway) -> None:
+    before = counts(gateway)
+    assert [served_by(gateway.complete()) for _ in range(3)] == ["light"] * 3
+    port = str(gateway.servers["light"].port)
+    assert grown(before, counts(gateway)) == {
+        f"attempt success light {port}": 3,
+        **{f"plugin {point} {kind}": 3 for point, kind in PLUGINS},
+        "e2e": 3,
+    }
 
 
 def test_a_client_cannot_choose_the_destination_itself(gateway: Gateway) -> None:
@@ -134,8 +183,15 @@ def test_with_no_fresh_server_requests_get_503_counted_as_service_unavailable(
     try:
         gateway.wait_for(lambda: gateway.gauge("ready_pods") == 0)
         kept = gateway.gauge("average_queue_size")
+        before = counts(gateway)
         reply = gateway.complete()
         assert reply.status == 503
+        # A failed attempt, after the filter alone (no candidate to score or pick).
+        assert grown(before, counts(gateway)) == {
+            "attempt failure  ": 1,
+            "plugin Filter fresh-endpoints-filter": 1,
+            "e2e": 1,
+        }
         assert json.loads(reply.body)["error"]["type"] == "ServiceUnavailable"
         errors = gateway.metrics()["inference_model_request_error_total"]
         assert (

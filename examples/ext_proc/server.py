@@ -33,6 +33,16 @@ servers; each accepted request goes to the fresh endpoint upstream's default sco
 (queue, then KV cache), named in ``x-gateway-destination-endpoint`` for Envoy's ORIGINAL_DST
 cluster (a client-sent one is removed); none fresh: 503 ``ServiceUnavailable``.
 
+Scheduling is recorded as upstream's scheduler and director record it (under the schemas that
+show it, ``--schema llm-d-router`` or ``gie-v1.5``): each step's latency (a filter, the queue and
+KV-cache scorers, the max-score picker: ``record_plugin_processing_latency``), the run's
+end-to-end latency (``record_scheduler_e2e_latency``) and the attempt with the chosen endpoint's
+name, namespace (``--kube-namespace``, else empty) and port, or a failure when no endpoint is
+fresh (``record_scheduler_attempt``). A rewrite counts a decision
+(``record_inference_model_rewrite_decision``, named ``MODEL=TARGET``); the picker's own time per
+request (receipt until the request body is handled, ``record_request_processing_latency``) and
+per response (the sum of its handlers' times, ``record_response_processing_latency``) too.
+
 The handler never raises into Envoy: an exception is counted as ``Internal``; before the request
 was forwarded it is answered with a 500, afterwards the response passes through untouched.
 Nothing logged carries a body or a header value.
@@ -48,9 +58,10 @@ import contextlib
 import json
 import logging
 import signal
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -74,10 +85,17 @@ from inference_metrics.options import (
     SchemaOptions,
     ServerOptions,
 )
-from inference_metrics.pool import PoolMonitor, pick_endpoint
+from inference_metrics.pool import (
+    PoolMonitor,
+    fresh_endpoints,
+    kv_cache_scores,
+    max_score_pick,
+    queue_scores,
+)
 from inference_metrics.server import MetricsServer
 
 logger = logging.getLogger("examples.ext_proc")
+_T = TypeVar("_T")
 
 _Mode = processing_mode_pb2.ProcessingMode
 NONE: int = _Mode.NONE
@@ -101,23 +119,78 @@ EndpointPicker = Callable[[RequestContext], str | None]
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 
 
-def pool_picker(monitor: PoolMonitor) -> EndpointPicker:
+#: The scheduler's plugins as upstream names a plugin: (extension point, type, name).
+FILTER = ("Filter", "fresh-endpoints-filter", "fresh-endpoints-filter")
+QUEUE_SCORER = ("Scorer", "queue-scorer", "queue-scorer")
+KV_CACHE_SCORER = ("Scorer", "kv-cache-utilization-scorer", "kv-cache-utilization-scorer")
+PICKER = ("Picker", "max-score-picker", "max-score-picker")
+
+
+class NoReadyEndpoint(Exception):
+    """The scheduling attempt's error: no endpoint passed the filter."""
+
+
+def _port(address: str) -> str:
+    """The port of ``host:port`` (``[v6]:port`` included)."""
+    return address.rpartition(":")[2]
+
+
+def pool_picker(monitor: PoolMonitor, *, namespace: str = "") -> EndpointPicker:
     """Picks from ``monitor``'s snapshot as upstream's default scorers do (queue, then KV cache;
-    fresh endpoints only), see :func:`inference_metrics.pool.pick_endpoint`."""
+    fresh endpoints only, see :mod:`inference_metrics.pool.pick`), recording the run as
+    upstream's scheduler does through the request's recorder: each plugin's latency, the run's,
+    and the attempt (the chosen endpoint's name, ``namespace`` and port; a failure when none is
+    fresh)."""
 
     def pick(ctx: RequestContext) -> str | None:
-        chosen = pick_endpoint(monitor.snapshot())
-        return None if chosen is None else chosen.endpoint.address
+        recorder = ctx.recorder
+        start = time.perf_counter()
+        error: NoReadyEndpoint | None = None
+        result: tuple[str, str, str] | None = None
+        try:
+            candidates = _timed(recorder, FILTER, lambda: fresh_endpoints(monitor.snapshot()))
+            if not candidates:
+                error = NoReadyEndpoint("no endpoint has fresh metrics")
+                return None
+            queue = _timed(recorder, QUEUE_SCORER, lambda: queue_scores(candidates))
+            kv = _timed(recorder, KV_CACHE_SCORER, lambda: kv_cache_scores(candidates))
+            totals = [a + b for a, b in zip(queue, kv, strict=True)]
+            chosen = _timed(recorder, PICKER, lambda: max_score_pick(candidates, totals))
+            assert chosen is not None  # candidates is not empty
+            endpoint = chosen.endpoint
+            result = (endpoint.name, namespace, _port(endpoint.address))
+            return endpoint.address
+        finally:
+            recorder.record_scheduler_e2e_latency(time.perf_counter() - start)
+            recorder.record_scheduler_attempt(error, ctx.target_model_name or "", result)
 
     return pick
 
 
+def _timed(
+    recorder: Recorder,
+    plugin: tuple[str, str, str],
+    run: Callable[[], _T],
+) -> _T:
+    """Run one plugin and record its latency under its (extension point, type, name)."""
+    before = time.perf_counter()
+    try:
+        return run()
+    finally:
+        recorder.record_plugin_processing_latency(*plugin, time.perf_counter() - before)
+
+
 def rewrite_picker(rewrites: Mapping[str, str]) -> Picker:
-    """A picker that sends ``model`` to ``rewrites[model]`` and every other model to itself."""
+    """A picker that sends ``model`` to ``rewrites[model]`` and every other model to itself,
+    counting each rewrite as upstream's director does (the rule is named ``MODEL=TARGET``)."""
     table = dict(rewrites)
 
     def pick(ctx: RequestContext) -> str | None:
-        return table.get(ctx.model_name or "")
+        model = ctx.model_name or ""
+        target = table.get(model)
+        if target is not None and target != model:
+            ctx.recorder.record_inference_model_rewrite_decision(f"{model}={target}", model, target)
+        return target
 
     return pick
 
@@ -236,6 +309,7 @@ class RequestStream:
         self.response_started = False
         self.failed_internally = False
         self.closed = False
+        self._response_processing = 0.0  # the picker's own time on the response (seconds)
 
     def handle(self, message: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
         if self._first:
@@ -246,6 +320,7 @@ class RequestStream:
         kind = message.WhichOneof("request")
         if kind is None:
             return []
+        began = time.perf_counter()
         if self.failed_internally:
             responses = self._passthrough(kind, message)
         else:
@@ -253,6 +328,8 @@ class RequestStream:
                 responses = self._dispatch(kind, message)
             except Exception as exc:
                 responses = self._internal_error(kind, message, exc)
+        if kind.startswith("response_"):
+            self._response_processing += time.perf_counter() - began
         if message.observability_mode:
             return []  # Envoy ignores replies in observability mode
         if any(r.HasField("immediate_response") for r in responses):
@@ -268,6 +345,8 @@ class RequestStream:
             self.ctx.finish()
         else:
             self.ctx.cancel()
+        if self._response_processing > 0:  # as upstream: only requests that got a response
+            self.ctx.recorder.record_response_processing_latency(self._response_processing)
 
     # --- dispatch -----------------------------------------------------------------------------
 
@@ -328,6 +407,13 @@ class RequestStream:
         adds the trailers reply). Returns the body replies.
         """
         self._request_done = True
+        try:
+            return self._route(last, body_message)
+        finally:  # accepted or refused: the picker's time on the request, as upstream's
+            elapsed = max(0.0, time.monotonic() - self.ctx.received)
+            self.ctx.recorder.record_request_processing_latency(elapsed)
+
+    def _route(self, last: bytes, body_message: bool) -> list[pb.ProcessingResponse]:
         ctx = self.ctx
         mode = self.request_body_mode
         held, self._held = self._held, []
@@ -464,12 +550,14 @@ async def serve(
     rewrites: Mapping[str, str],
     monitor: PoolMonitor | None = None,
     priority_header: str | None = None,
+    namespace: str = "",
 ) -> None:
     """Serve ext_proc on ``metrics.host:grpc_port`` and ``metrics`` (the /metrics server) until
     SIGINT or SIGTERM, recording through ``recorder``.
 
     With a ``monitor`` (recording its gauges and errors through ``recorder``) every request
-    is routed to the endpoint upstream's default scorers choose among the monitor's.
+    is routed to the endpoint upstream's default scorers choose among the monitor's (its
+    scheduling attempts labelled with ``namespace``, the pool's).
     ``priority_header``: a request header holding each request's priority (upstream has none;
     default: priority 0)."""
     host = metrics.host or "0.0.0.0"
@@ -478,7 +566,9 @@ async def serve(
         ExtProcServicer(
             recorder,
             pick=rewrite_picker(rewrites),
-            pick_endpoint=pool_picker(monitor) if monitor is not None else None,
+            pick_endpoint=(
+                pool_picker(monitor, namespace=namespace) if monitor is not None else None
+            ),
             priority_header=priority_header,
         ),
         server,
@@ -582,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rewrites=rewrites,
                 monitor=monitor,
                 priority_header=args.priority_header,
+                namespace=args.kube_namespace or "",
             )
         )
     return 0

@@ -21,7 +21,14 @@ from .monitor import (
     PoolMonitor,
 )
 from .parse import Page, Sample, read_families
-from .pick import pick_endpoint, score_endpoints
+from .pick import (
+    fresh_endpoints,
+    kv_cache_scores,
+    max_score_pick,
+    pick_endpoint,
+    queue_scores,
+    score_endpoints,
+)
 from .profiles import DEFAULT_ENGINE, PROFILES, EngineProfile, Reading, Selector, extract
 
 __all__ = [
@@ -48,8 +55,12 @@ __all__ = [
     "Selector",
     "StaticDiscovery",
     "extract",
+    "fresh_endpoints",
+    "kv_cache_scores",
+    "max_score_pick",
     "metrics_url",
     "pick_endpoint",
+    "queue_scores",
     "read_families",
     "require_pool_extra",
     "score_endpoints",
