@@ -5,8 +5,10 @@ The merge rules, per key (one metric's series for one label set):
 * counters and histograms: summed over every process that ever wrote, live or exited;
 * gauges that were ``set`` (pool gauges, ``inference_extension_info``): the value of the most
   recent ``set`` by any process, live or exited (a removal is a ``set`` that hides the series);
-* gauges only ever ``add``-ed (``inference_model_running_requests``): summed over live processes,
-  and still exposed (as 0) once every process that touched it has exited.
+* gauges only ever ``add``-ed (``inference_model_running_requests``, a flow's queue size and
+  bytes): summed over live processes, and still exposed (as 0) once every process that touched it
+  has exited; a process that removed the series no longer keeps it shown (its share is 0), so it
+  is hidden once no process holds a share.
 
 Compaction (:func:`compact`): the files of exited processes are folded, with the old archive,
 into a new ``archive.db`` (written as ``archive.db.new``, synced, renamed over the old one), which

@@ -116,8 +116,22 @@ class GaugeCell(_Added):
         self._set(value, 1.0)
 
     def remove(self) -> None:
-        """Hide the series in every process: a most recent "set" that exposes nothing (a later
-        set, here or in any process, exposes it again)."""
+        """Forget the series.
+
+        A gauge that was ``set`` (a level: the most recent set of any process shows) is hidden in
+        every process: a most recent "set" that exposes nothing (a later set, here or in any
+        process, exposes it again). A gauge only ever ``add``-ed (a count this process holds, such
+        as a flow's queue size: the live processes' shares add up) forgets this process' share
+        only: it goes to 0 and no longer keeps the series shown, so the series shows while
+        another live process holds a share, and this process' next ``add`` counts from 0.
+        """
+        s = self._s
+        with s.lock:
+            d = s.d
+            if d[self._set_at] == 0.0:  # add-only: this process' share
+                d[self._value] = 0.0
+                d[self._touched] = -1.0
+                return
         self._set(0.0, -1.0)
 
     def _set(self, value: float, touched: float) -> None:
