@@ -17,15 +17,18 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.backends import multiproc
+from inference_metrics.exposition import negotiate, render
 from inference_metrics.schemas import get_schema
 
 from .expo import parse_text
 from .test_multiproc import in_child, run_child, wait
+from .test_schema_recording import record_the_picker
 
 SCHEMA = get_schema("llm-d-router")
 FLOW = ("tenant-a", "1")
@@ -160,3 +163,20 @@ def test_a_deleted_flow_s_histograms_stay_in_the_merged_view(tmp_path: Path) -> 
     name = "llm_d_epp_flow_control_request_enqueue_duration_seconds_count"
     labels = {"fairness_id": "tenant-a", "priority": "1", "outcome": "Dispatched"}
     assert value(tmp_path, name, **labels) == 1
+
+
+@pytest.mark.parametrize("schema", ["llm-d-router", "gie-v1.5"])
+def test_the_merged_view_of_the_picker_s_metrics_is_the_single_process_one_byte_for_byte(
+    tmp_path: Path, schema: str
+) -> None:
+    single, multi = CollectorRegistry(), CollectorRegistry()
+    for registry, directory in ((single, None), (multi, tmp_path)):
+        recorder = Recorder(PrometheusBackend(registry, multiprocess_dir=directory), schema=schema)
+        for tenant in ("tenant-a", "tenant-b"):
+            record_the_picker(recorder, fairness_id=tenant)
+        recorder.dec_flow_control_queue_size("tenant-a", "2", "p", "m", "t")
+        recorder.record_flow_control_pool_saturation("p", "prefill", 1.25)
+        recorder.record_scheduler_attempt(RuntimeError("no fit"), "t", None)
+    assert generate_latest(multi) == generate_latest(single)
+    openmetrics = negotiate("application/openmetrics-text; version=1.0.0")
+    assert render(multi, openmetrics) == render(single, openmetrics)

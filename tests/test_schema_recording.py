@@ -58,9 +58,9 @@ def record_everything(recorder: Recorder, **request: str | int) -> None:
     record_the_picker(recorder)
 
 
-def record_the_picker(recorder: Recorder) -> None:
+def record_the_picker(recorder: Recorder, fairness_id: str = "tenant-a") -> None:
     """Every call of the scheduler, plugins, processing, rewrites and flow control, once."""
-    flow, target = ("tenant-a", "2"), ("p", "m", "t")
+    flow, target = (fairness_id, "2"), ("p", "m", "t")
     recorder.record_scheduler_e2e_latency(0.002)
     recorder.record_request_processing_latency(0.004)
     recorder.record_response_processing_latency(0.001)
