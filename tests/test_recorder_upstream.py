@@ -463,15 +463,21 @@ def test_upstream_s_scenario_matches_its_golden_files_under_the_llm_d_router_sch
 ) -> None:
     recorder = Recorder(PrometheusBackend(registry), schema="llm-d-router")
     for step in scenario.steps:
-        for call in step.calls:
-            returned = _invoke(recorder, call)
-            if call.returns is not None:
-                assert returned is call.returns, call
-        families = parse_text(exposition(registry))
+        families = _replay(recorder, registry, step)
         for golden in step.goldens:
             assert_matches_golden(families, golden)
         for check in step.checks:
             assert_check(families, check)
+
+
+def _replay(recorder: Recorder, registry: CollectorRegistry, step: Step) -> dict[str, Family]:
+    """Make the step's calls (checking what upstream's test says they return); the families
+    exposed then."""
+    for call in step.calls:
+        returned = _invoke(recorder, call)
+        if call.returns is not None:
+            assert returned is call.returns, call
+    return parse_text(exposition(registry))
 
 
 # --- the same scenarios under gie-v1.5 ------------------------------------------------------------
@@ -502,11 +508,7 @@ def test_upstream_s_scenario_matches_its_golden_files_under_the_gie_v15_schema(
 ) -> None:
     recorder = Recorder(PrometheusBackend(registry), schema="gie-v1.5")
     for step in scenario.steps:
-        for call in step.calls:
-            returned = _invoke(recorder, call)
-            if call.returns is not None:
-                assert returned is call.returns, call
-        families = parse_text(exposition(registry))
+        families = _replay(recorder, registry, step)
         assert set(families) <= GIE_V15_NAMES  # nothing of llm-d-router's own names
         goldens, checks = _gie_v15_compared(step)
         for golden in goldens:
@@ -524,9 +526,7 @@ def test_gie_v15_pool_saturation_shows_the_effective_stage_only(
     name = "inference_extension_flow_control_pool_saturation"
     saturation = next(s for s in SCENARIOS if s.test == "TestFlowControlPoolSaturationMetric")
     for step in saturation.steps:
-        for call in step.calls:
-            _invoke(recorder, call)
-        family = parse_text(exposition(registry))[name]
+        family = _replay(recorder, registry, step)[name]
         assert family.documentation == (
             "[ALPHA] Current saturation level of the inference pool (0.0 = empty, 1.0 = fully "
             "saturated)."

@@ -265,101 +265,51 @@ LLM_D_ROUTER: tuple[View, ...] = (
 _BY_NAME = {view.spec.name: view for view in LLM_D_ROUTER}
 
 
-def _renamed(
-    name: str,
-    legacy: str,
-    *,
-    note: bool,
-    help: str | None = None,
-    labels: tuple[str, ...] | None = None,
-) -> View:
-    """The view of ``name`` under the ``legacy`` name: its twin (``note``: with upstream's
-    ``[Deprecated: Use name]`` note), or GIE's own metric of the same call (no note)."""
-    view = _BY_NAME[name]
-    spec = dataclasses.replace(
-        view.spec,
-        name=legacy,
-        help=view.spec.help if help is None else help,
-        labels=view.spec.labels if labels is None else labels,
-        replaced_by=name if note else None,
-    )
-    return dataclasses.replace(view, spec=spec)
-
-
-_TWINNED = (
+#: The metrics llm-d-router also writes under GIE's ``inference_extension_*`` names, in order.
+_LEGACY = (
     "scheduler_e2e_duration_seconds",
+    "scheduler_attempts_total",
     "plugin_duration_seconds",
     "flow_control_request_queue_duration_seconds",
     "flow_control_dispatch_cycle_duration_seconds",
     "flow_control_request_enqueue_duration_seconds",
     "flow_control_queue_size",
     "flow_control_queue_bytes",
+    "flow_control_pool_saturation",
+    "model_rewrite_decisions_total",
 )
-_ATTEMPT_TWIN = ("status", "target_model_name", "pod_name", "namespace", "port")
-_STALE = "llm_d_epp_flow_control_stale_endpoints"
+_ATTEMPT_LEGACY = ("status", "target_model_name", "pod_name", "namespace", "port")
+_SATURATION_GIE = (
+    "Current saturation level of the inference pool (0.0 = empty, 1.0 = fully saturated)."
+)
+
+
+def _legacy(name: str, *, twin: bool) -> View:
+    """llm-d-router's ``llm_d_epp_<name>`` under the ``inference_extension_<name>`` name: its
+    deprecated twin (``twin``: with upstream's ``[Deprecated: Use ...]`` note, but the rewrite
+    counter's, which has none), or GIE v1.5.0's own metric (no note). Both say ``pod_name`` for the
+    attempts' ``endpoint_name``; GIE's saturation has no ``stage`` and its own HELP, and shows the
+    gating ``effective`` stage; the twin's HELP points at the new stale-endpoints name."""
+    view = _BY_NAME[f"llm_d_epp_{name}"]
+    spec = dataclasses.replace(
+        view.spec,
+        name=f"inference_extension_{name}",
+        replaced_by=view.spec.name if twin and name != "model_rewrite_decisions_total" else None,
+    )
+    where: dict[str, str] = {}
+    if name == "scheduler_attempts_total":
+        spec = dataclasses.replace(spec, labels=_ATTEMPT_LEGACY)
+    elif name == "flow_control_pool_saturation" and twin:
+        stale = "llm_d_epp_flow_control_stale_endpoints"
+        spec = dataclasses.replace(spec, help=_SATURATION.format(stale=stale))
+    elif name == "flow_control_pool_saturation":
+        spec = dataclasses.replace(spec, help=_SATURATION_GIE, labels=("inference_pool",))
+        where = {"stage": "effective"}
+    return dataclasses.replace(view, spec=spec, deprecated_twin=twin, where=where)
+
 
 #: The ``inference_extension_*`` names llm-d-router also writes, from the same calls.
-LLM_D_ROUTER_TWINS: tuple[View, ...] = tuple(
-    dataclasses.replace(view, deprecated_twin=True)
-    for view in (
-        *(
-            _renamed(f"llm_d_epp_{name}", f"inference_extension_{name}", note=True)
-            for name in _TWINNED[:1]
-        ),
-        _renamed(
-            "llm_d_epp_scheduler_attempts_total",
-            "inference_extension_scheduler_attempts_total",
-            note=True,
-            labels=_ATTEMPT_TWIN,
-        ),
-        *(
-            _renamed(f"llm_d_epp_{name}", f"inference_extension_{name}", note=True)
-            for name in _TWINNED[1:]
-        ),
-        _renamed(
-            "llm_d_epp_flow_control_pool_saturation",
-            "inference_extension_flow_control_pool_saturation",
-            note=True,
-            help=_SATURATION.format(stale=_STALE),
-        ),
-        _renamed(
-            "llm_d_epp_model_rewrite_decisions_total",
-            "inference_extension_model_rewrite_decisions_total",
-            note=False,
-        ),
-    )
-)
+LLM_D_ROUTER_TWINS: tuple[View, ...] = tuple(_legacy(name, twin=True) for name in _LEGACY)
 
 #: GIE v1.5.0's views of the calls it has (no deprecation notes there).
-GIE_V15: tuple[View, ...] = (
-    *(
-        _renamed(f"llm_d_epp_{name}", f"inference_extension_{name}", note=False)
-        for name in _TWINNED[:1]
-    ),
-    _renamed(
-        "llm_d_epp_scheduler_attempts_total",
-        "inference_extension_scheduler_attempts_total",
-        note=False,
-        labels=_ATTEMPT_TWIN,
-    ),
-    *(
-        _renamed(f"llm_d_epp_{name}", f"inference_extension_{name}", note=False)
-        for name in _TWINNED[1:]
-    ),
-    dataclasses.replace(
-        _renamed(
-            "llm_d_epp_flow_control_pool_saturation",
-            "inference_extension_flow_control_pool_saturation",
-            note=False,
-            help="Current saturation level of the inference pool (0.0 = empty, 1.0 = fully "
-            "saturated).",
-            labels=("inference_pool",),
-        ),
-        where={"stage": "effective"},
-    ),
-    _renamed(
-        "llm_d_epp_model_rewrite_decisions_total",
-        "inference_extension_model_rewrite_decisions_total",
-        note=False,
-    ),
-)
+GIE_V15: tuple[View, ...] = tuple(_legacy(name, twin=False) for name in _LEGACY)
