@@ -118,8 +118,9 @@ _LABEL_VALUES = [
     f'counted in one series whose every label is `"{OVERFLOW_LABEL_VALUE}"`, so no count is',
     "lost and memory stays bounded. `fairness_id` and `priority` (caller-controlled headers)",
     "are bounded on their own: at most `max_fairness_ids` (default 100) and `max_priorities`",
-    f'(default 32) distinct values, later new ones recorded as `"{OVERFLOW_LABEL_VALUE}"`.',
-    "Under N worker processes each process holds its own bounds.",
+    f'(default 32) distinct values, later new ones recorded as `"{OVERFLOW_LABEL_VALUE}"`: both on',
+    "the request metrics, `fairness_id` on the flow-control metrics of a flow (as upstream bounds",
+    "it there). Under N worker processes each process holds its own bounds.",
 ]
 
 _INTRO = [
