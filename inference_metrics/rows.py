@@ -221,9 +221,9 @@ class SeriesGroup:
         for name, value in inputs.items():
             if name not in self.group.inputs:
                 raise ValueError(f"group {self.group.name} has no input {name!r}")
-            index = self.group.inputs.index(name)
+            index, text = self.group.inputs.index(name), self._check(name, value)
             if index in self._used:
-                checked.append((index, self._check(name, value)))
+                checked.append((index, text))
         with self._lock:
             gone = [
                 exposed

@@ -283,6 +283,14 @@ def test_deleting_a_flow_checks_its_labels_and_unknown_flows_change_nothing(
     assert {n: f.samples for n, f in after.items()} == {n: f.samples for n, f in before.items()}
 
 
+def test_a_bad_flow_is_refused_even_where_no_metric_shows_flows(
+    registry: CollectorRegistry,
+) -> None:
+    recorder = recorder_on(registry, schema="gie-v0.3")
+    with pytest.raises(TypeError, match="priority"):
+        recorder.delete_flow_control_flow_series("tenant-a", 1.5)  # type: ignore[arg-type]
+
+
 def test_an_int_priority_deletes_the_flow_recorded_with_its_text(
     registry: CollectorRegistry,
 ) -> None:
