@@ -51,7 +51,7 @@ from .backends.base import (
     Backend,
     Instrument,
 )
-from .calls import FlowControlCalls, PoolCalls, RequestCalls, SchedulingCalls
+from .calls import FlowControlCalls, LatencyCalls, PoolCalls, RequestCalls, SchedulingCalls
 from .calls import base as _s
 from .calls.base import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, PickerGroups
 from .measures import GROUPS, Group
@@ -101,7 +101,7 @@ class ViewsElsewhere(Protocol):
 SchemaArgument = str | Schema | Sequence[str | Schema]
 
 
-class Recorder(RequestCalls, PoolCalls, SchedulingCalls, FlowControlCalls):
+class Recorder(RequestCalls, LatencyCalls, PoolCalls, SchedulingCalls, FlowControlCalls):
     """Records the endpoint picker's metrics into ``backend``, under one or several schemas.
 
     ``schema`` is a schema name (``"gie-v0.3"``, the default; ``"gie-v1.5"``; ``"llm-d-router"``;

@@ -7,9 +7,10 @@ Go parameters in snake_case in upstream's order, positional-or-keyword, ``ctx`` 
 durations and times as float seconds, ``err`` as an exception or None, a scheduling result as the
 chosen endpoint's ``(name, namespace, port)`` or None, and upstream's ``bool`` returns.
 
-* :mod:`.requests`: a request's per-metric calls (counts, errors, sizes, latencies, TTFT, TPOT,
-  NTPOT, inter-token latency, tokens, running requests), under this library's original names and
-  upstream's;
+* :mod:`.requests`: a request's per-metric calls (counts, errors, sizes, tokens, running
+  requests), under this library's original names and upstream's;
+* :mod:`.latencies`: a request's latencies (latency, NTPOT, TTFT, TPOT, inter-token latency),
+  under both sets of names too (:mod:`.forms`: the calls that take both forms of arguments);
 * :mod:`.pools`: a pool's gauges, per-endpoint queues, build info, the data layer's errors;
 * :mod:`.scheduling`: the scheduler, its plugins, the picker's own processing time, model rewrites;
 * :mod:`.flow_control`: the flow-control layer (queues, dispatch, saturation, capacity,
@@ -27,8 +28,9 @@ schema's (:mod:`inference_metrics.schemas`).
 from __future__ import annotations
 
 from .flow_control import FlowControlCalls
+from .latencies import LatencyCalls
 from .pools import PoolCalls
 from .requests import RequestCalls
 from .scheduling import SchedulingCalls
 
-__all__ = ["FlowControlCalls", "PoolCalls", "RequestCalls", "SchedulingCalls"]
+__all__ = ["FlowControlCalls", "LatencyCalls", "PoolCalls", "RequestCalls", "SchedulingCalls"]
