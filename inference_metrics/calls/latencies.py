@@ -80,17 +80,15 @@ class LatencyCalls(RecorderCalls):
         """Observe ``complete - received`` seconds, timestamps of one clock; only when complete
         is after received, else log and return False (``RecordRequestLatencies``)."""
         received = number("received", received)
-        complete = number("complete", complete)
-        row = self._request(model_name, target_model_name, fairness_id, priority)
-        if not complete > received:
-            logger.error(
-                "request latency not recorded: complete (%r) is not after received (%r)",
-                complete,
-                received,
-            )
-            return False
-        row[LATENCY](complete - received)
-        return True
+        complete = number("complete", complete)  # checked under upstream's name, then as ours
+        return self.record_request_latency(
+            model_name,
+            target_model_name,
+            received,
+            complete,
+            fairness_id=fairness_id,
+            priority=priority,
+        )
 
     def record_normalized_time_per_output_token(
         self,
