@@ -9,6 +9,9 @@ The entries after them are metrics upstream added later under the same ``inferen
 ``inference_pool_*`` names (streaming latencies, running requests, per-pod queue sizes, build
 info). Every one is ALPHA, as upstream.
 
+Exemplars (docs/native-histograms.md) link latencies to traces: the size, token and NTPOT
+histograms say ``exemplars=False``; the latencies leave it to the backend.
+
 :data:`CATALOG` is the default schema's (``gie-v0.3``) catalogue: these specs, and any the schema
 adds (:mod:`inference_metrics.schemas.gie_v03`). What feeds each spec is a view
 (:class:`~inference_metrics.schemas.View`) of a quantity (:mod:`inference_metrics.quantities`);
@@ -102,6 +105,7 @@ REQUEST_SIZES = MetricSpec(
     labels=MODEL_LABELS,
     buckets=REQUEST_SIZE_BUCKETS,
     unit="By",
+    exemplars=False,
 )
 RESPONSE_SIZES = MetricSpec(
     name="inference_model_response_sizes",
@@ -110,6 +114,7 @@ RESPONSE_SIZES = MetricSpec(
     labels=MODEL_LABELS,
     buckets=RESPONSE_SIZE_BUCKETS,
     unit="By",
+    exemplars=False,
 )
 INPUT_TOKENS = MetricSpec(
     name="inference_model_input_tokens",
@@ -118,6 +123,7 @@ INPUT_TOKENS = MetricSpec(
     labels=MODEL_LABELS,
     buckets=INPUT_TOKEN_BUCKETS,
     unit="{token}",
+    exemplars=False,
 )
 OUTPUT_TOKENS = MetricSpec(
     name="inference_model_output_tokens",
@@ -126,6 +132,7 @@ OUTPUT_TOKENS = MetricSpec(
     labels=MODEL_LABELS,
     buckets=OUTPUT_TOKEN_BUCKETS,
     unit="{token}",
+    exemplars=False,
 )
 POOL_AVERAGE_KV_CACHE_UTILIZATION = MetricSpec(
     name="inference_pool_average_kv_cache_utilization",
@@ -173,6 +180,7 @@ NORMALIZED_TIME_PER_OUTPUT_TOKEN = MetricSpec(
     labels=MODEL_LABELS,
     buckets=NTPOT_BUCKETS,
     unit="s",
+    exemplars=False,
 )
 REQUEST_TTFT = MetricSpec(
     name="inference_model_request_ttft_seconds",
@@ -197,6 +205,7 @@ PROMPT_CACHED_TOKENS = MetricSpec(
     labels=MODEL_LABELS,
     buckets=INPUT_TOKEN_BUCKETS,
     unit="{token}",
+    exemplars=False,
 )
 POOL_READY_PODS = MetricSpec(
     name="inference_pool_ready_pods",

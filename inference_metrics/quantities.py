@@ -117,6 +117,10 @@ class Quantity:
     description: str
     panel: Panel
     unit: str = ""
+    #: Whether an observation of it links to the trace of the request it was made in: its
+    #: histogram views carry exemplars when the backend's ``exemplars`` setting says so (their
+    #: specs leave ``exemplars`` open); every other histogram's spec says ``exemplars=False``.
+    exemplars: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -127,6 +131,13 @@ class Quantity:
             raise TypeError(f"quantity {self.name}: panel must be a Panel, got {self.panel!r}")
         if not isinstance(self.description, str) or not self.description:
             raise ValueError(f"quantity {self.name}: say what it is (description)")
+        if not isinstance(self.exemplars, bool) or (
+            self.exemplars and self.kind is not Kind.HISTOGRAM
+        ):
+            raise ValueError(
+                f"quantity {self.name}: exemplars must be a bool, True only for a histogram, got "
+                f"{self.exemplars!r}"
+            )
         measures = tuple(self.measures)
         if not measures or not all(isinstance(each, Measure) for each in measures):
             raise TypeError(f"quantity {self.name}: measures must be one or more Measure")
@@ -159,9 +170,14 @@ _POOL = "Pool"
 
 
 def _histogram(
-    name: str, measures: tuple[Measure, ...], what: str, row: str, unit: str
+    name: str,
+    measures: tuple[Measure, ...],
+    what: str,
+    row: str,
+    unit: str,
+    exemplars: bool = False,
 ) -> Quantity:
-    return Quantity(name, Kind.HISTOGRAM, measures, what, Panel(row), unit)
+    return Quantity(name, Kind.HISTOGRAM, measures, what, Panel(row), unit, exemplars)
 
 
 def _pool(name: str, measure: Measure, what: str, unit: str) -> Quantity:
@@ -205,8 +221,10 @@ RESPONSE_PARSE_FAILURES = Quantity(
 
 # --- latency ------------------------------------------------------------------------------------
 
+# The latencies llm-d-router links to traces (request duration), with TTFT, TPOT and ITL: a slow
+# bucket on a dashboard leads to the request that made it (docs/native-histograms.md).
 REQUEST_DURATION = _histogram(
-    "request_duration", (m.LATENCY,), "End-to-end request latency.", _LATENCY, "s"
+    "request_duration", (m.LATENCY,), "End-to-end request latency.", _LATENCY, "s", exemplars=True
 )
 TTFT = _histogram(
     "ttft",
@@ -215,9 +233,15 @@ TTFT = _histogram(
     "its latency, in views that label it `streaming`.",
     _LATENCY,
     "s",
+    exemplars=True,
 )
 TPOT = _histogram(
-    "tpot", (m.TPOT,), "Time per output token after the first, streamed.", _LATENCY, "s"
+    "tpot",
+    (m.TPOT,),
+    "Time per output token after the first, streamed.",
+    _LATENCY,
+    "s",
+    exemplars=True,
 )
 NTPOT = _histogram("ntpot", (m.NTPOT,), "Latency divided by the output tokens.", _LATENCY, "s")
 ITL = _histogram(
@@ -226,6 +250,7 @@ ITL = _histogram(
     "Time between consecutive chunks of a streamed response.",
     _LATENCY,
     "s",
+    exemplars=True,
 )
 GENAI_REQUEST_DURATION = _histogram(
     "genai_request_duration",

@@ -18,6 +18,12 @@ takes the latter. ``optional_labels`` are labels whose empty value means "not kn
 OpenTelemetry backend leaves such an attribute out (the conventions' "conditionally required"),
 Prometheus shows it empty, which PromQL reads as absent anyway.
 
+Two options of a histogram say how a Prometheus backend exposes it (docs/native-histograms.md):
+``histogram`` (one of :data:`HISTOGRAM_KINDS`) and ``exemplars`` (whether an observation made in
+a sampled OpenTelemetry span carries that span's ids). None, the default of both, leaves the
+choice to the backend's own setting (``PrometheusBackend(histograms=..., exemplars=...)``); the
+catalogue's size and token histograms say ``exemplars=False``, its latencies leave it open.
+
 How a spec is fed (which quantity, which labels from which recording input) is a
 :class:`~inference_metrics.schemas.View`; a spec only says what is exposed.
 """
@@ -29,7 +35,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Kind", "MetricSpec", "Naming", "Stability", "render_help"]
+__all__ = ["HISTOGRAM_KINDS", "Kind", "MetricSpec", "Naming", "Stability", "render_help"]
+
+#: What a histogram's buckets are: ``classic`` (its ``buckets``, as every Prometheus reads them),
+#: ``native`` (sparse exponential buckets, read from the protobuf exposition) or ``both``.
+HISTOGRAM_KINDS = ("classic", "native", "both")
 
 _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -76,7 +86,7 @@ class MetricSpec:
     the finite histogram upper bounds, strictly increasing; ``+Inf`` is implied. ``unit`` is a UCUM
     unit as OpenTelemetry uses it (``s``, ``By``, ``{token}``, ``1``); it never changes the name.
     ``replaced_by`` names the metric that supersedes this one while both are still exposed.
-    ``naming`` and ``optional_labels``: see the module docstring.
+    ``naming``, ``optional_labels``, ``histogram`` and ``exemplars``: see the module docstring.
     """
 
     name: str
@@ -90,6 +100,8 @@ class MetricSpec:
     replaced_by: str | None = None
     naming: Naming = Naming.PROMETHEUS
     optional_labels: tuple[str, ...] = ()
+    histogram: str | None = None
+    exemplars: bool | None = None
     documentation: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +161,7 @@ def _validate(spec: MetricSpec) -> None:
         raise _fail(spec, f"replaced_by must name another metric, got {spec.replaced_by!r}")
     _validate_labels(spec, label_re)
     _validate_buckets(spec)
+    _validate_histogram_options(spec)
     if otel:
         return
     for suffix in _RESERVED_SUFFIXES:
@@ -199,3 +212,18 @@ def _validate_buckets(spec: MetricSpec) -> None:
             previous = bound
     elif spec.buckets is not None:
         raise _fail(spec, f"only histograms have buckets (this is a {spec.kind.value})")
+
+
+def _validate_histogram_options(spec: MetricSpec) -> None:
+    if spec.histogram is not None and spec.histogram not in HISTOGRAM_KINDS:
+        raise _fail(
+            spec, f"histogram must be one of {HISTOGRAM_KINDS} or None, got {spec.histogram!r}"
+        )
+    if spec.exemplars is not None and not isinstance(spec.exemplars, bool):
+        raise _fail(spec, f"exemplars must be True, False or None, got {spec.exemplars!r}")
+    if spec.kind is not Kind.HISTOGRAM:
+        for option in ("histogram", "exemplars"):
+            if getattr(spec, option) is not None:
+                raise _fail(
+                    spec, f"only histograms have the {option} option (this is a {spec.kind.value})"
+                )

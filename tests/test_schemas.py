@@ -180,3 +180,23 @@ def test_replaced_by_renders_llm_d_routers_deprecation_note() -> None:
 def test_replaced_by_must_name_a_metric(bad: object) -> None:
     with pytest.raises(ValueError, match="replaced_by"):
         MetricSpec("old_total", Kind.COUNTER, "Old.", replaced_by=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_only_the_latencies_leave_exemplars_to_the_backend(name: str) -> None:
+    traced = {q.REQUEST_DURATION, q.TTFT, q.TPOT, q.ITL}
+    for view in get_schema(name):
+        if view.spec.kind is Kind.HISTOGRAM and view.spec.naming.value == "prometheus":
+            expected = None if view.quantity in traced else False
+            assert view.spec.exemplars is expected, view.spec.name
+
+
+def test_no_catalogue_histogram_chooses_its_kind_the_backend_does() -> None:
+    assert all(view.spec.histogram is None for name in SCHEMAS for view in get_schema(name))
+
+
+def test_only_a_histogram_quantity_can_link_its_observations_to_traces() -> None:
+    with pytest.raises(ValueError, match="True only for a histogram"):
+        q.Quantity(
+            "requests", Kind.COUNTER, q.REQUEST_TOTAL.measures, "Requests.", q.Panel("R"), "1", True
+        )

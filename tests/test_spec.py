@@ -330,3 +330,32 @@ def test_optional_labels_must_be_labels_of_the_spec() -> None:
     assert otel(optional_labels=("error.type",)).optional_labels == ("error.type",)
     with pytest.raises(ValueError, match="optional_labels"):
         otel(optional_labels=("gen_ai.request.model",))
+
+
+# --- a histogram's options: its kind and its exemplars -------------------------------------------
+
+
+def test_a_histograms_kind_and_exemplars_are_open_unless_it_says() -> None:
+    assert (histogram().histogram, histogram().exemplars) == (None, None)
+    spec = histogram(histogram="native", exemplars=True)
+    assert (spec.histogram, spec.exemplars) == ("native", True)
+
+
+@pytest.mark.parametrize("kind", ["Native", "exponential", "", 3])
+def test_an_unknown_histogram_kind_is_refused_naming_the_choices(kind: object) -> None:
+    with pytest.raises(
+        ValueError, match=r"histogram must be one of \('classic', 'native', 'both'\)"
+    ):
+        histogram(histogram=kind)
+
+
+@pytest.mark.parametrize("value", [1, "yes", 0])
+def test_exemplars_must_be_a_bool_or_none(value: object) -> None:
+    with pytest.raises(ValueError, match="exemplars must be True, False or None"):
+        histogram(exemplars=value)
+
+
+@pytest.mark.parametrize(("option", "value"), [("histogram", "native"), ("exemplars", False)])
+def test_only_histograms_have_the_histogram_options(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"only histograms have the {option} option"):
+        make(**{option: value})

@@ -30,7 +30,7 @@ from ..measures import Group, Measure, group_of
 from ..quantities import Quantity
 from ..spec import MetricSpec
 
-__all__ = ["Schema", "View", "combine"]
+__all__ = ["Schema", "View", "combine", "spec_exemplars"]
 
 #: Where one label of a bound series gets its value: the key's input at this index, or a constant.
 LabelSource = int | str
@@ -253,6 +253,12 @@ class Schema:
             description=self.description,
             metrics=tuple(view for view in self.views if not view.deprecated_twin),
         )
+
+
+def spec_exemplars(quantity: Quantity) -> bool | None:
+    """What a histogram spec of ``quantity`` says about exemplars: None (the backend's setting)
+    for a quantity whose observations link to their trace (the latencies), else False."""
+    return None if quantity.exemplars else False
 
 
 def combine(schemas: Iterable[Schema]) -> tuple[View, ...]:

@@ -29,7 +29,7 @@ from ..catalog import (
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
 from . import ours, picker
-from .base import Schema, View
+from .base import Schema, View, spec_exemplars
 from .gie_v03 import STREAMED
 
 __all__ = ["SCHEMA"]
@@ -41,7 +41,15 @@ POOL = ("name",)
 def _histogram(
     quantity: Quantity, name: str, help: str, buckets: tuple[float, ...], unit: str
 ) -> View:
-    spec = MetricSpec(name, Kind.HISTOGRAM, help, MODEL, buckets=buckets, unit=unit)
+    spec = MetricSpec(
+        name,
+        Kind.HISTOGRAM,
+        help,
+        MODEL,
+        buckets=buckets,
+        unit=unit,
+        exemplars=spec_exemplars(quantity),
+    )
     return View(quantity, spec, where=STREAMED if quantity is q.TTFT else {})
 
 

@@ -41,7 +41,7 @@ from ..catalog import (
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
 from . import gie_v15, ours, picker
-from .base import Schema, View
+from .base import Schema, View, spec_exemplars
 
 __all__ = ["ITL_BUCKETS", "SCHEMA", "STREAMING_TPOT_BUCKETS", "TTFT_BUCKETS"]
 
@@ -66,7 +66,16 @@ def _histogram(
 ) -> View:
     labels = (*REQUEST, "streaming") if quantity is q.TTFT else REQUEST
     return View(
-        quantity, MetricSpec(name, Kind.HISTOGRAM, help, labels, buckets=buckets, unit=unit)
+        quantity,
+        MetricSpec(
+            name,
+            Kind.HISTOGRAM,
+            help,
+            labels,
+            buckets=buckets,
+            unit=unit,
+            exemplars=spec_exemplars(quantity),
+        ),
     )
 
 
