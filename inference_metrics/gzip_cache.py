@@ -31,7 +31,7 @@ library's too (the same numbers, a few times faster than zlib's).
 Memory: per slot, the compressed chunks of the last compression (about the gzip'd page: 1.4 MB
 with the key tuples, one int per piece, for a 28 MB page), at most :data:`MAX_SLOTS` slots. The
 uncompressed lines are not held. A slot should be a small set of values (the server uses the
-format: text or OpenMetrics), never something a client chooses freely.
+format: text, OpenMetrics or protobuf), never something a client chooses freely.
 
 Thread-safe: a compression works on its own lists and swaps its chunks in under a lock, so
 several threads may compress at once (the last to finish leaves its chunks for the next).
@@ -209,10 +209,11 @@ class GzipCache:
     def render(self, registry: CollectorRegistry, representation: Representation) -> bytes:
         """The exposition of ``registry`` in ``representation``, gzip'd: what the server sends.
 
-        The slot is the format alone (text or OpenMetrics): our pieces depend on nothing else,
-        and the ``Accept`` header can vary the representation's content type freely."""
+        The slot is the format alone (text, OpenMetrics or protobuf): our pieces depend on
+        nothing else, and the ``Accept`` header can vary the representation's content type
+        freely."""
         pieces, keys = render_pieces(registry, representation)
-        return self.compress(pieces, keys, representation.openmetrics)
+        return self.compress(pieces, keys, representation.format)
 
     def compress(
         self, pieces: Sequence[bytes], keys: Sequence[int], slot: Hashable = None

@@ -62,8 +62,11 @@ def run_child(work: Callable[[], object]) -> None:
     assert wait(in_child(work)) == 0
 
 
-def recorder_in(directory: Path, **kwargs: int) -> Recorder:
-    return Recorder(PrometheusBackend(CollectorRegistry(), multiprocess_dir=directory, **kwargs))
+def recorder_in(directory: Path, max_series: int = multiproc.DEFAULT_MAX_SERIES) -> Recorder:
+    backend = PrometheusBackend(
+        CollectorRegistry(), multiprocess_dir=directory, max_series=max_series
+    )
+    return Recorder(backend)
 
 
 def merged(directory: Path) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from inference_metrics.backends.protobuf import CONTENT_TYPE
 from inference_metrics.server import (
     AuthRequest,
     AuthResult,
@@ -20,6 +21,7 @@ from inference_metrics.server import (
 )
 from inference_metrics.server.asgi import metrics_app
 
+from .client_model import decode_stream
 from .expo import parse_text
 from .server_support import (
     GatedCollector,
@@ -30,6 +32,7 @@ from .server_support import (
     running_asgi,
     running_server,
 )
+from .test_protobuf_exposition import PROMETHEUS_2_NATIVE
 
 TOKEN = "asgi-token-9e4b2d"
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -82,6 +85,14 @@ def test_openmetrics_and_gzip_are_negotiated(token_port: int) -> None:
     assert plain.body.endswith(b"# EOF\n")
     assert packed.header("Content-Encoding") == "gzip"
     assert gzip.decompress(packed.body) == plain.body
+
+
+def test_protobuf_is_negotiated_as_prometheus_asks_for_it(token_port: int) -> None:
+    headers = {**bearer(TOKEN), "Accept": PROMETHEUS_2_NATIVE, "Accept-Encoding": "gzip"}
+    reply = get(token_port, headers=headers)
+    assert reply.header("Content-Type") == CONTENT_TYPE
+    families = {family.name: family for family in decode_stream(gzip.decompress(reply.body))}
+    assert families["inference_model_request_total"].metric[0].counter.value == 1.0
 
 
 def test_head_has_the_headers_of_get_and_no_body(token_port: int) -> None:

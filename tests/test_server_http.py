@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from inference_metrics.backends.protobuf import CONTENT_TYPE
 from inference_metrics.server import (
     AuthRequest,
     AuthResult,
@@ -33,6 +34,7 @@ from inference_metrics.server import (
 )
 from inference_metrics.server.paths import BadTarget, target_path
 
+from .client_model import decode_stream
 from .expo import parse_text
 from .server_support import (
     GatedCollector,
@@ -43,6 +45,7 @@ from .server_support import (
     running_server,
     status_of,
 )
+from .test_protobuf_exposition import PROMETHEUS_2_NATIVE
 
 
 class Recording:
@@ -109,6 +112,18 @@ def test_openmetrics_when_the_client_asks_for_it(server: MetricsServer) -> None:
     content_type = reply.header("Content-Type") or ""
     assert content_type.startswith("application/openmetrics-text; version=1.0.0")
     assert reply.body.endswith(b"# EOF\n")
+
+
+def test_protobuf_gzipped_when_prometheus_asks_for_native_histograms(
+    server: MetricsServer,
+) -> None:
+    reply = get(server, headers={"Accept": PROMETHEUS_2_NATIVE, "Accept-Encoding": "gzip"})
+    assert reply.status == 200
+    assert reply.header("Content-Type") == CONTENT_TYPE
+    assert reply.header("Content-Encoding") == "gzip"
+    families = {family.name: family for family in decode_stream(gzip.decompress(reply.body))}
+    (metric,) = families["inference_model_request_total"].metric
+    assert metric.counter.value == 1.0
 
 
 @pytest.mark.parametrize(

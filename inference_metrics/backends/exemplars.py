@@ -24,8 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from .store import escape_label_value
-from .writer import go_float
+from .textformat import escape_label_value, go_float
 
 __all__ = [
     "MAX_LABEL_CHARS",
@@ -188,6 +187,17 @@ class ExemplarSlots:
         held = slots[bucket]
         if held is None or candidate[0] >= held[0]:
             slots[bucket] = candidate
+
+    def replace(self, exemplars: Sequence[Exemplar | None]) -> None:
+        """Hold exactly ``exemplars``, one per bucket (merged elsewhere: the multiprocess
+        collector's)."""
+        if len(exemplars) != len(self._slots):
+            raise ValueError(
+                f"exemplars must be one per bucket ({len(self._slots)}), got {len(exemplars)}"
+            )
+        self._slots = [
+            None if held is None else (held.timestamp, held, held.value) for held in exemplars
+        ]
 
     def latest(self) -> Exemplar | None:
         """The latest exemplar of any bucket (what a native histogram shows); of several with

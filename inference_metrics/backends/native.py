@@ -46,10 +46,12 @@ import math
 import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .store import Labels
-from .writer import go_float
+from .textformat import go_float
+
+if TYPE_CHECKING:
+    from .store import Labels
 
 __all__ = [
     "DEFAULT_MAX_BUCKETS",

@@ -15,6 +15,13 @@ itself with our own writer (:mod:`.writer`), reusing each unchanged series' line
 scrape; ``generate_latest(registry)`` and every prometheus_client server read its ``samples``,
 built from the series' snapshots when they are read.
 
+Histograms are classic by default; ``histograms="native"`` or ``"both"`` keeps native buckets
+too (or only), and ``exemplars=True`` has observations made in a sampled OpenTelemetry span carry
+that span's ids, for every histogram whose spec does not say otherwise (``MetricSpec.histogram``
+and ``MetricSpec.exemplars``; the catalogue's latencies leave exemplars to this setting, its size
+and token histograms say no). Only the protobuf exposition carries native buckets; OpenMetrics
+and protobuf carry exemplars (docs/native-histograms.md).
+
 Under several worker processes each process has its own store, and exposes only itself, unless
 the backend is given ``multiprocess_dir`` (:meth:`PrometheusBackend.from_env` reads it from
 ``INFERENCE_METRICS_MULTIPROC_DIR``): then every process records into its own memory-mapped file
@@ -27,15 +34,16 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from ..spec import MetricSpec, Naming
+from ..spec import HISTOGRAM_KINDS, Kind, MetricSpec, Naming
 from . import multiproc
 from .base import Instrument, Series, check_specs
-from .store import MetricStore
+from .exemplars import SpanIds, span_reader
+from .store import MetricStore, StoreOptions
 from .writer import FamilyWriter, StoreFamily, empty_family
 
 __all__ = ["PrometheusBackend", "PrometheusInstrument"]
@@ -46,8 +54,8 @@ class PrometheusInstrument:
 
     __slots__ = ("store", "writer")
 
-    def __init__(self, spec: MetricSpec) -> None:
-        self.store = MetricStore(spec)
+    def __init__(self, spec: MetricSpec, options: StoreOptions | None = None) -> None:
+        self.store = MetricStore(spec, options)
         self.writer = FamilyWriter(self.store)
 
     @property
@@ -107,9 +115,20 @@ class PrometheusBackend:
         *,
         multiprocess_dir: str | os.PathLike[str] | None = None,
         max_series: int = multiproc.DEFAULT_MAX_SERIES,
+        histograms: str = "classic",
+        exemplars: bool = False,
     ) -> None:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
+        if not isinstance(histograms, str) or histograms not in HISTOGRAM_KINDS:
+            raise ValueError(f"histograms must be one of {HISTOGRAM_KINDS}, got {histograms!r}")
+        if not isinstance(exemplars, bool):
+            raise TypeError(f"exemplars must be True or False, got {exemplars!r}")
+        self.histograms = histograms
+        self.exemplars = exemplars
+        # The span reader, made now when exemplars are on by default (an ImportError without
+        # the OpenTelemetry API changes nothing), else at the first spec that asks for them.
+        self._span_ids: Callable[[], SpanIds | None] | None = span_reader() if exemplars else None
         if multiprocess_dir is None:
             multiprocess_dir = _deprecated_implicit_directory()
         self.multiprocess: multiproc.MultiprocessStore | None = None
@@ -125,12 +144,20 @@ class PrometheusBackend:
         registry: CollectorRegistry | None = None,
         *,
         max_series: int = multiproc.DEFAULT_MAX_SERIES,
+        histograms: str = "classic",
+        exemplars: bool = False,
     ) -> PrometheusBackend:
         """A backend in multiprocess mode when ``INFERENCE_METRICS_MULTIPROC_DIR`` names a
         directory (see :func:`~.multiproc.multiprocess_dir_from_env`), else a single-process
         one; the rest as the constructor."""
         directory = multiproc.multiprocess_dir_from_env()
-        return cls(registry, multiprocess_dir=directory, max_series=max_series)
+        return cls(
+            registry,
+            multiprocess_dir=directory,
+            max_series=max_series,
+            histograms=histograms,
+            exemplars=exemplars,
+        )
 
     def register(self, specs: Sequence[MetricSpec]) -> Sequence[Instrument]:
         checked = check_specs(specs)
@@ -140,8 +167,13 @@ class PrometheusBackend:
                     f"metric {spec.name!r} is named for OpenTelemetry, not Prometheus: record it "
                     "through an OpenTelemetryBackend"
                 )
+        options = [self._options(spec) for spec in checked]
         collector: _Collector | multiproc.MultiprocessCollector
         if self.multiprocess is not None:
+            if any(o.native or o.exemplars for o in options if o is not None):
+                raise ValueError(
+                    "native histograms and exemplars are not recorded in multiprocess mode yet"
+                )
             instruments: Sequence[Instrument] = self.multiprocess.register(checked)
             with self._lock:
                 # The store's own metrics are exposed once per backend: with its first call.
@@ -155,7 +187,10 @@ class PrometheusBackend:
                 store_metrics=first,
             )
         else:
-            own = [PrometheusInstrument(spec) for spec in checked]
+            own = [
+                PrometheusInstrument(spec, option)
+                for spec, option in zip(checked, options, strict=True)
+            ]
             instruments, collector = own, _Collector(own)
         try:
             self.registry.register(collector)
@@ -168,6 +203,18 @@ class PrometheusBackend:
         with self._lock:
             self._collectors.append(collector)
         return instruments
+
+    def _options(self, spec: MetricSpec) -> StoreOptions | None:
+        """How ``spec``'s series keep a histogram: its own options, else this backend's."""
+        if spec.kind is not Kind.HISTOGRAM:
+            return None
+        kind = spec.histogram or self.histograms
+        wanted = self.exemplars if spec.exemplars is None else spec.exemplars
+        if not wanted:
+            return StoreOptions(kind)
+        if self._span_ids is None:
+            self._span_ids = span_reader()
+        return StoreOptions(kind, True, self._span_ids)
 
     def unregister(self, instruments: Sequence[Instrument]) -> None:
         """Remove from the registry the collector of every register call that returned any of

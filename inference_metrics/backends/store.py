@@ -7,7 +7,7 @@ Layout (one object per series, numbers in flat lists):
 * :class:`CounterSeries` / :class:`GaugeSeries`: ``value`` (a float).
 * :class:`HistogramSeries`: ``counts`` (a list of ints, one per bucket, **not** cumulative: slot
   ``i`` holds observations in ``(bounds[i-1], bounds[i]]``, the last slot ``(bounds[-1], +Inf)``)
-  and ``sum`` (a float).
+  and ``sum`` (a float); maybe ``native`` buckets and ``exemplars`` (below).
 
 The record path takes no lock. A counter's ``add`` and a histogram's ``observe`` append the amount
 to the series' ``pending`` list (``list.append`` is atomic under the GIL, and a C call, so no
@@ -29,7 +29,15 @@ once anything changed since. The writer (:mod:`.writer`) reuses them, so a serie
 since the last scrape is not formatted again. The lines come with a *stamp*, an int drawn from
 one process-wide counter when they were formatted and never drawn again, so equal stamps mean the
 very same lines: the gzip cache (:mod:`inference_metrics.gzip_cache`) keys its compressed bytes by
-stamps without holding the lines themselves.
+stamps without holding the lines themselves. A series keeps one such entry per *slot* (the text
+lines, the OpenMetrics lines where they differ, its protobuf bytes), all dropped by a change.
+
+A histogram series may also hold native buckets (:class:`~.native.NativeHistogram`, folded from
+the same batch as its classic counts; a native-only one has no finite bounds, so its classic
+counts are the one ``+Inf`` bucket), and exemplars (:class:`~.exemplars.ExemplarSlots`, one per
+classic bucket): :class:`TracedHistogramSeries` asks for the current span's ids at each
+``observe`` and, inside a sampled span, queues ``(value, ids, time)`` for the fold, which offers
+each to the slot of the bucket its value fell in (the latest per bucket wins).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +53,9 @@ from typing import Any, NamedTuple
 
 from ..spec import Kind, MetricSpec
 from .base import SeriesBase, check_label_values
+from .exemplars import Exemplar, ExemplarSlots, SpanIds
+from .native import NativeHistogram
+from .textformat import escape_label_value
 
 __all__ = [
     "FOLD_AT",
@@ -54,7 +66,9 @@ __all__ = [
     "Labels",
     "MetricStore",
     "Snapshot",
+    "StoreOptions",
     "StoredSeries",
+    "TracedHistogramSeries",
     "new_stamp",
 ]
 
@@ -86,11 +100,6 @@ def _numbers(batch: list[float], start: float) -> tuple[list[float], float]:
     return kept, sum(kept, start)
 
 
-def escape_label_value(value: str) -> str:
-    """A label value as both exposition formats quote it (backslash, newline, double quote)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 @dataclass(frozen=True, slots=True)
 class HistogramSnapshot:
     """A histogram series' numbers at one moment."""
@@ -99,6 +108,11 @@ class HistogramSnapshot:
     counts: tuple[int, ...]
     #: The sum of the observed values.
     sum: float
+    #: The native buckets (a copy), or None for a histogram without them.
+    native: NativeHistogram | None = None
+    #: The latest exemplar of each classic bucket (``+Inf`` last; a native-only histogram's one
+    #: slot is its ``+Inf`` bucket's), or None for a histogram keeping none.
+    exemplars: tuple[Exemplar | None, ...] | None = None
 
     @property
     def count(self) -> int:
@@ -120,27 +134,50 @@ class Labels(NamedTuple):
     after: str
     #: Every pair, comma-separated (what counters, gauges, ``_count`` and ``_sum`` show).
     plain: str
+    #: The (name, value) pairs themselves, unescaped, in the same order (the protobuf labels).
+    pairs: tuple[tuple[str, str], ...] = ()
+
+
+#: Where a series keeps the bytes of each representation (:meth:`_Series.render_keyed`): the
+#: text lines (also the OpenMetrics ones, unless exemplars make them differ), the OpenMetrics
+#: lines with exemplars, the protobuf ``Metric``.
+SLOT_TEXT, SLOT_OPENMETRICS, SLOT_PROTOBUF = 0, 1, 2
+_Keyed = tuple[bytes, int]
+_NO_SLOTS: tuple[_Keyed | None, ...] = (None, None, None)
 
 
 class _Series(SeriesBase):
-    __slots__ = ("_keyed", "_lock", "labels", "pending", "touched")
+    __slots__ = ("_keyed", "_lock", "_protobuf_labels", "labels", "pending", "touched")
 
     def __init__(self, labels: Labels) -> None:
         self._lock = threading.Lock()
         self.labels = labels
         self.touched = False
-        #: (lines, stamp) of the last scrape, one object so a reader never pairs the lines of one
-        #: render with the stamp of another; None once anything changed since.
-        self._keyed: tuple[bytes, int] | None = None
+        #: Per slot, (bytes, stamp) of the last render, one object so a reader never pairs the
+        #: bytes of one render with the stamp of another; None once anything changed since.
+        self._keyed: tuple[_Keyed | None, ...] | None = None
+        self._protobuf_labels: bytes | None = None
         #: Amounts not yet folded in (counters and histograms; a gauge's stays empty).
         self.pending: list[float] = []
 
     @property
+    def protobuf_labels(self) -> bytes:
+        """The labels as protobuf ``Metric.label`` fields, encoded at the first protobuf render."""
+        encoded = self._protobuf_labels
+        if encoded is None:
+            from .protobuf import label_pairs
+
+            encoded = self._protobuf_labels = label_pairs(self.labels.pairs)
+        return encoded
+
+    @property
     def rendered(self) -> bytes | None:
-        """The lines of the last scrape, or None once anything changed since. Only None can be
-        assigned: it drops the lines (and their stamp), so the next scrape formats them again."""
+        """The text lines of the last scrape, or None once anything changed since. Only None can
+        be assigned: it drops every slot's bytes (and stamps), so the next scrape formats them
+        again."""
         keyed = self._keyed
-        return None if keyed is None else keyed[0]
+        entry = None if keyed is None else keyed[SLOT_TEXT]
+        return None if entry is None else entry[0]
 
     @rendered.setter
     def rendered(self, value: None) -> None:
@@ -152,19 +189,25 @@ class _Series(SeriesBase):
         """This series' exposition lines (b"" while never updated); see :meth:`render_keyed`."""
         return self.render_keyed(format_series)[0]
 
-    def render_keyed(self, format_series: Callable[[Any], bytes]) -> tuple[bytes, int]:
-        """This series' exposition lines (b"" while never updated) and their stamp, formatted
+    def render_keyed(
+        self, format_series: Callable[[Any], bytes], slot: int = SLOT_TEXT
+    ) -> tuple[bytes, int]:
+        """This series' bytes in ``slot`` (b"" while never updated) and their stamp, formatted
         again only when something changed since the last call. Formatting happens under the
         series' lock, so a fold cannot slip in between the numbers read and the bytes cached."""
         keyed = self._keyed
-        if keyed is None or self.pending:
-            with self._lock:
-                self._fold()
-                keyed = self._keyed
-                if keyed is None:
-                    keyed = (format_series(self) if self.touched else b"", new_stamp())
-                    self._keyed = keyed
-        return keyed
+        if keyed is not None and not self.pending:
+            entry = keyed[slot]
+            if entry is not None:
+                return entry
+        with self._lock:
+            self._fold()
+            keyed = self._keyed or _NO_SLOTS
+            entry = keyed[slot]
+            if entry is None:
+                entry = (format_series(self) if self.touched else b"", new_stamp())
+                self._keyed = (*keyed[:slot], entry, *keyed[slot + 1 :])
+            return entry
 
     def has_data(self) -> bool:
         """Whether this series was updated (pending amounts folded first): only such a series is
@@ -269,13 +312,27 @@ class GaugeSeries(_Series):
 
 
 class HistogramSeries(_PendingSeries):
-    __slots__ = ("_bounds", "counts", "sum")
+    """A histogram: classic ``counts`` (one per bound and one for ``+Inf``) and ``sum``, and,
+    with ``native``, native buckets folded from the same observations (``native.sum`` is kept
+    equal to ``sum``). A native-only series is given no bounds: ``counts`` is then its ``+Inf``
+    bucket alone. ``exemplars``: the latest exemplar of each classic bucket (see
+    :class:`TracedHistogramSeries`), or None."""
 
-    def __init__(self, labels: Labels, bounds: tuple[float, ...]) -> None:
+    __slots__ = ("_bounds", "counts", "exemplars", "native", "sum")
+
+    def __init__(
+        self,
+        labels: Labels,
+        bounds: tuple[float, ...],
+        native: NativeHistogram | None = None,
+        exemplars: ExemplarSlots | None = None,
+    ) -> None:
         super().__init__(labels)
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
+        self.native = native
+        self.exemplars = exemplars
 
     def observe(self, value: float) -> None:
         self._append(value)
@@ -304,18 +361,33 @@ class HistogramSeries(_PendingSeries):
                 counts[i] += upto - below
                 below = upto
             counts[-1] += n - below
+        native = self.native
+        if native is not None:
+            native.observe(batch, 0.0)
+            native.sum = self.sum
         self.touched = True
         self._keyed = None
 
     def snapshot(self) -> HistogramSnapshot | None:
-        """The counts and sum, or None while nothing was observed."""
+        """The counts and sum (and native buckets, exemplars, when kept), or None while nothing
+        was observed."""
         with self._lock:
             self._fold()
-            return HistogramSnapshot(tuple(self.counts), self.sum) if self.touched else None
+            if not self.touched:
+                return None
+            native, held = self.native, self.exemplars
+            return HistogramSnapshot(
+                tuple(self.counts),
+                self.sum,
+                None if native is None else native.copy(),
+                None if held is None else tuple(held.snapshot()),
+            )
 
     def load(self, snapshot: Snapshot) -> None:
         """Hold ``snapshot``'s numbers from now on, as if observed (see
-        :meth:`MetricStore.load`)."""
+        :meth:`MetricStore.load`): its counts, one per bucket this series has; its native
+        buckets when this series keeps them (it must have them then); its exemplars when this
+        series keeps them (one per bucket, or none)."""
         if not isinstance(snapshot, HistogramSnapshot):
             raise TypeError(
                 f"snapshot of a histogram must be a HistogramSnapshot, got {snapshot!r}"
@@ -326,12 +398,89 @@ class HistogramSeries(_PendingSeries):
                 f"snapshot must have {len(self.counts)} counts (one per bucket and +Inf), got "
                 f"{len(counts)}"
             )
+        native = snapshot.native
+        if (native is None) != (self.native is None):
+            wanted = "native buckets" if self.native is not None else "no native buckets"
+            raise ValueError(f"snapshot must have {wanted} for this series, got {native!r}")
+        held = self.exemplars
+        exemplars = snapshot.exemplars
+        if held is not None and exemplars is not None and len(exemplars) != len(held):
+            raise ValueError(
+                f"snapshot must have {len(held)} exemplars (one per bucket), got {len(exemplars)}"
+            )
         with self._lock:
             self._fold()
-            if not self.touched or counts != self.counts or snapshot.sum != self.sum:
+            changed = not self.touched or counts != self.counts or snapshot.sum != self.sum
+            if native is not None and native != self.native:
+                self.native, changed = native.copy(), True
+            if held is not None:
+                shown = tuple(held.snapshot())
+                wanted_exemplars = (None,) * len(held) if exemplars is None else exemplars
+                if wanted_exemplars != shown:
+                    held.replace(wanted_exemplars)
+                    changed = True
+            if changed:
                 self.counts, self.sum = counts, snapshot.sum
                 self.touched = True
                 self._keyed = None
+
+
+class TracedHistogramSeries(HistogramSeries):
+    """A histogram whose observations made in a sampled OpenTelemetry span carry exemplars.
+
+    ``span_ids`` (:func:`~.exemplars.span_reader`) gives the current span's ids or None. Inside a
+    sampled span, ``observe`` queues ``(value, ids, time.time())`` before the value itself (so a
+    fold that takes the value has its exemplar too); the fold offers each to the slot of the
+    classic bucket its value fell in."""
+
+    __slots__ = ("_offer", "_offered", "_span_ids")
+
+    def __init__(
+        self,
+        labels: Labels,
+        bounds: tuple[float, ...],
+        native: NativeHistogram | None,
+        span_ids: Callable[[], SpanIds | None],
+    ) -> None:
+        super().__init__(labels, bounds, native, ExemplarSlots(len(bounds) + 1))
+        self._span_ids = span_ids
+        self._offered: list[tuple[float, SpanIds, float]] = []
+        self._offer = self._offered.append
+
+    def observe(self, value: float) -> None:
+        ids = self._span_ids()
+        if ids is not None:
+            self._offer((value, ids, _now()))
+        self._append(value)
+        if len(self.pending) >= FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        offered = self._offered
+        if offered:
+            n = len(offered)
+            taken = offered[:n]
+            del offered[:n]
+            bounds = self._bounds
+            # Only the latest of a bucket can be shown: find it per bucket, offer that one.
+            latest: dict[int, tuple[float, SpanIds, float]] = {}
+            for held in taken:
+                value = held[0]
+                if type(value) in (int, float):  # as _numbers keeps amounts
+                    bucket = bisect_left(bounds, value)
+                    before = latest.get(bucket)
+                    if before is None or held[2] >= before[2]:
+                        latest[bucket] = held
+            slots = self.exemplars
+            assert slots is not None
+            for bucket, (value, ids, when) in latest.items():
+                slots.offer_span(bucket, ids, value, when)
+            self._keyed = None
+        super()._fold()
+
+
+_now = time.time
 
 
 StoredSeries = CounterSeries | GaugeSeries | HistogramSeries
@@ -344,13 +493,39 @@ def _value_of(series: CounterSeries | GaugeSeries, snapshot: Snapshot) -> float:
     return float(snapshot)
 
 
+class StoreOptions(NamedTuple):
+    """How a store keeps a histogram's series (from the spec's options and the backend's)."""
+
+    #: ``classic``, ``native`` or ``both`` (:data:`~inference_metrics.spec.HISTOGRAM_KINDS`).
+    kind: str = "classic"
+    #: Whether the series keep exemplars (one per classic bucket).
+    exemplars: bool = False
+    #: The current span's ids, for a store that records exemplars (with ``exemplars``); None for
+    #: one whose exemplars are loaded (the multiprocess collector's).
+    span_ids: Callable[[], SpanIds | None] | None = None
+
+    @property
+    def classic(self) -> bool:
+        return self.kind != "native"
+
+    @property
+    def native(self) -> bool:
+        return self.kind != "classic"
+
+
 class MetricStore:
-    """One metric's series, keyed by label values, in bind order."""
+    """One metric's series, keyed by label values, in bind order; a histogram's kept as
+    ``options`` say (classic buckets by default)."""
 
-    __slots__ = ("_lock", "_series", "spec")
+    __slots__ = ("_lock", "_series", "bounds", "options", "spec")
 
-    def __init__(self, spec: MetricSpec) -> None:
+    def __init__(self, spec: MetricSpec, options: StoreOptions | None = None) -> None:
         self.spec = spec
+        self.options = options = StoreOptions() if options is None else options
+        #: A histogram's classic bounds as its series keep them: none for a native-only one.
+        self.bounds: tuple[float, ...] = (
+            (spec.buckets or ()) if options.classic and spec.kind is Kind.HISTOGRAM else ()
+        )
         self._lock = threading.Lock()
         self._series: dict[tuple[str, ...], StoredSeries] = {}
 
@@ -408,10 +583,15 @@ class MetricStore:
             before="".join(f"{text}," for name, text in texts if name < "le"),
             after="".join(f",{text}" for name, text in texts if name > "le"),
             plain=",".join(text for _, text in texts),
+            pairs=tuple(pairs),
         )
         if spec.kind is Kind.COUNTER:
             return CounterSeries(labels)
         if spec.kind is Kind.GAUGE:
             return GaugeSeries(labels)
-        assert spec.buckets is not None
-        return HistogramSeries(labels, spec.buckets)
+        options = self.options
+        native = NativeHistogram() if options.native else None
+        if options.exemplars and options.span_ids is not None:
+            return TracedHistogramSeries(labels, self.bounds, native, options.span_ids)
+        slots = ExemplarSlots(len(self.bounds) + 1) if options.exemplars else None
+        return HistogramSeries(labels, self.bounds, native, slots)
