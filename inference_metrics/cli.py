@@ -22,6 +22,7 @@ from . import __version__
 from .backends.prometheus import PrometheusBackend
 from .options import (
     CommandParser,
+    HistogramOptions,
     MultiprocessOptions,
     OptionError,
     PoolOptions,
@@ -44,6 +45,7 @@ POOL = PoolOptions()
 SCHEMAS = SchemaOptions(several=True)
 DOCS_SCHEMA = SchemaOptions(several=False)
 MULTIPROCESS = MultiprocessOptions()
+HISTOGRAMS = HistogramOptions()
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
@@ -113,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     directory = MULTIPROCESS.directory(args)
     schemas = SCHEMAS.schemas(args)
+    histograms = HISTOGRAMS.backend_arguments(args)
     # The merged metrics of every process writing to the directory (a pool monitor records
     # there too), else this process's own.
     registry = REGISTRY if directory is None else CollectorRegistry()
@@ -121,7 +124,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Only once every flag is known good: registering is the one step that changes something.
     if pool is not None:
         pool.recorder = Recorder(
-            PrometheusBackend(registry, multiprocess_dir=directory), schema=schemas
+            PrometheusBackend(registry, multiprocess_dir=directory, **histograms), schema=schemas
         )
     if directory is None:
         return _serve(args, server, "this process's default registry", pool)
@@ -139,14 +142,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if not args.rate > 0:
         raise OptionError(f"--rate must be > 0 requests per second, got {args.rate:g}")
+    histograms = HISTOGRAMS.backend_arguments(args)
+    tracer = HISTOGRAMS.tracer(args)
     registry = CollectorRegistry()
     server = DEMO_SERVER.server(args, registry)
-    recorder = Recorder(PrometheusBackend(registry), schema=SCHEMAS.schemas(args))
+    recorder = Recorder(PrometheusBackend(registry, **histograms), schema=SCHEMAS.schemas(args))
     stop = threading.Event()
     traffic = threading.Thread(
         target=run_traffic,
         args=(recorder, stop),
-        kwargs={"rate": args.rate, "seed": args.seed},
+        kwargs={
+            "rate": args.rate,
+            "seed": args.seed,
+            "traced": None if tracer is None else tracer.start_as_current_span,
+        },
         name="inference-metrics-demo-traffic",
         daemon=True,
     )
@@ -195,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     SERVE_SERVER.add_to(serve)
     POOL.add_to(serve)
     SCHEMAS.add_to(serve)
+    HISTOGRAMS.add_to(serve)
     MULTIPROCESS.add_to(serve)
     serve.set_defaults(func=_cmd_serve, parser=serve)
 
@@ -209,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="random seed (reproducible traffic)")
     SCHEMAS.add_to(demo)
+    HISTOGRAMS.add_to(demo)
     demo.set_defaults(func=_cmd_demo, parser=demo)
     return parser
 

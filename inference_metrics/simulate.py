@@ -31,6 +31,8 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from . import __version__, measures
 from .measures import ENDPOINTS, POOLS, Measure
@@ -309,8 +311,11 @@ def run_traffic(
     *,
     rate: float = 20.0,
     seed: int | None = None,
+    traced: Callable[[str], AbstractContextManager[object]] | None = None,
 ) -> None:
-    """Record simulated requests at about ``rate`` per second until ``stop`` is set."""
+    """Record simulated requests at about ``rate`` per second until ``stop`` is set; with
+    ``traced`` (an OpenTelemetry tracer's ``start_as_current_span``), each request inside a span
+    of its own, so its latencies can carry the span's exemplar."""
     if not rate > 0:
         raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
     rng = random.Random(seed)
@@ -323,7 +328,11 @@ def run_traffic(
     rounds = 0
     while not stop.wait(interval):
         now = time.monotonic()
-        simulate_request(recorder, rng, now, in_flight, queued=queued)
+        if traced is None:
+            simulate_request(recorder, rng, now, in_flight, queued=queued)
+        else:
+            with traced("inference request"):
+                simulate_request(recorder, rng, now, in_flight, queued=queued)
         if now - last_pools >= 5.0:
             rounds += 1
             simulate_pools(recorder, rng, prefill=rounds % 3 != 0)

@@ -8,6 +8,7 @@ in (``--poll-interval``, not ``poll_interval``). Exit status 2, as argparse's.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,23 @@ def test_help_still_lists_every_option_under_a_one_line_usage(
     assert lines[0] == f"usage: inference-metrics {command} [options]"
     assert lines[1] == ""
     assert any(line.strip().startswith("--schema NAME") for line in lines)
+
+
+def test_exemplars_without_the_otel_extra_name_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    for command in ("demo", "serve"):
+        usage, error = error_of([command, *LOCAL, "--exemplars"], capsys)
+        assert usage.startswith(f"usage: inference-metrics {command}")
+        assert error == (
+            f"inference-metrics {command}: error: --exemplars needs the OpenTelemetry API and "
+            "SDK: pip install 'inference-metrics[otel]'"
+        )
+
+
+def test_an_unknown_histogram_kind_is_refused_naming_the_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, error = error_of(["demo", "--histograms", "exponential"], capsys)
+    assert "argument --histograms: invalid choice: 'exponential'" in error

@@ -18,9 +18,11 @@ from typing import Protocol
 
 import pytest
 
+from inference_metrics.backends.protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
 from inference_metrics.catalog import SEED_METRICS
 from inference_metrics.cli import main
 
+from .client_model import decode_stream
 from .expo import parse_text
 from .prometheus_harness import free_port
 
@@ -132,6 +134,34 @@ def test_demo_with_token_auth(run: Starter, tmp_path: Path) -> None:
     assert code == 0
     assert "serving simulated traffic on http://127.0.0.1:" in out
     assert TOKEN not in out
+
+
+def test_demo_with_native_histograms_and_exemplars_serves_them_in_protobuf(run: Starter) -> None:
+    demo = run(["demo", "--histograms", "native", "--exemplars", "--rate", "300"])
+    accept = {"Accept": PROTOBUF_CONTENT_TYPE}
+    deadline = time.monotonic() + 20
+    while True:
+        status, body = demo.request(headers=accept)
+        assert status == 200
+        families = {family.name: family for family in decode_stream(body)}
+        latency = families.get("inference_model_request_duration_seconds")
+        histograms = [metric.histogram for metric in latency.metric] if latency else []
+        traced = [
+            dict((pair.name, pair.value) for pair in bucket.exemplar.label)
+            for histogram in histograms
+            for bucket in histogram.bucket
+            if bucket.HasField("exemplar")
+        ]
+        if traced:
+            break
+        assert time.monotonic() < deadline, "no exemplar on the request duration"
+        time.sleep(0.2)
+    assert all(histogram.schema == 3 for histogram in histograms)
+    assert all(re.fullmatch("[0-9a-f]{32}", labels["trace_id"]) for labels in traced)
+    assert all(re.fullmatch("[0-9a-f]{16}", labels["span_id"]) for labels in traced)
+    status, text = demo.request()
+    assert b'inference_model_request_duration_seconds_bucket{le="+Inf"' in text
+    assert demo.stop()[0] == 0
 
 
 def test_serve_exposes_the_default_registry(run: Starter) -> None:

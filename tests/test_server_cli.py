@@ -14,6 +14,8 @@ from inference_metrics.cli import main
         ("serve", "--allow-cache-ttl", "300"),
         ("serve", "--deny-cache-ttl", "30"),
         ("demo", "--rate", "20"),
+        ("demo", "--histograms", "classic"),
+        ("serve", "--histograms", "classic"),
     ],
 )
 def test_flags_have_help_and_show_their_default(

@@ -5,11 +5,13 @@ configured object, with the validation and the error messages (naming flags, nev
 parameters) in one place: :mod:`.server` (host, port, authentication, TLS: a
 :class:`~inference_metrics.server.ServerConfig`), :mod:`.pool` (a
 :class:`~inference_metrics.pool.PoolMonitor`), :mod:`.schema` (the schemas recorded),
-:mod:`.multiprocess` (the multiprocess directory). :mod:`.parsing` holds what they share: the
+:mod:`.multiprocess` (the multiprocess directory), :mod:`.histograms` (native histograms and
+exemplars). :mod:`.parsing` holds what they share: the
 :class:`OptionError` they raise and :class:`CommandParser`, whose errors are one usage line and
 the message. ``inference-metrics`` and ``examples/ext_proc/server.py`` both build on them.
 """
 
+from .histograms import HistogramOptions
 from .multiprocess import MultiprocessOptions
 from .parsing import CommandParser, OptionError, flag_errors
 from .pool import PoolOptions
@@ -18,6 +20,7 @@ from .server import ServerOptions
 
 __all__ = [
     "CommandParser",
+    "HistogramOptions",
     "MultiprocessOptions",
     "OptionError",
     "PoolOptions",
