@@ -51,14 +51,18 @@ HISTOGRAMS = HistogramOptions()
 def _cmd_docs(args: argparse.Namespace) -> int:
     schemas = DOCS_SCHEMA.schemas(args)
     schema = schemas[0] if schemas else None
+    native = args.histograms == "native"
     if args.format == "markdown":
+        if native:
+            raise OptionError("--histograms only applies with --format grafana or rules")
         sys.stdout.write(render_reference(schema))
         return 0
     from .dashboards import render_dashboard, render_rules
 
     if schema is None:
         raise OptionError(f"--format {args.format} needs --schema NAME")
-    sys.stdout.write(render_dashboard(schema) if args.format == "grafana" else render_rules(schema))
+    render = render_dashboard if args.format == "grafana" else render_rules
+    sys.stdout.write(render(schema, native=native))
     return 0
 
 
@@ -194,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="markdown",
         help="markdown: the reference (default); grafana: the schema's dashboard JSON; rules: "
         "the schema's Prometheus recording and alerting rules (YAML)",
+    )
+    docs.add_argument(
+        "--histograms",
+        choices=("classic", "native"),
+        default="classic",
+        help="the histogram series the dashboard and rules read: classic (the _bucket series) "
+        "or native (a backend with --histograms native or both, scraped by a Prometheus with "
+        "native histograms on; see docs/native-histograms.md) (default: %(default)s)",
     )
     docs.set_defaults(func=_cmd_docs, parser=docs)
 

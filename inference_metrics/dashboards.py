@@ -7,7 +7,9 @@ queries that follow from its kind, its labels and that panel:
 
 * a counter: its per-second rate by model and target model, or by the panel's ``by`` labels
   (the error counter: by ``error_code`` and model);
-* a histogram: p50, p90 and p99 over all series (``sum by(le)``);
+* a histogram: p50, p90 and p99 over all series (``sum by(le)`` of its ``_bucket`` series, or, in
+  the native variant, ``sum`` of its native series); a latency whose observations can carry
+  exemplars (its spec leaves them to the backend) asks Grafana to show them;
 * a gauge: its value by its labels (or the panel's ``by``), summed or, for build info, ``max``.
 
 Rows appear in the order the schema first uses them. The rules are recording rules for the
@@ -15,6 +17,13 @@ request rate, error ratio and the quantiles by model of every histogram in the L
 alerting rules on them and on the pool gauges, each present only when the schema shows the
 quantity it needs. Both are plain data (:func:`dashboard`, :func:`rules`) rendered by
 :func:`render_dashboard` (JSON) and :func:`render_rules` (YAML, every scalar JSON-quoted).
+
+The **native variant** (``native=True``; ``inference-metrics docs --histograms native``) is for a
+backend with ``histograms="native"`` or ``"both"`` scraped by a Prometheus with native histograms
+on (docs/native-histograms.md): every histogram panel and quantile rule reads the native series
+(``histogram_quantile(0.99, sum(rate(x[5m])))``), since Prometheus 2.x keeps no ``_bucket``
+series of a native histogram (unless ``scrape_classic_histograms``, 2.45+). Rule names are the
+same in both variants, so the alerts read whichever is loaded.
 
 Under N worker processes nothing changes here: the queries aggregate with ``sum``, so one series
 per worker (or one merged series) gives the same panels.
@@ -36,6 +45,7 @@ __all__ = [
     "RATE_WINDOW",
     "dashboard",
     "panel_queries",
+    "quantile_query",
     "render_dashboard",
     "render_rules",
     "rules",
@@ -61,15 +71,26 @@ def _by(labels: Iterable[str]) -> str:
     return ", ".join(labels)
 
 
-def panel_queries(view: View) -> list[tuple[str, str]]:
-    """(legend, PromQL) for the panel of ``view``; Grafana's ``$__rate_interval`` included."""
+def quantile_query(spec: MetricSpec, quantile: float, window: str, by: str, native: bool) -> str:
+    """``histogram_quantile`` of ``spec``'s rate over ``window``, aggregated ``by`` those labels
+    (comma-separated, maybe none): over the ``_bucket`` series by ``le``, or over the native
+    series."""
+    if native:
+        aggregate = f"sum by({by})" if by else "sum"
+        return f"histogram_quantile({quantile}, {aggregate} (rate({spec.name}[{window}])))"
+    labels = f"le, {by}" if by else "le"
+    return f"histogram_quantile({quantile}, sum by({labels}) (rate({spec.name}_bucket[{window}])))"
+
+
+def panel_queries(view: View, *, native: bool = False) -> list[tuple[str, str]]:
+    """(legend, PromQL) for the panel of ``view``; Grafana's ``$__rate_interval`` included.
+    ``native``: a histogram's queries read its native series."""
     spec, panel = view.spec, view.quantity.panel
     if spec.kind is Kind.HISTOGRAM:
-        bucket = f"{spec.name}_bucket"
         return [
             (
                 f"p{round(quantile * 100)}",
-                f"histogram_quantile({quantile}, sum by(le) (rate({bucket}[$__rate_interval])))",
+                quantile_query(spec, quantile, "$__rate_interval", "", native),
             )
             for quantile in QUANTILES
         ]
@@ -83,8 +104,10 @@ def panel_queries(view: View) -> list[tuple[str, str]]:
     return [(legend, f"{panel.aggregate} by({_by(labels)}) ({spec.name})")]
 
 
-def _panel(view: View, panel_id: int, x: int, y: int) -> dict[str, Any]:
+def _panel(view: View, panel_id: int, x: int, y: int, native: bool) -> dict[str, Any]:
     spec = view.spec
+    # A latency whose spec leaves exemplars to the backend may carry them: Grafana shows them.
+    exemplar = {"exemplar": True} if spec.kind is Kind.HISTOGRAM and spec.exemplars is None else {}
     return {
         "id": panel_id,
         "type": "timeseries",
@@ -95,14 +118,29 @@ def _panel(view: View, panel_id: int, x: int, y: int) -> dict[str, Any]:
         "fieldConfig": {"defaults": {"unit": _UNITS.get(spec.unit, "short")}, "overrides": []},
         "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
         "targets": [
-            {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": chr(65 + i)}
-            for i, (legend, expr) in enumerate(panel_queries(view))
+            {
+                "datasource": DATASOURCE,
+                "expr": expr,
+                "legendFormat": legend,
+                "refId": chr(65 + i),
+                **exemplar,
+            }
+            for i, (legend, expr) in enumerate(panel_queries(view, native=native))
         ],
     }
 
 
-def dashboard(schema: Schema) -> dict[str, Any]:
-    """The Grafana dashboard (JSON model) for ``schema``: one panel per current view."""
+def _variant(native: bool) -> tuple[str, str, str]:
+    """(title suffix, uid suffix, the docs command's flag) of a variant."""
+    if native:
+        return " (native histograms)", "-native", " --histograms native"
+    return "", "", ""
+
+
+def dashboard(schema: Schema, *, native: bool = False) -> dict[str, Any]:
+    """The Grafana dashboard (JSON model) for ``schema``: one panel per current view;
+    ``native``: its histograms' panels read native series (the module docstring)."""
+    title, uid, flag = _variant(native)
     current = [view for view in schema if not view.deprecated_twin]
     rows = dict.fromkeys(view.quantity.panel.row for view in current)
     panels: list[dict[str, Any]] = []
@@ -121,13 +159,14 @@ def dashboard(schema: Schema) -> dict[str, Any]:
         )
         y += 1
         for index, metric in enumerate(metrics):
-            panels.append(_panel(metric, len(panels) + 1, 12 * (index % 2), y + 8 * (index // 2)))
+            x, at = 12 * (index % 2), y + 8 * (index // 2)
+            panels.append(_panel(metric, len(panels) + 1, x, at, native))
         y += 8 * ((len(metrics) + 1) // 2)
     return {
-        "title": f"Inference metrics ({schema.name})",
-        "uid": f"inference-metrics-{schema.name}",
+        "title": f"Inference metrics ({schema.name}){title}",
+        "uid": f"inference-metrics-{schema.name}{uid}",
         "description": f"Generated by `inference-metrics docs --schema {schema.name} "
-        "--format grafana` from the schema's catalogue; do not edit by hand.",
+        f"--format grafana{flag}` from the schema's catalogue; do not edit by hand.",
         "tags": ["inference-metrics", schema.name],
         "schemaVersion": 39,
         "editable": True,
@@ -153,8 +192,9 @@ def _first(schema: Schema, quantity: Quantity) -> MetricSpec | None:
     return None if view is None else view.spec
 
 
-def rules(schema: Schema) -> dict[str, Any]:
-    """Prometheus recording and alerting rules for ``schema`` (the rule-file structure)."""
+def rules(schema: Schema, *, native: bool = False) -> dict[str, Any]:
+    """Prometheus recording and alerting rules for ``schema`` (the rule-file structure);
+    ``native``: the quantile rules read native series (the module docstring)."""
     w = RATE_WINDOW
     recording: list[dict[str, str]] = []
     alerting: list[dict[str, Any]] = []
@@ -203,11 +243,7 @@ def rules(schema: Schema) -> dict[str, Any]:
         for quantile in (0.5, 0.99):
             record = f"model_name:{spec.name}:p{round(quantile * 100)}_rate{w}"
             recording.append(
-                {
-                    "record": record,
-                    "expr": f"histogram_quantile({quantile}, sum by(le, model_name) "
-                    f"(rate({spec.name}_bucket[{w}])))",
-                }
+                {"record": record, "expr": quantile_query(spec, quantile, w, "model_name", native)}
             )
         if quantity in latency_alerts:
             name, threshold, what = latency_alerts[quantity]
@@ -268,9 +304,9 @@ def _alert(name: str, expr: str, severity: str, title: str, description: str) ->
     }
 
 
-def render_dashboard(schema: Schema) -> str:
+def render_dashboard(schema: Schema, *, native: bool = False) -> str:
     """The dashboard as the JSON file Grafana imports (sorted keys, 2-space indent)."""
-    return json.dumps(dashboard(schema), indent=2, sort_keys=True) + "\n"
+    return json.dumps(dashboard(schema, native=native), indent=2, sort_keys=True) + "\n"
 
 
 def _yaml(value: Any, indent: int) -> list[str]:
@@ -291,10 +327,11 @@ def _yaml(value: Any, indent: int) -> list[str]:
     return lines
 
 
-def render_rules(schema: Schema) -> str:
+def render_rules(schema: Schema, *, native: bool = False) -> str:
     """The rules as a Prometheus rule file (YAML; every scalar a JSON-quoted string)."""
+    _, _, flag = _variant(native)
     header = (
-        f"# Generated by `inference-metrics docs --schema {schema.name} --format rules` "
+        f"# Generated by `inference-metrics docs --schema {schema.name} --format rules{flag}` "
         "from the schema's catalogue; do not edit by hand."
     )
-    return "\n".join([header, *_yaml(rules(schema), 0)]) + "\n"
+    return "\n".join([header, *_yaml(rules(schema, native=native), 0)]) + "\n"

@@ -19,6 +19,11 @@ Then, per schema, a demo run with ``--schema NAME`` and a Prometheus of its own:
 * our own rules: every recording rule returns data, every alert's expression without its
   threshold returns data, every rule evaluates with health "ok".
 
+And per schema, ``demo --histograms native --exemplars`` scraped by a Prometheus with native
+histograms and exemplar storage on, loading our native rules: every query of our native dashboard
+returns data, every native rule evaluates and returns data, and each latency panel (those asking
+Grafana for exemplars) has exemplars carrying trace ids.
+
 The upstream files are byte-for-byte copies in ``tests/data/upstream/`` (their origin is in its
 README.md; ``$INFERENCE_METRICS_REFERENCE`` points elsewhere); their git blob ids are checked so a
 changed copy cannot pass unnoticed. The module is skipped only when Prometheus is missing.
@@ -231,8 +236,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def running_demo(workdir: Path, name: str, schemas: Sequence[str] = ()) -> Iterator[Demo]:
-    """``inference-metrics demo`` (token auth, seed 1) until the block ends."""
+def running_demo(
+    workdir: Path, name: str, schemas: Sequence[str] = (), extra: Sequence[str] = ()
+) -> Iterator[Demo]:
+    """``inference-metrics demo`` (token auth, seed 1, ``extra`` flags) until the block ends."""
     tokens = workdir / f"{name}-server-tokens"
     tokens.write_text(SCRAPE_TOKEN + "\n")
     port = free_port()
@@ -249,6 +256,7 @@ def running_demo(workdir: Path, name: str, schemas: Sequence[str] = ()) -> Itera
                 f"--rate={DEMO_RATE}",
                 "--seed=1",
                 *(f"--schema={schema}" for schema in schemas),
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -659,3 +667,82 @@ def test_our_rules_evaluate_and_every_one_returns_data(world: SchemaWorld) -> No
     for rule in loaded_rules(world.prometheus):
         assert rule["health"] == "ok", rule
         assert not rule.get("lastError"), rule
+
+
+# ------------------------------------------------------ native histograms: our native variant
+
+
+@pytest.fixture(scope="module", params=SCHEMA_DEMOS)
+def native_world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld]:
+    schema: str = request.param
+    name = f"{schema}-native"
+    flags = ["--histograms=native", "--exemplars"]
+    with running_demo(workdir, name, [schema], flags) as running:
+        credentials = workdir / f"{name}-scrape-token"
+        credentials.write_text(SCRAPE_TOKEN + "\n")
+        job = ScrapeJob(
+            PROMETHEUS_JOB,
+            [f"127.0.0.1:{running.port}"],
+            scrape_interval="1s",
+            bearer_token_file=credentials,
+        )
+        server = PrometheusServer(
+            [job],
+            workdir / f"prometheus-{name}",
+            rule_files=[MONITORING / schema / "rules-native.yaml"],
+            extra_args=["--enable-feature=native-histograms,exemplar-storage"],
+        )
+        with server:
+            server.wait_for_targets(PROMETHEUS_JOB, "up", timeout=15)
+            yield SchemaWorld(schema, running, server)
+
+
+def native_queries(schema: str) -> list[PanelQuery]:
+    dashboard = json.loads((MONITORING / schema / "dashboard-native.json").read_text())
+    return panel_queries(dashboard)
+
+
+def test_every_query_of_our_native_dashboard_returns_data(native_world: SchemaWorld) -> None:
+    queries = native_queries(native_world.schema)
+    quantiles = [query for query in queries if query.expr.startswith("histogram_quantile(")]
+    assert quantiles
+    assert all("_bucket" not in query.expr for query in quantiles)
+    results = wait_for_data(native_world.prometheus, {str(q): q.promql for q in queries})
+    for query in quantiles:
+        (series,) = results[str(query)]
+        assert float(series["value"][1]) > 0, query
+
+
+def test_our_native_rules_evaluate_and_every_one_returns_data(native_world: SchemaWorld) -> None:
+    ours = [rule for group in native_world.prometheus.rules() for rule in group["rules"]]
+    recorded = {rule["name"]: rule["name"] for rule in ours if rule["type"] == "recording"}
+    assert len(recorded) >= 10
+    wait_for_data(native_world.prometheus, recorded)
+    for rule in loaded_rules(native_world.prometheus):
+        assert rule["health"] == "ok", rule
+        assert not rule.get("lastError"), rule
+
+
+def test_every_latency_panel_of_the_native_dashboard_has_exemplars_with_trace_ids(
+    native_world: SchemaWorld,
+) -> None:
+    dashboard = json.loads((MONITORING / native_world.schema / "dashboard-native.json").read_text())
+    exemplar_queries = {
+        target["expr"].replace("$__rate_interval", RATE_INTERVAL)
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", ())
+        if target.get("exemplar")
+    }
+    assert exemplar_queries
+    deadline = time.monotonic() + DATA_TIMEOUT
+    for expr in sorted(exemplar_queries):
+        while True:  # what Grafana asks for a panel with exemplars on
+            found = native_world.prometheus.api(
+                "query_exemplars", query=expr, start=time.time() - 600, end=time.time() + 60
+            )
+            ids = [e["labels"].get("trace_id", "") for s in found for e in s["exemplars"]]
+            if ids:
+                break
+            assert time.monotonic() < deadline, f"no exemplars for {expr}"
+            time.sleep(0.5)
+        assert all(re.fullmatch("[0-9a-f]{32}", trace_id) for trace_id in ids), expr

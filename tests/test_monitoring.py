@@ -28,8 +28,16 @@ SHIPPED = [name for name in SCHEMAS if not name.endswith("-without-deprecated")]
 STALE = (
     "examples/monitoring is stale: regenerate with `.venv/bin/inference-metrics docs --schema "
     "NAME --format grafana > examples/monitoring/NAME/dashboard.json` (and --format rules > "
-    "rules.yaml) and commit the result"
+    "rules.yaml, and both with --histograms native > dashboard-native.json, rules-native.yaml) "
+    "and commit the result"
 )
+#: The shipped files of a schema: name -> (format, native).
+FILES = {
+    "dashboard.json": ("grafana", False),
+    "rules.yaml": ("rules", False),
+    "dashboard-native.json": ("grafana", True),
+    "rules-native.yaml": ("rules", True),
+}
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
 
@@ -37,31 +45,34 @@ needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="ne
 def test_every_shipped_schema_has_a_dashboard_and_rules_and_nothing_else() -> None:
     assert sorted(p.name for p in MONITORING.iterdir()) == sorted(SHIPPED)
     for name in SHIPPED:
-        assert sorted(p.name for p in (MONITORING / name).iterdir()) == [
-            "dashboard.json",
-            "rules.yaml",
-        ]
+        assert sorted(p.name for p in (MONITORING / name).iterdir()) == sorted(FILES)
 
 
+@pytest.mark.parametrize("file", sorted(FILES))
 @pytest.mark.parametrize("name", SHIPPED)
-def test_the_shipped_dashboard_is_the_generated_one(name: str) -> None:
-    assert (MONITORING / name / "dashboard.json").read_text() == render_dashboard(SCHEMAS[name]), (
-        STALE
-    )
+def test_the_shipped_files_are_the_generated_ones(name: str, file: str) -> None:
+    fmt, native = FILES[file]
+    render = render_dashboard if fmt == "grafana" else render_rules
+    assert (MONITORING / name / file).read_text() == render(SCHEMAS[name], native=native), STALE
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_the_shipped_rules_are_the_generated_ones(name: str) -> None:
-    assert (MONITORING / name / "rules.yaml").read_text() == render_rules(SCHEMAS[name]), STALE
-
-
-@pytest.mark.parametrize("fmt", ["grafana", "rules"])
+@pytest.mark.parametrize("file", sorted(FILES))
 def test_the_docs_command_prints_the_shipped_files(
-    fmt: str, capsys: pytest.CaptureFixture[str]
+    file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["docs", "--schema", "gie-v1.5", "--format", fmt]) == 0
-    file = "dashboard.json" if fmt == "grafana" else "rules.yaml"
+    fmt, native = FILES[file]
+    flags = ["--histograms", "native"] if native else []
+    assert main(["docs", "--schema", "gie-v1.5", "--format", fmt, *flags]) == 0
     assert capsys.readouterr().out == (MONITORING / "gie-v1.5" / file).read_text()
+
+
+def test_native_histograms_for_the_markdown_reference_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["docs", "--histograms", "native"])
+    assert caught.value.code == 2
+    assert "--histograms only applies with --format grafana or rules" in capsys.readouterr().err
 
 
 def test_grafana_or_rules_without_a_schema_is_a_usage_error(
@@ -94,17 +105,51 @@ def test_a_histogram_panel_shows_p50_p90_p99_and_the_error_panel_groups_by_code(
         "(rate(llm_d_epp_request_ttft_seconds_bucket[$__rate_interval])))"
         for q in ("0.5", "0.9", "0.99")
     ]
+    assert all(target["exemplar"] for target in panels["llm d epp request ttft seconds"]["targets"])
     (errors,) = panels["llm d epp request error"]["targets"]
     assert errors["expr"] == (
         "sum by(error_code, model_name) (rate(llm_d_epp_request_error_total[$__rate_interval]))"
     )
 
 
+def test_the_native_variant_reads_native_series_with_the_same_rule_names() -> None:
+    schema = SCHEMAS["llm-d-router"]
+    panels = {p["title"]: p for p in dashboard(schema, native=True)["panels"]}
+    ttft = [t["expr"] for t in panels["llm d epp request ttft seconds"]["targets"]]
+    assert ttft == [
+        f"histogram_quantile({q}, sum (rate(llm_d_epp_request_ttft_seconds[$__rate_interval])))"
+        for q in ("0.5", "0.9", "0.99")
+    ]
+    sizes = [t["expr"] for t in panels["llm d epp request size bytes"]["targets"]]
+    assert all("_bucket" not in expr for expr in sizes)
+    native, classic = (rules(schema, native=flag)["groups"] for flag in (True, False))
+    assert [r.get("record") or r["alert"] for g in native for r in g["rules"]] == [
+        r.get("record") or r["alert"] for g in classic for r in g["rules"]
+    ]
+    (p99,) = [r for r in native[0]["rules"] if r["record"].endswith("duration_seconds:p99_rate5m")]
+    assert p99["expr"] == (
+        "histogram_quantile(0.99, sum by(model_name) "
+        "(rate(llm_d_epp_request_duration_seconds[5m])))"
+    )
+
+
+def test_only_latency_panels_ask_grafana_for_exemplars() -> None:
+    panels = [p for p in dashboard(SCHEMAS["llm-d-router"])["panels"] if p["type"] != "row"]
+    with_exemplars = {p["title"] for p in panels if any(t.get("exemplar") for t in p["targets"])}
+    assert with_exemplars == {
+        "llm d epp request duration seconds",
+        "llm d epp request ttft seconds",
+        "llm d epp request streaming tpot seconds",
+        "llm d epp request streaming itl seconds",
+    }
+
+
 @needs_promtool
+@pytest.mark.parametrize("file", ["rules.yaml", "rules-native.yaml"])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_promtool_accepts_the_shipped_rules(name: str) -> None:
+def test_promtool_accepts_the_shipped_rules(name: str, file: str) -> None:
     checked = subprocess.run(
-        ["promtool", "check", "rules", str(MONITORING / name / "rules.yaml")],
+        ["promtool", "check", "rules", str(MONITORING / name / file)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -115,11 +160,14 @@ def test_promtool_accepts_the_shipped_rules(name: str) -> None:
 
 
 @needs_promtool
+@pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_promtool_checks_every_dashboard_query_parses(name: str, tmp_path: Path) -> None:
+def test_promtool_checks_every_dashboard_query_parses(
+    name: str, native: bool, tmp_path: Path
+) -> None:
     queries = [
         target["expr"].replace("$__rate_interval", "1m")
-        for panel in dashboard(SCHEMAS[name])["panels"]
+        for panel in dashboard(SCHEMAS[name], native=native)["panels"]
         for target in panel.get("targets", ())
     ]
     # Each query as a recording rule: promtool parses every expression.
