@@ -21,6 +21,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder
+from inference_metrics.backends import store
 from inference_metrics.backends.native import DEFAULT_MAX_BUCKETS, ZERO_THRESHOLD, NativeHistogram
 from inference_metrics.backends.store import FOLD_AT, HistogramSeries
 from inference_metrics.exposition import PROTOBUF, TEXT, negotiate, render
@@ -390,3 +391,26 @@ def test_a_folded_series_reuses_its_protobuf_bytes_until_it_changes() -> None:
     assert series.render_keyed(lambda _: b"never formatted again", 2)[0] in first
     series.observe(0.4)
     assert render(registry, PROTOBUF) != first
+
+
+def test_of_observations_folded_together_a_bucket_shows_the_latest_by_timestamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two threads can queue out of time order: the one stamped later wins, not the one last.
+    clock = iter([50.0, 40.0, 60.0, 30.0])
+    monkeypatch.setattr(store, "_now", lambda: next(clock))
+    spans = iter([(1, 11), (2, 12), (3, 13), (4, 14)])
+    series = store.TracedHistogramSeries(
+        store.Labels("", "", ""), (1.0,), None, lambda: next(spans)
+    )
+    for value in (0.5, 0.6, 2.0, 3.0):
+        series.observe(value)
+    first, overflow = series.exemplar_snapshot() or []
+    assert first is not None
+    assert overflow is not None
+    assert (first.value, first.timestamp, dict(first.labels)["span_id"]) == (
+        0.5,
+        50.0,
+        f"{11:016x}",
+    )
+    assert (overflow.value, overflow.timestamp) == (2.0, 60.0)
