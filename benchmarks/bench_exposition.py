@@ -53,7 +53,6 @@ from prometheus_client.openmetrics import exposition as openmetrics
 
 from inference_metrics import SEED_METRICS, Kind, MetricSpec, PrometheusBackend
 from inference_metrics.backends import Series
-from inference_metrics.backends.native import NativeHistogram
 from inference_metrics.catalog import LATER_METRICS
 from inference_metrics.exposition import TEXT, Representation, negotiate, render
 from inference_metrics.gzip_cache import DEFLATES, GzipCache, available_deflates
@@ -88,21 +87,19 @@ def label_sets(spec: MetricSpec, pairs: int) -> list[tuple[str, ...]]:
 
 
 class World:
-    """The same series in our store and in hand-written prometheus_client metrics (and, with
-    ``native``, every histogram's observations also in a native histogram of its own)."""
+    """The same series in our store and in hand-written prometheus_client metrics; our
+    histograms kept as ``histograms`` says (``PrometheusBackend(histograms=...)``)."""
 
-    def __init__(self, pairs: int, seed: int = 1, native: bool = False) -> None:
+    def __init__(self, pairs: int, seed: int = 1, histograms: str = "classic") -> None:
         self.pairs = pairs
         #: The hand-written scrape's seconds as served gzip'd, by representation (once measured).
         self.hand_served: dict[Representation, float] = {}
         self.rng = random.Random(seed)
         self.ours, self.hand = CollectorRegistry(), CollectorRegistry()
-        instruments = PrometheusBackend(self.ours).register(SPECS)
+        instruments = PrometheusBackend(self.ours, histograms=histograms).register(SPECS)
         self.series: list[tuple[Kind, Series, Callable[[float], None], float]] = []
         #: Of each series in ``series``: its position among its metric's series, and how many.
         self.places: list[tuple[int, int]] = []
-        #: Of each series in ``series``: its native histogram (with ``native``), or None.
-        self.natives: list[NativeHistogram | None] = []
         for instrument in instruments:
             spec = instrument.spec
             theirs = _hand_written(spec, self.hand)
@@ -119,8 +116,6 @@ class World:
                 else:
                     update = child.observe  # type: ignore[union-attr]
                 self.series.append((spec.kind, instrument.bind(values), update, top))
-                histogram = native and spec.kind is Kind.HISTOGRAM
-                self.natives.append(NativeHistogram() if histogram else None)
         for _ in range(3):
             self.touch()
 
@@ -129,9 +124,7 @@ class World:
         evenly spaced ones), the same in both registries."""
         rng = self.rng
         step = round(1 / share) if share else 0
-        for (kind, ours, theirs, top), (place, count), native in zip(
-            self.series, self.places, self.natives, strict=True
-        ):
+        for (kind, ours, theirs, top), (place, count) in zip(self.series, self.places, strict=True):
             if not share or (place % step if spread else place >= count * share):
                 continue
             if kind is Kind.COUNTER:
@@ -145,8 +138,6 @@ class World:
                 value = rng.uniform(0, top * 1.2)
                 ours.observe(value)
                 theirs(value)
-                if native is not None:
-                    native.observe([value])
 
 
 def _hand_written(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | Histogram:

@@ -8,13 +8,24 @@ Two cases, each timed in one run against its hand-written equivalent, reported a
   (``REQUEST_TOTAL.labels(model, target).inc()`` ...). For context, also the hand-written code with
   its six children bound once up front (``labels()`` hoisted out of the request path), and the
   event call ``Recorder.record_request_completed``.
+* **record, by histogram kind and exemplars**: the six parity calls, with values that vary as a
+  gateway's do (4096 requests drawn ahead: log-normal latencies around 1 s, sizes and tokens
+  spread over decades; a fold's cost follows the buckets it touches), with
+  ``PrometheusBackend(histograms="native")`` and ``"both"`` (the same appends; the fold also
+  counts native buckets), and with ``exemplars=True`` outside any span and inside a sampled
+  OpenTelemetry span (each latency observation asks for the current span; inside a sampled one
+  it also keeps ``(value, ids, time)`` for the fold, which offers it to its bucket's slot), all
+  interleaved with the default (classic, no exemplars) and the hand-written baseline. Inside the
+  span, also the hand-written equivalent with an exemplar: ``labels()`` and the latency
+  observed with ``exemplar={trace_id, span_id}`` read from the current span.
 * **scrape**: ``generate_latest(registry)`` with 1000 (model, target) pairs recorded, against
   ``generate_latest`` of a registry of hand-written ``Counter``/``Histogram`` objects holding the
   same data. prometheus_client's own metrics also expose ``*_created`` series unless the
   process-wide switch is off; both settings of the switch are timed.
 
 Run: ``.venv/bin/python -m benchmarks.bench_recorder`` (``--number N`` requests per timing run,
-``--rounds R`` interleaved rounds, ``--pairs P`` for the scrape; each case keeps its best run).
+``--rounds R`` interleaved rounds, ``--pairs P`` for the scrape; each case keeps its best run;
+``--only record`` skips the scrape).
 """
 
 from __future__ import annotations
@@ -24,6 +35,10 @@ import random
 from collections.abc import Callable
 
 import prometheus_client
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import format_span_id, format_trace_id
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder, catalog
@@ -203,6 +218,128 @@ def record_requests(recorder: Recorder, hand: HandWritten, pairs: int, rng: rand
             hand.request_error_total.labels(model, target, "ModelServerError").inc()
 
 
+#: (received, completed, request size, response size, input tokens, output tokens) of a request.
+Varied = tuple[float, float, float, float, float, float]
+
+
+def varied_requests(count: int = 4096, seed: int = 22) -> list[Varied]:
+    """``count`` requests whose numbers vary as a gateway's do."""
+    rng = random.Random(seed)
+    return [
+        (
+            1000.0,
+            1000.0 + rng.lognormvariate(0.0, 1.0),
+            float(int(rng.lognormvariate(7.0, 1.5))),
+            float(int(rng.lognormvariate(8.0, 1.5))),
+            float(1 + int(rng.lognormvariate(5.0, 1.2))),
+            float(1 + int(rng.lognormvariate(5.0, 1.0))),
+        )
+        for _ in range(count)
+    ]
+
+
+def varied_parity(recorder: Recorder, requests: list[Varied]) -> Callable[[], None]:
+    """The six parity calls, each request the next of ``requests`` (round and round)."""
+    position = [0]
+    size = len(requests)
+
+    def request() -> None:
+        i = position[0]
+        position[0] = (i + 1) % size
+        received, completed, request_size, response_size, inputs, outputs = requests[i]
+        recorder.record_request_counter(MODEL, TARGET)
+        recorder.record_request_size(MODEL, TARGET, request_size)
+        recorder.record_request_latency(MODEL, TARGET, received, completed)
+        recorder.record_response_size(MODEL, TARGET, response_size)
+        recorder.record_input_tokens(MODEL, TARGET, inputs)
+        recorder.record_output_tokens(MODEL, TARGET, outputs)
+
+    return request
+
+
+def varied_labels(
+    hand: HandWritten, requests: list[Varied], traced: bool = False
+) -> Callable[[], None]:
+    """The hand-written six updates on the same varied requests; ``traced``: the latency with
+    the current span's exemplar, read and formatted as an application would."""
+    position = [0]
+    size = len(requests)
+
+    def request() -> None:
+        i = position[0]
+        position[0] = (i + 1) % size
+        received, completed, request_size, response_size, inputs, outputs = requests[i]
+        hand.request_total.labels(MODEL, TARGET).inc()
+        hand.request_sizes.labels(MODEL, TARGET).observe(request_size)
+        if completed > received:
+            duration = hand.request_duration.labels(MODEL, TARGET)
+            context = trace.get_current_span().get_span_context() if traced else None
+            if context is not None and context.trace_flags.sampled:
+                duration.observe(
+                    completed - received,
+                    exemplar={
+                        "trace_id": format_trace_id(context.trace_id),
+                        "span_id": format_span_id(context.span_id),
+                    },
+                )
+            else:
+                duration.observe(completed - received)
+        hand.response_sizes.labels(MODEL, TARGET).observe(response_size)
+        if inputs > 0:
+            hand.input_tokens.labels(MODEL, TARGET).observe(inputs)
+        if outputs > 0:
+            hand.output_tokens.labels(MODEL, TARGET).observe(outputs)
+
+    return request
+
+
+def record_kinds(rounds: int, number: int) -> None:
+    """The six parity calls by histogram kind and with exemplars, outside and inside a span."""
+    requests = varied_requests()
+
+    def parity(**options: object) -> Callable[[], None]:
+        backend = PrometheusBackend(CollectorRegistry(), **options)  # type: ignore[arg-type]
+        return varied_parity(Recorder(backend), requests)
+
+    hand = HandWritten(CollectorRegistry())
+    outside: dict[str, Callable[[], None]] = {
+        "hand-written `labels()`, 6 updates": varied_labels(hand, requests),
+        "`Recorder`, 6 parity calls (classic, no exemplars)": parity(),
+        '`histograms="native"`': parity(histograms="native"),
+        '`histograms="both"`': parity(histograms="both"),
+        "`exemplars=True`, outside any span": parity(exemplars=True),
+    }
+    best = best_per_call(outside, rounds=rounds, number=number)
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("bench")
+    inside: dict[str, Callable[[], None]] = {
+        "hand-written `labels()`, 6 updates, in a sampled span": varied_labels(hand, requests),
+        "hand-written, the latency with the span's exemplar": varied_labels(
+            hand, requests, traced=True
+        ),
+        "`Recorder`, 6 parity calls (no exemplars), in a sampled span": parity(),
+        "`exemplars=True`, in a sampled span": parity(exemplars=True),
+        '`histograms="native", exemplars=True`, in a sampled span': parity(
+            histograms="native", exemplars=True
+        ),
+    }
+    with tracer.start_as_current_span("request"):
+        best.update(best_per_call(inside, rounds=rounds, number=number))
+    print()
+    print(
+        f"## record by histogram kind and exemplars, varied values (best of {rounds} rounds x 3 "
+        f"x {number})"
+    )
+    print("| one whole request | per request | x `labels()` |")
+    print("|---|---:|---:|")
+    for name, seconds in best.items():
+        base = best[
+            "hand-written `labels()`, 6 updates, in a sampled span"
+            if "span" in name and "outside" not in name
+            else "hand-written `labels()`, 6 updates"
+        ]
+        print(_row(name, seconds, base, 1e-6, "µs"))
+
+
 def _created_series(on: bool) -> None:
     """prometheus_client's process-wide ``*_created`` switch (read at every collect)."""
     if on:
@@ -221,6 +358,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--pairs", type=int, default=1000, help="(model, target) pairs scraped")
     parser.add_argument("--scrapes", type=int, default=2, help="scrapes per timing run")
+    parser.add_argument("--only", choices=("record",), help="time the record cases only")
     args = parser.parse_args()
 
     recorder = Recorder(PrometheusBackend(CollectorRegistry()))
@@ -240,6 +378,9 @@ def main() -> None:
     base = best["hand-written `labels()`, 6 updates"]
     for name, seconds in best.items():
         print(_row(name, seconds, base, 1e-6, "µs"))
+    record_kinds(args.rounds, args.number)
+    if args.only == "record":
+        return
 
     ours_registry, hand_registry = CollectorRegistry(), CollectorRegistry()
     ours = Recorder(PrometheusBackend(ours_registry))
