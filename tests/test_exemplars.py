@@ -25,8 +25,10 @@ from inference_metrics.backends.exemplars import (
     exemplar,
     merge_latest,
     openmetrics_exemplar,
+    pack_ids,
     span_reader,
     trace_exemplar,
+    unpack_ids,
 )
 
 
@@ -300,3 +302,22 @@ def test_an_exemplar_renders_as_prometheus_client_renders_it_in_openmetrics() ->
     ours = exemplar({"trace_id": "ab\\c\n", "span_id": '"d"'}, 0.75, timestamp)
     assert line.endswith(openmetrics_exemplar(ours))
     assert openmetrics_exemplar(ours).startswith(' # {span_id="\\"d\\"",trace_id="ab\\\\c\\n"} ')
+
+
+@given(
+    trace_id=st.integers(min_value=1, max_value=2**128 - 1),
+    span_id=st.integers(min_value=1, max_value=2**64 - 1),
+)
+def test_span_ids_packed_into_four_floats_come_back_exactly(trace_id: int, span_id: int) -> None:
+    packed = pack_ids((trace_id, span_id))
+    assert all(isinstance(chunk, float) and chunk < 2**48 for chunk in packed)
+    assert unpack_ids(packed) == (trace_id, span_id)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [(0.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0), (0.5, 1.0, 1.0, 1.0), (2.0**48, 1, 1, 1),
+     (float("nan"), 1, 1, 1), (-1.0, 1, 1, 1), (1.0, 1.0, 1.0)],
+)  # fmt: skip
+def test_what_is_not_two_packed_ids_unpacks_to_none(chunks: tuple[float, ...]) -> None:
+    assert unpack_ids(chunks) is None

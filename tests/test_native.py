@@ -27,6 +27,7 @@ from inference_metrics.backends.native import (
     bucket_counts,
     bucket_key,
     buckets_from_spans,
+    keyer,
     merge,
     native_only_lines,
     reduce_keys,
@@ -466,3 +467,16 @@ def test_a_native_only_series_with_an_exemplar_parses_as_openmetrics() -> None:
     assert bucket.exemplar is not None
     assert bucket.exemplar.labels == {"trace_id": f"{0xABC:032x}", "span_id": f"{0xDEF:016x}"}
     assert (bucket.exemplar.value, float(bucket.exemplar.timestamp)) == (0.25, 1700000000.5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    magnitude=st.one_of(
+        st.floats(min_value=ZERO_THRESHOLD, allow_nan=False, exclude_min=True),
+        st.just(math.inf),
+        st.sampled_from([1.0, 2.0, 0.5, sys.float_info.max, 2.0**64, 2.0**-127]),
+    ),
+    schema=st.integers(min_value=-4, max_value=3),
+)
+def test_the_one_value_keyer_agrees_with_bucket_key(magnitude: float, schema: int) -> None:
+    assert keyer(schema)(magnitude) == bucket_key(magnitude, schema)

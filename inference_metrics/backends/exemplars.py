@@ -35,8 +35,10 @@ __all__ = [
     "later",
     "merge_latest",
     "openmetrics_exemplar",
+    "pack_ids",
     "span_reader",
     "trace_exemplar",
+    "unpack_ids",
 ]
 
 #: Label names plus values of one exemplar, at most (OpenMetrics: 128 UTF-8 code points).
@@ -248,3 +250,36 @@ def openmetrics_exemplar(held: Exemplar) -> str:
     labels escaped and sorted by name, as prometheus_client writes it."""
     labels = ",".join(f'{name}="{escape_label_value(text)}"' for name, text in sorted(held.labels))
     return f" # {{{labels}}} {go_float(held.value)} {held.timestamp}"
+
+
+_CHUNK = 48  # bits per double: exact below 2 ** 53
+_CHUNK_MASK = (1 << _CHUNK) - 1
+
+
+def pack_ids(ids: SpanIds) -> tuple[float, float, float, float]:
+    """A span's ids (128 + 64 bits) as four floats of 48 bits each, every one exact: how a
+    memory-mapped file of floats (the multiprocess store's) holds them."""
+    trace_id, span_id = ids
+    both = (trace_id << 64) | span_id
+    return (
+        float(both >> 144),
+        float((both >> 96) & _CHUNK_MASK),
+        float((both >> 48) & _CHUNK_MASK),
+        float(both & _CHUNK_MASK),
+    )
+
+
+def unpack_ids(chunks: Sequence[float]) -> SpanIds | None:
+    """The inverse of :func:`pack_ids`; None for anything that is not four whole numbers of 48
+    bits making two ids above 0 (an empty or damaged slot)."""
+    if len(chunks) != 4:
+        return None
+    both = 0
+    for chunk in chunks:
+        if not (0 <= chunk <= _CHUNK_MASK) or chunk != int(chunk):
+            return None
+        both = (both << _CHUNK) | int(chunk)
+    trace_id, span_id = both >> 64, both & ((1 << 64) - 1)
+    if not (trace_id and span_id):
+        return None
+    return trace_id, span_id

@@ -65,6 +65,7 @@ __all__ = [
     "bucket_counts",
     "bucket_key",
     "buckets_from_spans",
+    "keyer",
     "merge",
     "native_only_lines",
     "reduce_keys",
@@ -146,6 +147,24 @@ def _key3(magnitude: float) -> int:
         return _LAST_KEY + 1
     frac, exp = math.frexp(magnitude)
     return bisect_left(_FRACTIONS, frac) + (exp - 1) * 8
+
+
+def keyer(schema: int = SCHEMA) -> Callable[[float], int]:
+    """A function giving the key of the bucket a magnitude (> the zero threshold, not NaN) falls
+    in at ``schema`` (-4 to 3): :func:`bucket_key` without its checks, by the table
+    :func:`bucket_counts` uses, for a caller that keys one observation at a time (the
+    multiprocess store)."""
+    _check_schema(schema, highest=SCHEMA)
+    steps = SCHEMA - schema
+    offset = (1 << steps) - 1
+    bounds, index = _table()
+    top = bounds[-1]
+
+    def key(magnitude: float) -> int:
+        key3 = _TABLE_LOW + index(magnitude) if magnitude <= top else _key3(magnitude)
+        return (key3 + offset) >> steps
+
+    return key
 
 
 def _reduce_key(key: int, steps: int) -> int:
