@@ -405,7 +405,9 @@ def test_of_observations_folded_together_a_bucket_shows_the_latest_by_timestamp(
     )
     for value in (0.5, 0.6, 2.0, 3.0):
         series.observe(value)
-    first, overflow = series.exemplar_snapshot() or []
+    snapshot = series.snapshot()
+    assert snapshot is not None
+    first, overflow = snapshot.exemplars or ()
     assert first is not None
     assert overflow is not None
     assert (first.value, first.timestamp, dict(first.labels)["span_id"]) == (

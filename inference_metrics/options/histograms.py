@@ -58,7 +58,12 @@ class HistogramOptions:
         """``histograms=`` and ``exemplars=`` for the backend; OptionError naming the extra when
         ``--exemplars`` is given without the OpenTelemetry API."""
         if args.exemplars:
-            self.tracer(args)
+            from ..backends.exemplars import span_reader
+
+            try:
+                span_reader()
+            except ImportError:
+                raise OptionError(_EXTRA) from None
         return BackendArguments(histograms=args.histograms, exemplars=bool(args.exemplars))
 
     def tracer(self, args: argparse.Namespace) -> Tracer | None:
