@@ -137,7 +137,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from .schemas import combine
 
         specs = [metric.spec for metric in combine(schemas)]
-        registry.register(MultiprocessCollector(directory, specs))
+        registry.register(MultiprocessCollector(directory, specs, **histograms))
     return _serve(args, server, f"the merged metrics of every process writing to {directory}", pool)
 
 

@@ -3,10 +3,15 @@ real MetricsServer: a backend with ``histograms="native", exemplars=True`` and o
 ``histograms="both"``. Prometheus asks for protobuf first, queries the native series with
 histogram_count / histogram_sum / histogram_quantile, keeps the exemplars of observations made in
 sampled spans (their trace and span ids), and, 2.x being what it is, keeps only the native half
-of a ``both`` histogram (docs/native-histograms.md)."""
+of a ``both`` histogram (docs/native-histograms.md). Then the same with three worker processes
+recording into the multiprocess store, served merged by ``inference-metrics serve
+--multiprocess-dir DIR --histograms native --exemplars``."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +27,15 @@ from inference_metrics import PrometheusBackend, Recorder
 from inference_metrics.backends.native import bucket_key, upper_bound
 from inference_metrics.server import AuthRequest, AuthResult, MetricsServer
 
-from .prometheus_harness import PrometheusServer, ScrapeJob, find_prometheus
+from .prometheus_harness import (
+    PrometheusServer,
+    ScrapeJob,
+    find_prometheus,
+    free_port,
+    stop_process,
+)
+from .test_cli_serve import command
+from .test_multiproc import in_child, wait
 
 pytestmark = [
     pytest.mark.slow,
@@ -179,3 +192,108 @@ def test_prometheus_2_keeps_only_the_native_half_of_both(scraped: Scraped) -> No
     exemplars = exemplars_of(scraped.prometheus, f'{DURATION}{{job="both"}}')
     assert exemplars
     assert {e["labels"]["trace_id"] for e in exemplars} <= scraped.both.trace_ids
+
+
+# --- three worker processes: the multiprocess store, served by `inference-metrics serve` -------
+
+WORKERS = 3
+PER_WORKER = 20
+
+
+@dataclass
+class Workers:
+    prometheus: PrometheusServer
+    latencies: list[float]
+    trace_ids: set[str]
+
+
+def worker_latencies(worker: int) -> list[float]:
+    return [0.01 * (worker + 1) * (1 + i) ** 1.5 for i in range(PER_WORKER)]
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    root = tmp_path_factory.mktemp("workers")
+    directory = root / "multiproc"
+    directory.mkdir()
+    ready, release = os.pipe(), os.pipe()
+    pids = []
+    for worker in range(WORKERS):
+
+        def work(worker: int = worker) -> None:
+            registry = CollectorRegistry()
+            backend = PrometheusBackend(
+                registry, multiprocess_dir=directory, histograms="native", exemplars=True
+            )
+            recorder = Recorder(backend, schema="llm-d-router")
+            tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("worker")
+            ids = []
+            for latency in worker_latencies(worker):
+                with tracer.start_as_current_span("request") as span:
+                    recorder.record_request_latency("llama", "llama-lora", 100.0, 100.0 + latency)
+                ids.append(f"{span.get_span_context().trace_id:032x}")
+            (root / f"worker-{worker}.json").write_text(json.dumps(ids))
+            os.write(ready[1], b"x")
+            os.read(release[0], 1)  # alive (its file live, unmerged into the archive) until then
+
+        pids.append(in_child(work))
+    try:
+        for _ in range(WORKERS):
+            assert os.read(ready[0], 1) == b"x"
+        port = free_port()
+        exporter = subprocess.Popen(
+            [
+                *command(),
+                "serve",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                f"--multiprocess-dir={directory}",
+                "--schema=llm-d-router",
+                "--histograms=native",
+                "--exemplars",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with PrometheusServer(
+                [ScrapeJob("workers", [f"127.0.0.1:{port}"])],
+                root / "prometheus",
+                extra_args=["--enable-feature=native-histograms,exemplar-storage"],
+            ) as prometheus:
+                prometheus.wait_for_targets("workers")
+                prometheus.wait_for_value(
+                    f"histogram_count({DURATION})", lambda v: v == WORKERS * PER_WORKER
+                )
+                trace_ids = {
+                    trace_id
+                    for worker in range(WORKERS)
+                    for trace_id in json.loads((root / f"worker-{worker}.json").read_text())
+                }
+                latencies = [v for worker in range(WORKERS) for v in worker_latencies(worker)]
+                yield Workers(prometheus, latencies, trace_ids)
+        finally:
+            stop_process(exporter)
+    finally:
+        os.write(release[1], b"x" * WORKERS)
+        for pid in pids:
+            assert wait(pid) == 0
+
+
+def test_three_workers_native_series_count_sum_and_quantile(workers: Workers) -> None:
+    prometheus = workers.prometheus
+    assert prometheus.query_value(f"histogram_count({DURATION})") == WORKERS * PER_WORKER
+    assert prometheus.query_value(f"histogram_sum({DURATION})") == pytest.approx(
+        sum(workers.latencies)
+    )
+    estimate = prometheus.query_value(f"histogram_quantile(0.5, {DURATION})")
+    assert estimate is not None
+    observed = sorted(workers.latencies)  # sixty: the median lies between the middle two
+    low, high = observed[len(observed) // 2 - 1], observed[len(observed) // 2]
+    assert upper_bound(bucket_key(low) - 1) <= estimate <= upper_bound(bucket_key(high))
+
+
+def test_three_workers_exemplars_carry_the_ids_of_their_spans(workers: Workers) -> None:
+    found = exemplars_of(workers.prometheus, DURATION)
+    assert found
+    assert {e["labels"]["trace_id"] for e in found} <= workers.trace_ids

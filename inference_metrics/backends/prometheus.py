@@ -39,11 +39,11 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from ..spec import HISTOGRAM_KINDS, Kind, MetricSpec, Naming
+from ..spec import MetricSpec, Naming
 from . import multiproc
 from .base import Instrument, Series, check_specs
 from .exemplars import SpanIds, span_reader
-from .store import MetricStore, StoreOptions
+from .store import MetricStore, StoreOptions, check_histogram_options, store_options
 from .writer import FamilyWriter, StoreFamily, empty_family
 
 __all__ = ["PrometheusBackend", "PrometheusInstrument"]
@@ -120,10 +120,7 @@ class PrometheusBackend:
     ) -> None:
         if registry is not None and not isinstance(registry, CollectorRegistry):
             raise TypeError(f"registry must be a CollectorRegistry or None, got {registry!r}")
-        if not isinstance(histograms, str) or histograms not in HISTOGRAM_KINDS:
-            raise ValueError(f"histograms must be one of {HISTOGRAM_KINDS}, got {histograms!r}")
-        if not isinstance(exemplars, bool):
-            raise TypeError(f"exemplars must be True or False, got {exemplars!r}")
+        check_histogram_options(histograms, exemplars)
         self.histograms = histograms
         self.exemplars = exemplars
         # The span reader, made now when exemplars are on by default (an ImportError without
@@ -170,11 +167,7 @@ class PrometheusBackend:
         options = [self._options(spec) for spec in checked]
         collector: _Collector | multiproc.MultiprocessCollector
         if self.multiprocess is not None:
-            if any(o.native or o.exemplars for o in options if o is not None):
-                raise ValueError(
-                    "native histograms and exemplars are not recorded in multiprocess mode yet"
-                )
-            instruments: Sequence[Instrument] = self.multiprocess.register(checked)
+            instruments: Sequence[Instrument] = self.multiprocess.register(checked, options)
             with self._lock:
                 # The store's own metrics are exposed once per backend: with its first call.
                 first = not any(
@@ -185,6 +178,8 @@ class PrometheusBackend:
                 checked,
                 instruments=instruments,
                 store_metrics=first,
+                histograms=self.histograms,
+                exemplars=self.exemplars,
             )
         else:
             own = [
@@ -205,16 +200,14 @@ class PrometheusBackend:
         return instruments
 
     def _options(self, spec: MetricSpec) -> StoreOptions | None:
-        """How ``spec``'s series keep a histogram: its own options, else this backend's."""
-        if spec.kind is not Kind.HISTOGRAM:
-            return None
-        kind = spec.histogram or self.histograms
-        wanted = self.exemplars if spec.exemplars is None else spec.exemplars
-        if not wanted:
-            return StoreOptions(kind)
+        """How ``spec``'s series keep a histogram: its own options, else this backend's; with
+        exemplars, the span reader they record with."""
+        options = store_options(spec, self.histograms, self.exemplars)
+        if options is None or not options.exemplars:
+            return options
         if self._span_ids is None:
             self._span_ids = span_reader()
-        return StoreOptions(kind, True, self._span_ids)
+        return options._replace(span_ids=self._span_ids)
 
     def unregister(self, instruments: Sequence[Instrument]) -> None:
         """Remove from the registry the collector of every register call that returned any of

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..spec import Kind, MetricSpec
+from ..spec import HISTOGRAM_KINDS, Kind, MetricSpec
 from .base import SeriesBase, check_label_values
 from .exemplars import Exemplar, ExemplarSlots, SpanIds
 from .native import NativeHistogram
@@ -69,7 +69,9 @@ __all__ = [
     "StoreOptions",
     "StoredSeries",
     "TracedHistogramSeries",
+    "check_histogram_options",
     "new_stamp",
+    "store_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -511,6 +513,27 @@ class StoreOptions(NamedTuple):
     @property
     def native(self) -> bool:
         return self.kind != "classic"
+
+
+def check_histogram_options(histograms: object, exemplars: object) -> None:
+    """``ValueError``/``TypeError`` naming the argument unless ``histograms`` is one of
+    :data:`~inference_metrics.spec.HISTOGRAM_KINDS` and ``exemplars`` a bool."""
+    if not isinstance(histograms, str) or histograms not in HISTOGRAM_KINDS:
+        raise ValueError(f"histograms must be one of {HISTOGRAM_KINDS}, got {histograms!r}")
+    if not isinstance(exemplars, bool):
+        raise TypeError(f"exemplars must be True or False, got {exemplars!r}")
+
+
+def store_options(
+    spec: MetricSpec, histograms: str = "classic", exemplars: bool = False
+) -> StoreOptions | None:
+    """How ``spec``'s series are kept: a histogram's own options (``MetricSpec.histogram``,
+    ``MetricSpec.exemplars``), else ``histograms`` and ``exemplars``; None for a counter or
+    gauge."""
+    if spec.kind is not Kind.HISTOGRAM:
+        return None
+    kind = spec.histogram or histograms
+    return StoreOptions(kind, exemplars if spec.exemplars is None else spec.exemplars)
 
 
 class MetricStore:

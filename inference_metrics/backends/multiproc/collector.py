@@ -35,7 +35,13 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from ...spec import MetricSpec
-from ..store import MetricStore, StoredSeries
+from ..store import (
+    MetricStore,
+    StoredSeries,
+    StoreOptions,
+    check_histogram_options,
+    store_options,
+)
 from ..writer import FamilyWriter, StoreFamily, empty_family
 from .layout import COMPACT_LOCK, STORE_SPECS, check_directory
 from .log import RateLimitedLog
@@ -57,6 +63,12 @@ class MultiprocessCollector(Collector):
     collector per registry may have them. ``directory`` must be readable; a collector that
     cannot write there answers without compacting.
 
+    ``histograms`` and ``exemplars``: how a histogram whose spec does not say is shown, as
+    :class:`~..prometheus.PrometheusBackend` takes them (docs/native-histograms.md): its classic
+    buckets, native buckets or both, with or without the exemplars the processes recorded. A
+    series missing what its metric shows (recorded by processes with other settings) is left
+    out, with a warning at most once a minute per metric.
+
     Safe to use from any number of processes and threads at once, writers or not.
     """
 
@@ -67,7 +79,10 @@ class MultiprocessCollector(Collector):
         *,
         instruments: Sequence[object] = (),
         store_metrics: bool = True,
+        histograms: str = "classic",
+        exemplars: bool = False,
     ) -> None:
+        check_histogram_options(histograms, exemplars)
         self.directory = check_directory(directory, writable=False)
         #: The instruments of the backend register call this collector exposes (none in an
         #: exporter that only reads).
@@ -77,9 +92,14 @@ class MultiprocessCollector(Collector):
             names = {spec.name for spec in specs}
             specs += tuple(spec for spec in STORE_SPECS if spec.name not in names)
         self._specs = specs
+        self._views = {
+            spec.name: options
+            for spec in specs
+            if (options := store_options(spec, histograms, exemplars)) is not None
+        }
         self._decode = KeyDecoder(specs)
         self._reader = DirectoryReader(self.directory)
-        self._mirror = _Mirror(specs)
+        self._mirror = _Mirror(specs, self._views)
         #: Series in the order this collector first showed them.
         self._order: dict[bytes, None] = {}
         self._lock = threading.Lock()
@@ -99,7 +119,16 @@ class MultiprocessCollector(Collector):
         with self._lock:
             merge = self._merge()
             if merge is not None:
-                self._mirror.update(merge.shown(self._order))
+                self._mirror.update(merge.shown(self._order, self._views))
+                for name, why in merge.unshown.items():
+                    self._log.warning(
+                        f"unshown {name}",
+                        "%s: series %s are left out of the merged view (this collector shows "
+                        "%s histograms; give it, or the backend, the processes' settings)",
+                        name,
+                        why,
+                        self._views[name].kind,
+                    )
             families = self._mirror.families()
         yield from families
 
@@ -110,6 +139,7 @@ class MultiprocessCollector(Collector):
         if held is None:
             return None
         fd, exclusive = held
+        unshown: dict[str, str] = {}
         try:
             scan = self._reader.scan()
             if exclusive:
@@ -118,7 +148,7 @@ class MultiprocessCollector(Collector):
                 exited = any(not source.live for source in scan.sources)
                 if scan.archive_readable and (exited or scan.stale):
                     try:
-                        scan = compact(self.directory, scan, self._decode)
+                        scan = compact(self.directory, scan, self._decode, unshown)
                         assert scan.archive is not None
                         for name in scan.archive.absorbed:
                             self._reader.forget(name)
@@ -133,7 +163,7 @@ class MultiprocessCollector(Collector):
                         )
                     else:
                         self._log.forget("compaction")
-            merge = Merge(self._decode)
+            merge = Merge(self._decode, unshown)
             if scan.archive is not None:
                 merge.add(scan.archive)
             for source in scan.sources:
@@ -222,8 +252,8 @@ class _Mirrored(NamedTuple):
 class _Mirror:
     """The merged numbers, loaded into stores of this collector, rendered by :mod:`..writer`."""
 
-    def __init__(self, specs: Sequence[MetricSpec]) -> None:
-        self._stores = {spec.name: MetricStore(spec) for spec in specs}
+    def __init__(self, specs: Sequence[MetricSpec], views: dict[str, StoreOptions]) -> None:
+        self._stores = {spec.name: MetricStore(spec, views.get(spec.name)) for spec in specs}
         self._writers = [FamilyWriter(store) for store in self._stores.values()]
         self._shown: dict[bytes, _Mirrored] = {}
 

@@ -32,6 +32,34 @@ gauge       value, set at (``time.time()`` of the last ``set``; 0.0 while only `
 histogram   one count per bucket (not cumulative), the ``+Inf`` count, sum
 ==========  ===============================================================================
 
+A histogram with native buckets or exemplars (docs/native-histograms.md) has entries of two more
+*roles*, keyed ``["#native", name, label values...]`` and ``["#exemplars", name, label
+values...]`` (``#`` starts no metric name, so a reader of this version's classic keys skips them):
+
+==========  ===============================================================================
+#native     steps (the schema is 3 minus it), ``C`` slots of (code, count) where a code is twice
+            a bucket's key, plus 1 for a negative value's bucket (a slot with count 0 is empty),
+            the zero bucket's count, count, sum: ``2C + 4`` numbers
+#exemplars  one slot per classic bucket (``+Inf`` last; a native-only histogram has one):
+            done, timestamp, value, the span's ids in four 48-bit chunks, begun: 8 numbers each
+==========  ===============================================================================
+
+A native-only histogram has no classic entry: its ``#native`` entry holds its count and sum.
+
+Native buckets are written in place while the entry has a free slot. When it has none, the
+writer appends a new ``#native`` entry for the series (twice the slots, at most
+:data:`~..native.DEFAULT_MAX_BUCKETS`; past that, the resolution halved as client_golang does),
+complete before ``used`` moves past it, and writes only there from then on: **the last
+``#native`` entry of a key in a file is the series'**, earlier ones are history. An all-zero
+entry (what a forked child starts from) is an empty histogram at schema 3. In a ``#native``
+entry the count is after the buckets and is incremented before them, so a reader copying the
+entry in order never sees more in the buckets than in the count.
+
+An exemplar slot is a seqlock a reader can check in its one copy: the writer moves ``begun``
+(the slot's last number) first, then the fields, then ``done`` (its first); a copy in address
+order is whole when ``done == begun > 0``, and is skipped otherwise (one scrape without that
+exemplar).
+
 The field positions below are the only place these orders are written down; writers index their
 doubles with them and readers unpack entries in the same order.
 """
@@ -57,11 +85,14 @@ __all__ = [
     "COUNTER_VALUE",
     "ENTRIES_AT",
     "ENTRY",
+    "EXEMPLARS",
+    "EXEMPLAR_SLOT",
     "GAUGE_SET_AT",
     "GAUGE_TOUCHED",
     "GAUGE_VALUE",
     "LABELS",
     "MAPPING",
+    "NATIVE",
     "PRIVATE_SERIES",
     "PROCESS_FILE_RE",
     "STORE_SPECS",
@@ -73,6 +104,9 @@ __all__ = [
     "archive_bytes",
     "check_directory",
     "encode_key",
+    "exemplar_values",
+    "native_slots",
+    "native_values",
     "pad8",
     "parse_entries",
     "values_per_entry",
@@ -96,6 +130,10 @@ OURS = frozenset((ARCHIVE, ARCHIVE + ".new", LABELS, COMPACT_LOCK))
 # Positions of each kind's numbers in its entry (see the table above).
 COUNTER_VALUE, COUNTER_TOUCHED = 0, 1
 GAUGE_VALUE, GAUGE_SET_AT, GAUGE_TOUCHED = 0, 1, 2
+#: The roles of a histogram's other entries: the first element of their keys.
+NATIVE, EXEMPLARS = "#native", "#exemplars"
+#: Numbers per exemplar slot; within one: done, timestamp, value, four id chunks, begun.
+EXEMPLAR_SLOT = 8
 
 #: The store's own metric, kept in every process file from its creation (so reporting a fault
 #: never needs space the fault took away). Defined as the catalogue defines its specs.
@@ -186,8 +224,27 @@ def values_per_entry(spec: MetricSpec) -> int:
     return len(spec.buckets) + 2
 
 
-def encode_key(name: str, label_values: tuple[str, ...]) -> bytes:
-    return json.dumps([name, *label_values], ensure_ascii=False, separators=(",", ":")).encode()
+def native_values(slots: int) -> int:
+    """How many numbers a ``#native`` entry of ``slots`` slots holds."""
+    return 2 * slots + 4
+
+
+def native_slots(value_count: int) -> int | None:
+    """The slots of a ``#native`` entry of ``value_count`` numbers, or None if none has that."""
+    slots, odd = divmod(value_count - 4, 2)
+    return None if odd or slots < 0 else slots
+
+
+def exemplar_values(slots: int) -> int:
+    """How many numbers an ``#exemplars`` entry of ``slots`` slots holds."""
+    return EXEMPLAR_SLOT * slots
+
+
+def encode_key(name: str, label_values: tuple[str, ...], role: str = "") -> bytes:
+    """An entry's key: ``[name, label values...]``, or ``[role, name, label values...]`` for a
+    histogram's ``#native`` or ``#exemplars`` entry."""
+    parts = [role, name, *label_values] if role else [name, *label_values]
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def pad8(n: int) -> int:

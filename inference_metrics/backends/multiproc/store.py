@@ -35,12 +35,14 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from ...spec import MetricSpec
 from ..base import DEFAULT_MAX_SERIES
+from ..store import StoreOptions
 from .labels import LabelRegistry
 from .layout import (
     COMPACT_LOCK,
@@ -121,6 +123,9 @@ class MultiprocessStore:
         self._timer: threading.Timer | None = None
         self._log = RateLimitedLog(logger)
         self._private = 0
+        #: What series must forget in a forked child, whose values start at zero (a native
+        #: histogram's slots); called there with :attr:`lock` held.
+        self._after_fork: list[Callable[[], None]] = []
         self._new_identity()
         _ensure_lock_file(self.directory)
         with self.lock:
@@ -135,18 +140,37 @@ class MultiprocessStore:
         """This process' file (where it is, or will be once space for it could be reserved)."""
         return self.directory / f"proc-{self._pid}-{self._start}-{self._token.hex()}.db"
 
+    def on_fork(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` in a forked child, with :attr:`lock` held, after every value of this
+        store was set to zero there. The caller holds :attr:`lock`."""
+        self._after_fork.append(forget)
+
     @property
     def private_series(self) -> int:
         """Series held in private memory, waiting for space in the file."""
         return self._private
 
-    def register(self, specs: Sequence[MetricSpec]) -> list[MultiprocessInstrument]:
-        return [MultiprocessInstrument(self, spec) for spec in specs]
+    def register(
+        self,
+        specs: Sequence[MetricSpec],
+        options: Sequence[StoreOptions | None] | None = None,
+    ) -> list[MultiprocessInstrument]:
+        """One instrument per spec; ``options``: how each histogram keeps its series (None:
+        classic buckets, no exemplars)."""
+        if options is None:
+            options = [None] * len(specs)
+        return [
+            MultiprocessInstrument(self, spec, option)
+            for spec, option in zip(specs, options, strict=True)
+        ]
 
-    def allocate(self, key: bytes, count: int) -> tuple[Stretch, int]:
-        """Append an entry for ``key`` with ``count`` zero values: its stretch and the index of
-        its first double there. The caller holds :attr:`lock`."""
-        placed = self._place(key, count)
+    def allocate(
+        self, key: bytes, count: int, initial: Sequence[float] = ()
+    ) -> tuple[Stretch, int]:
+        """Append an entry for ``key`` with ``count`` values, ``initial`` first and zeros after
+        (written before any reader can see the entry): its stretch and the index of its first
+        double there. The caller holds :attr:`lock`."""
+        placed = self._place(key, count, initial)
         if not all(stretch.shared for stretch in self._stretches):
             self._share()  # space may have returned: new label sets go to the file again
         if not placed.stretch.shared:
@@ -178,7 +202,7 @@ class MultiprocessStore:
         self._token = secrets.token_bytes(16)
         self._created = time.time_ns()
 
-    def _place(self, key: bytes, count: int) -> _Placed:
+    def _place(self, key: bytes, count: int, initial: Sequence[float] = ()) -> _Placed:
         size = entry_size(key, count)
         last = self._stretches[-1]
         position = self._used
@@ -194,6 +218,8 @@ class MultiprocessStore:
         last.mm[at : at + ENTRY.size] = ENTRY.pack(size, len(key))
         last.mm[at + ENTRY.size : at + ENTRY.size + len(key)] = key
         placed = _Placed(last, (at + ENTRY.size + pad8(len(key))) // 8, count)
+        if initial:
+            last.d[placed.first : placed.first + len(initial)] = array("d", initial)
         self._entries.append(placed)
         self._used = position + size
         # The entry is complete before "used" moves past it: readers never see half of one.
@@ -303,6 +329,8 @@ class MultiprocessStore:
         for placed in self._entries:
             at = 8 * placed.first
             placed.stretch.mm[at : at + 8 * placed.value_count] = bytes(8 * placed.value_count)
+        for forgetting in self._after_fork:
+            forgetting()
         if self._fd >= 0:
             os.close(self._fd)  # the parent keeps its own descriptor, and its lock
             self._fd = -1
