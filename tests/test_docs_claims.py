@@ -137,6 +137,20 @@ SHIPPED = [
         re.compile(r"pool monitor|PoolMonitor", re.I),
     ),
     Feature(
+        "native histograms and exemplars, in one process or several",
+        lambda: (
+            _has_parameter(PrometheusBackend, "histograms")
+            and _has_parameter(PrometheusBackend, "exemplars")
+            and _has_parameter(
+                __import__(
+                    "inference_metrics.backends.multiproc"
+                ).backends.multiproc.MultiprocessCollector,
+                "histograms",
+            )
+        ),
+        re.compile(r"native histogram|exemplar", re.I),
+    ),
+    Feature(
         "streams complete at their end marker",
         lambda: (
             _importable("inference_metrics.payloads", "SSEUsageParser")
