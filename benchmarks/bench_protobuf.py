@@ -53,8 +53,9 @@ def main() -> None:
         same_data(classic.ours, classic.hand)
         hand_s, hand_body = timed(lambda: generate_latest(classic.hand), classic.touch, args.repeat)
         hand_gz_s, hand_gz_bytes = gzip_time(hand_body, args.repeat)
+        hand_served = hand_s + hand_gz_s  # render, then gzip.compress, each timed on its own
         rows = [
-            ("hand-written `generate_latest`, text", hand_s, hand_body, hand_gz_s, hand_gz_bytes)
+            ("hand-written `generate_latest`, text", hand_s, hand_body, hand_served, hand_gz_bytes)
         ]
         cases: list[tuple[str, str, Representation]] = [
             ("ours, text, classic", "classic", TEXT),
@@ -105,7 +106,7 @@ def main() -> None:
             f"| {name} | {len(body):,} B | **{len(body) / text_bytes:.3f}** | "
             f"{seconds * 1e3:.1f} ms | {seconds / hand_s:.3f} | {gz_bytes:,} B | "
             f"{gz_bytes / text_gz:.3f} | {gz_s * 1e3:.1f} ms | "
-            f"**{gz_s / (hand_s + hand_gz_s):.3f}** |"
+            f"**{gz_s / hand_served:.3f}** |"
         )
     print()
     print("## idle re-scrape of the protobuf page (nothing recorded since)")
