@@ -31,6 +31,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_recorder`` (``--number N`` requests 
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 from collections.abc import Callable
 
@@ -240,13 +241,10 @@ def varied_requests(count: int = 4096, seed: int = 22) -> list[Varied]:
 
 def varied_parity(recorder: Recorder, requests: list[Varied]) -> Callable[[], None]:
     """The six parity calls, each request the next of ``requests`` (round and round)."""
-    position = [0]
-    size = len(requests)
+    next_request = itertools.cycle(requests).__next__
 
     def request() -> None:
-        i = position[0]
-        position[0] = (i + 1) % size
-        received, completed, request_size, response_size, inputs, outputs = requests[i]
+        received, completed, request_size, response_size, inputs, outputs = next_request()
         recorder.record_request_counter(MODEL, TARGET)
         recorder.record_request_size(MODEL, TARGET, request_size)
         recorder.record_request_latency(MODEL, TARGET, received, completed)
@@ -262,13 +260,10 @@ def varied_labels(
 ) -> Callable[[], None]:
     """The hand-written six updates on the same varied requests; ``traced``: the latency with
     the current span's exemplar, read and formatted as an application would."""
-    position = [0]
-    size = len(requests)
+    next_request = itertools.cycle(requests).__next__
 
     def request() -> None:
-        i = position[0]
-        position[0] = (i + 1) % size
-        received, completed, request_size, response_size, inputs, outputs = requests[i]
+        received, completed, request_size, response_size, inputs, outputs = next_request()
         hand.request_total.labels(MODEL, TARGET).inc()
         hand.request_sizes.labels(MODEL, TARGET).observe(request_size)
         if completed > received:

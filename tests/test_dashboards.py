@@ -530,11 +530,20 @@ class SchemaWorld:
     prometheus: PrometheusServer
 
 
-@pytest.fixture(scope="module", params=SCHEMA_DEMOS)
-def world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld]:
-    schema: str = request.param
-    with running_demo(workdir, schema, [schema]) as running:
-        credentials = workdir / f"{schema}-scrape-token"
+@contextlib.contextmanager
+def schema_world(
+    workdir: Path,
+    schema: str,
+    rule_files: Sequence[Path],
+    name: str = "",
+    flags: Sequence[str] = (),
+    features: Sequence[str] = (),
+) -> Iterator[SchemaWorld]:
+    """``demo --schema SCHEMA`` (with ``flags``) scraped every second by a Prometheus of its own
+    (with ``features`` enabled) loading ``rule_files``."""
+    name = name or schema
+    with running_demo(workdir, name, [schema], flags) as running:
+        credentials = workdir / f"{name}-scrape-token"
         credentials.write_text(SCRAPE_TOKEN + "\n")
         job = ScrapeJob(
             PROMETHEUS_JOB,
@@ -542,13 +551,23 @@ def world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld
             scrape_interval="1s",
             bearer_token_file=credentials,
         )
-        rule_files = [MONITORING / schema / "rules.yaml"]
-        if schema in WITH_V15_NAMES:
-            rule_files.append(REFERENCE / ALERTS_V15)
-        server = PrometheusServer([job], workdir / f"prometheus-{schema}", rule_files=rule_files)
+        extra = [f"--enable-feature={','.join(features)}"] if features else []
+        server = PrometheusServer(
+            [job], workdir / f"prometheus-{name}", rule_files=rule_files, extra_args=extra
+        )
         with server:
             server.wait_for_targets(PROMETHEUS_JOB, "up", timeout=15)
             yield SchemaWorld(schema, running, server)
+
+
+@pytest.fixture(scope="module", params=SCHEMA_DEMOS)
+def world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld]:
+    schema: str = request.param
+    rule_files = [MONITORING / schema / "rules.yaml"]
+    if schema in WITH_V15_NAMES:
+        rule_files.append(REFERENCE / ALERTS_V15)
+    with schema_world(workdir, schema, rule_files) as world:
+        yield world
 
 
 def our_queries(schema: str) -> list[PanelQuery]:
@@ -675,26 +694,15 @@ def test_our_rules_evaluate_and_every_one_returns_data(world: SchemaWorld) -> No
 @pytest.fixture(scope="module", params=SCHEMA_DEMOS)
 def native_world(request: pytest.FixtureRequest, workdir: Path) -> Iterator[SchemaWorld]:
     schema: str = request.param
-    name = f"{schema}-native"
-    flags = ["--histograms=native", "--exemplars"]
-    with running_demo(workdir, name, [schema], flags) as running:
-        credentials = workdir / f"{name}-scrape-token"
-        credentials.write_text(SCRAPE_TOKEN + "\n")
-        job = ScrapeJob(
-            PROMETHEUS_JOB,
-            [f"127.0.0.1:{running.port}"],
-            scrape_interval="1s",
-            bearer_token_file=credentials,
-        )
-        server = PrometheusServer(
-            [job],
-            workdir / f"prometheus-{name}",
-            rule_files=[MONITORING / schema / "rules-native.yaml"],
-            extra_args=["--enable-feature=native-histograms,exemplar-storage"],
-        )
-        with server:
-            server.wait_for_targets(PROMETHEUS_JOB, "up", timeout=15)
-            yield SchemaWorld(schema, running, server)
+    with schema_world(
+        workdir,
+        schema,
+        [MONITORING / schema / "rules-native.yaml"],
+        name=f"{schema}-native",
+        flags=["--histograms=native", "--exemplars"],
+        features=["native-histograms", "exemplar-storage"],
+    ) as world:
+        yield world
 
 
 def native_queries(schema: str) -> list[PanelQuery]:

@@ -6,14 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.openmetrics.exposition import generate_latest
@@ -30,21 +27,6 @@ from inference_metrics.backends.exemplars import (
     trace_exemplar,
     unpack_ids,
 )
-
-
-@pytest.fixture(scope="module")
-def sampled() -> Iterator[Tracer]:
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    yield provider.get_tracer("test")
-    provider.shutdown()
-
-
-@pytest.fixture(scope="module")
-def unsampled() -> Iterator[Tracer]:
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    yield provider.get_tracer("test")
-    provider.shutdown()
-
 
 # --- what an exemplar may hold
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import Tracer
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
@@ -35,20 +32,6 @@ SIZES = CATALOG["inference_model_request_sizes"]
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 KEY = ("m", "t")
 VALUES = [0.03, 0.3, 0.31, 2.0, 7.5]
-
-
-@pytest.fixture(scope="module")
-def sampled() -> Iterator[Tracer]:
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    yield provider.get_tracer("test")
-    provider.shutdown()
-
-
-@pytest.fixture(scope="module")
-def unsampled() -> Iterator[Tracer]:
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    yield provider.get_tracer("test")
-    provider.shutdown()
 
 
 def backend_series(spec: MetricSpec = LATENCY, **options: Any) -> tuple[CollectorRegistry, Any]:
