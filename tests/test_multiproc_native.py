@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import generate_latest
@@ -342,3 +344,37 @@ def test_a_native_series_grows_through_a_full_filesystem_without_losing_a_count(
     expected = reference([1.0, *values])
     assert seen["count"] == expected.count
     assert {int(k): v for k, v in seen["buckets"].items()} == expected.positive
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(min_value=-1e15, max_value=1e15, allow_nan=False),
+            st.floats(min_value=1e-12, max_value=1e12).map(lambda v: v * 1.0000001),
+            st.sampled_from([0.0, 1.0, 2.0**-129, 1e-300]),
+        ),
+        max_size=400,
+    )
+)
+def test_a_process_native_entries_hold_what_a_native_histogram_fed_the_same_values_holds(
+    tmp_path_factory: pytest.TempPathFactory, values: list[float]
+) -> None:
+    """Slots filled in place, entries replaced by larger and coarser ones: whatever the values,
+    the merged view is the in-process histogram's."""
+    directory = tmp_path_factory.mktemp("native")
+    spec = catalog.REQUEST_DURATION
+    (instrument,) = PrometheusBackend(
+        CollectorRegistry(), multiprocess_dir=directory, histograms="native"
+    ).register([spec])
+    registry = CollectorRegistry()
+    registry.register(multiproc.MultiprocessCollector(directory, [spec], histograms="native"))
+    series = instrument.bind(("m", "t"))
+    for value in values:
+        series.observe(value)
+    if not values:
+        assert render(registry, PROTOBUF) == b""
+        return
+    expected = NativeHistogram()
+    expected.observe(values)
+    assert_native_equal(decoded(registry), expected)
