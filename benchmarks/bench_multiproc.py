@@ -13,6 +13,12 @@
   ``generate_latest``: warm (lines of unchanged series reused, as in an idle re-scrape) and
   cold (a new collector each scrape: every key decoded and every line formatted again, the cost
   when every series changed).
+* **record by histogram kind and with exemplars**: the six parity calls on ``bench_recorder``'s
+  varied values, with the multiprocess store keeping classic buckets, native buckets
+  (``histograms="native"``, each observation keyed and stored into its ``#native`` entry) or
+  both, and with ``exemplars=True`` inside a sampled OpenTelemetry span (the exemplar slot
+  written per observation), against prometheus_client's multiprocess ``labels()`` on the same
+  values.
 
 Run: ``.venv/bin/python -m benchmarks.bench_multiproc`` (``--number``, ``--rounds``, ``--pairs``,
 ``--workers``).
@@ -44,6 +50,9 @@ from .bench_recorder import (  # noqa: E402
     bound_children_request,
     labels_request,
     record_requests,
+    varied_labels,
+    varied_parity,
+    varied_requests,
 )
 from .common import (  # noqa: E402
     best_per_call,
@@ -194,8 +203,47 @@ def main() -> None:
     title = f"## record in multiprocess mode (best of {args.rounds} rounds x 3 x {args.number})"
     print_per_request(title, best, "prometheus_client multiprocess, `labels()`")
 
-    for directory in (_PROMETHEUS_DIR, record_dir, ours_dir):
+    kinds_dir = tempfile.mkdtemp(prefix="bench-ours-kinds-")
+    record_kinds(hand, kinds_dir, args.rounds, args.number)
+
+    for directory in (_PROMETHEUS_DIR, record_dir, ours_dir, kinds_dir):
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def record_kinds(hand: HandWritten, directory: str, rounds: int, number: int) -> None:
+    """The six parity calls on varied values, by histogram kind and with exemplars."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    requests = varied_requests()
+
+    def parity(**options: object) -> Callable[[], None]:
+        registry = CollectorRegistry()
+        backend = PrometheusBackend(registry, multiprocess_dir=directory, **options)  # type: ignore[arg-type]
+        return varied_parity(Recorder(backend), requests)
+
+    base = "prometheus_client multiprocess, `labels()`, varied values"
+    cases: dict[str, Callable[[], None]] = {
+        base: varied_labels(hand, requests),
+        "`Recorder`, multiprocess, classic": parity(),
+        '`Recorder`, multiprocess, `histograms="native"`': parity(histograms="native"),
+        '`Recorder`, multiprocess, `histograms="both"`': parity(histograms="both"),
+        "`Recorder`, multiprocess, classic, `exemplars=True`, in a sampled span": parity(
+            exemplars=True
+        ),
+        '`Recorder`, multiprocess, `histograms="native", exemplars=True`, in a sampled span': (
+            parity(histograms="native", exemplars=True)
+        ),
+    }
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("bench")
+    with tracer.start_as_current_span("request"):  # no effect on the cases without exemplars
+        best = best_per_call(cases, rounds=rounds, number=number)
+    print()
+    title = (
+        f"## record in multiprocess mode by histogram kind, varied values (best of {rounds} "
+        f"rounds x 3 x {number})"
+    )
+    print_per_request(title, best, base)
 
 
 if __name__ == "__main__":
