@@ -303,3 +303,13 @@ def test_span_ids_packed_into_four_floats_come_back_exactly(trace_id: int, span_
 )  # fmt: skip
 def test_what_is_not_two_packed_ids_unpacks_to_none(chunks: tuple[float, ...]) -> None:
     assert unpack_ids(chunks) is None
+
+
+def test_slots_replaced_hold_exactly_what_they_were_given() -> None:
+    slots = ExemplarSlots(3)
+    slots.offer_span(0, (1, 2), 0.5, 100.0)
+    given = (None, trace_exemplar((3, 4), 1.5, 90.0), None)
+    slots.replace(given)
+    assert tuple(slots.snapshot()) == given
+    with pytest.raises(ValueError, match=r"exemplars must be one per bucket \(3\), got 2"):
+        slots.replace(given[:2])

@@ -19,7 +19,12 @@ from prometheus_client.registry import CollectorRegistry
 
 from inference_metrics import CATALOG, PrometheusBackend, Recorder
 from inference_metrics.backends import store
-from inference_metrics.backends.native import DEFAULT_MAX_BUCKETS, ZERO_THRESHOLD, NativeHistogram
+from inference_metrics.backends.native import (
+    DEFAULT_MAX_BUCKETS,
+    ZERO_THRESHOLD,
+    NativeHistogram,
+    native_only_lines,
+)
 from inference_metrics.backends.store import FOLD_AT, HistogramSeries
 from inference_metrics.exposition import PROTOBUF, TEXT, negotiate, render
 from inference_metrics.spec import MetricSpec
@@ -399,3 +404,12 @@ def test_of_observations_folded_together_a_bucket_shows_the_latest_by_timestamp(
         f"{11:016x}",
     )
     assert (overflow.value, overflow.timestamp) == (2.0, 60.0)
+
+
+def test_a_native_only_series_text_lines_are_native_only_lines() -> None:
+    registry, series = backend_series(histograms="native")
+    for value in VALUES:
+        series.observe(value)
+    page = render(registry, TEXT)
+    lines = native_only_lines(LATENCY.name, series.labels, len(VALUES), series.sum)
+    assert page.endswith(lines)
