@@ -24,7 +24,7 @@ import dataclasses
 from .. import quantities as q
 from ..quantities import Quantity
 from ..spec import Kind, MetricSpec
-from .base import View
+from .base import View, spec_exemplars
 
 __all__ = ["GIE_V15", "LLM_D_ROUTER", "LLM_D_ROUTER_TWINS"]
 
@@ -72,7 +72,16 @@ def _histogram(
     labels: tuple[str, ...],
     buckets: tuple[float, ...],
 ) -> View:
-    return View(quantity, MetricSpec(name, Kind.HISTOGRAM, help, labels, buckets=buckets, unit="s"))
+    spec = MetricSpec(
+        name,
+        Kind.HISTOGRAM,
+        help,
+        labels,
+        buckets=buckets,
+        unit="s",
+        exemplars=spec_exemplars(quantity),
+    )
+    return View(quantity, spec)
 
 
 def _metric(quantity: Quantity, name: str, help: str, labels: tuple[str, ...], unit: str) -> View:
