@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .backends.base import OVERFLOW_LABEL_VALUE
+from .backends.multiproc.layout import STORE_SPECS
 from .catalog import SEED_METRICS
 from .measures import GROUPS
 from .quantities import Quantity
@@ -177,7 +178,8 @@ def render_reference(schema: Schema | None = None) -> str:
             "",
             *_schema_section(each, "###"),
         ]
-    out += ["", *_genai_section(), "", *_quantities_section(), "", "## Label values", ""]
+    out += ["", *_genai_section(), "", *_store_section(), "", *_quantities_section()]
+    out += ["", "## Label values", ""]
     out += [*_LABEL_VALUES, ""]
     return "\n".join(out)
 
@@ -223,6 +225,20 @@ def _quantities_section() -> list[str]:
                 f"{calls} |"
             )
     return out
+
+
+def _store_section() -> list[str]:
+    """The metrics a backend keeps about itself, in every schema."""
+    return [
+        "## The multiprocess store's own",
+        "",
+        "In multiprocess mode (`PrometheusBackend(multiprocess_dir=...)` or",
+        "`serve --multiprocess-dir`), beside the metrics of any schema; each is exposed only once",
+        "what it counts has happened ([multiprocess.md](multiprocess.md): when, and how processes",
+        "merge it).",
+        "",
+        *_table(STORE_SPECS),
+    ]
 
 
 def _genai_section() -> list[str]:

@@ -46,6 +46,7 @@ from .test_multiproc import (
     wait,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 PRIVATE = "inference_metrics_multiprocess_private_series"
 OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 
@@ -273,9 +274,11 @@ def test_a_file_size_limit_is_an_ordinary_fault_too(tmp_path: Path) -> None:
         limited = render(registry, TEXT)
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
         recorder.record_request_counter("after", "after")
+        family = parse_text(limited.decode())[PRIVATE]
         return {
             "limited_private": sample(limited, PRIVATE),
             "freed": total_requests(render(registry, TEXT)),
+            "exposed as": (family.type, family.documentation),
         }
 
     ended, seen = report_from_child(work)
@@ -284,6 +287,11 @@ def test_a_file_size_limit_is_an_ordinary_fault_too(tmp_path: Path) -> None:
     assert seen["limited_private"]
     assert seen["limited_private"] > 0
     assert seen["freed"] == 42
+    # The gauge a fault exposes is in the metrics reference, as exposed.
+    kind, help_text = seen["exposed as"]
+    stability, _, described = help_text.partition("] ")
+    row = f"| {PRIVATE} | {kind.capitalize()} | {described} | none | {stability[1:]} |"
+    assert row in (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines()
 
 
 # --- 2: a tampered directory ---------------------------------------------------------------------
