@@ -53,7 +53,24 @@ from .backends.base import (
 )
 from .calls import FlowControlCalls, LatencyCalls, PoolCalls, RequestCalls, SchedulingCalls
 from .calls import base as _s
-from .calls.base import DEFAULT_FAIRNESS_ID, DEFAULT_PRIORITY, PickerGroups
+from .calls.base import (
+    CACHED_TOKENS,
+    DEFAULT_FAIRNESS_ID,
+    DEFAULT_PRIORITY,
+    ERROR,
+    FAILURE_LATENCY,
+    INPUT_TOKENS,
+    LATENCY,
+    NTPOT,
+    OUTPUT_TOKENS,
+    REQUEST,
+    REQUEST_SIZE,
+    RESPONSE_SIZE,
+    TPOT,
+    TTFT,
+    UNSTREAMED_TTFT,
+    PickerGroups,
+)
 from .measures import GROUPS, Group
 from .quantities import Quantity
 from .rows import SeriesGroup, ValueCap, bindings
@@ -247,8 +264,8 @@ class Recorder(RequestCalls, LatencyCalls, PoolCalls, SchedulingCalls, FlowContr
             row = self._requests_cache[key]
         except (KeyError, TypeError):
             row = self._requests.bind(key)
-        row[_s.REQUEST](1)
-        row[_s.REQUEST_SIZE](request_size)
+        row[REQUEST](1)
+        row[REQUEST_SIZE](request_size)
 
     def record_request_completed(
         self,
@@ -323,33 +340,33 @@ class Recorder(RequestCalls, LatencyCalls, PoolCalls, SchedulingCalls, FlowContr
             row = self._requests.bind(key)
 
         if request_size is not None:
-            row[_s.REQUEST](1)
-            row[_s.REQUEST_SIZE](request_size)
-        row[_s.RESPONSE_SIZE](response_size)
+            row[REQUEST](1)
+            row[REQUEST_SIZE](request_size)
+        row[RESPONSE_SIZE](response_size)
         if input_tokens > 0:
-            row[_s.INPUT_TOKENS](input_tokens)
+            row[INPUT_TOKENS](input_tokens)
         if output_tokens > 0:
-            row[_s.OUTPUT_TOKENS](output_tokens)
+            row[OUTPUT_TOKENS](output_tokens)
         if cached_tokens is not None:
-            row[_s.CACHED_TOKENS](cached_tokens)
+            row[CACHED_TOKENS](cached_tokens)
         if not completed > received:
             return False
         latency = completed - received
-        row[_s.LATENCY](latency)
+        row[LATENCY](latency)
         if output_tokens > 0:
             # A fractional token count near 0 (upstream's are integers) can make the quotient
             # infinite: such a value is not observed by any backend (OpenTelemetry drops it).
             ntpot = latency / output_tokens
             if ntpot <= _MAX:
-                row[_s.NTPOT](ntpot)
+                row[NTPOT](ntpot)
         if not streaming:
-            row[_s.UNSTREAMED_TTFT](latency)
+            row[UNSTREAMED_TTFT](latency)
         elif first_token is not None and received <= first_token <= completed:
-            row[_s.TTFT](first_token - received)
+            row[TTFT](first_token - received)
             if output_tokens > 1:
                 tpot = (completed - first_token) / (output_tokens - 1)
                 if tpot <= _MAX:
-                    row[_s.TPOT](tpot)
+                    row[TPOT](tpot)
         return True
 
     def record_request_failed(
@@ -379,9 +396,9 @@ class Recorder(RequestCalls, LatencyCalls, PoolCalls, SchedulingCalls, FlowContr
         code = error_code or _UNKNOWN_ERROR
         key = (model_name, target_model_name, fairness_id, priority, code, operation)
         row = self._row(self._errors, key)
-        row[_s.ERROR](1)
+        row[ERROR](1)
         if received is not None and completed is not None and completed > received:
-            row[_s.FAILURE_LATENCY](completed - received)
+            row[FAILURE_LATENCY](completed - received)
 
     def record_running_request_started(
         self,

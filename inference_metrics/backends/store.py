@@ -228,11 +228,7 @@ class _PendingSeries(_Series):
     ``observe`` stay two methods, not one shared by assignment: the parameter names are public
     (``add(amount=...)``, ``observe(value=...)``) and a forwarding call would cost every record."""
 
-    __slots__ = ("_append",)
-
-    def __init__(self, labels: Labels) -> None:
-        super().__init__(labels)
-        self._append = self.pending.append
+    __slots__ = ()
 
     def _take(self) -> list[float]:
         """The pending amounts, taken off as a prefix (amounts appended meanwhile stay)."""
@@ -251,8 +247,9 @@ class CounterSeries(_PendingSeries):
         self.value = 0.0
 
     def add(self, amount: float) -> None:
-        self._append(amount)
-        if len(self.pending) >= FOLD_AT:
+        pending = self.pending  # a local: one attribute read fewer than a bound `append` slot
+        pending.append(amount)
+        if len(pending) >= FOLD_AT:
             with self._lock:
                 self._fold()
 
@@ -337,8 +334,9 @@ class HistogramSeries(_PendingSeries):
         self.exemplars = exemplars
 
     def observe(self, value: float) -> None:
-        self._append(value)
-        if len(self.pending) >= FOLD_AT:
+        pending = self.pending  # a local: one attribute read fewer than a bound `append` slot
+        pending.append(value)
+        if len(pending) >= FOLD_AT:
             with self._lock:
                 self._fold()
 
@@ -453,8 +451,9 @@ class TracedHistogramSeries(HistogramSeries):
         ids = self._span_ids()
         if ids is not None:
             self._offer((value, ids, _now()))
-        self._append(value)
-        if len(self.pending) >= FOLD_AT:
+        pending = self.pending  # a local: one attribute read fewer than a bound `append` slot
+        pending.append(value)
+        if len(pending) >= FOLD_AT:
             with self._lock:
                 self._fold()
 
