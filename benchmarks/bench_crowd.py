@@ -84,7 +84,7 @@ def main() -> int:
                 ok, times = measure(port, args.rounds)
             median = f"{times[len(times) // 2] * 1000:.0f} ms" if times else "-"
             worst = f"{times[-1] * 1000:.0f} ms" if times else "-"
-            label = "persistent" if persistent else "issue 14's"
+            label = "persistent" if persistent else "mixed"
             print(f"| {name} | {label} | {ok}/{args.rounds} | {median} | {worst} |", flush=True)
     return 0
 

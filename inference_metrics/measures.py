@@ -346,7 +346,7 @@ EXTRACT_ERROR = Measure(
 
 # --- the picker's internals: scheduling, plugins, flow control, model rewrites ------------------
 # Each is recorded by one of upstream's recording functions of the same name (metrics.go), as a
-# Recorder method by issue 21's rule (docs/schemas.md); durations are seconds.
+# Recorder method named by upstream's Go function (docs/schemas.md); durations are seconds.
 
 SCHEDULER_E2E = Measure(
     "scheduler_e2e",

@@ -1,6 +1,6 @@
 """Two forms of one call: upstream's arguments and this library's original ones.
 
-Three of the Recorder's calls had names before issue 21 that upstream's rule gives to functions
+Three of the Recorder's calls already had the names upstream's naming rule gives to functions
 with other parameters: ``record_input_tokens``, ``record_output_tokens`` and
 ``record_inter_token_latency``. They take upstream's ``(model_name, target_model_name,
 fairness_id, priority, value)`` and still the original ``(model_name, target_model_name, value,
