@@ -284,7 +284,3 @@ class SeriesGroup:
     def size(self) -> int:
         """Distinct exposed label sets bound so far, the overflow row excluded."""
         return len(self._by_exposed)
-
-    @property
-    def overflowed(self) -> bool:
-        return self._overflow is not None

@@ -156,14 +156,6 @@ class View:
         assert None not in sources  # checked when the view was made
         return sources  # type: ignore[return-value]
 
-    def input_names(self, group: Group) -> tuple[str, ...]:
-        """The inputs of ``group``'s key whose values this view exposes."""
-        return tuple(
-            name
-            for name in (self._input(group, label) for label in self.spec.labels)
-            if name in group.inputs and name not in self.constants
-        )
-
     @property
     def role(self) -> object:
         """Deprecated: the :class:`Role` of this view's quantity (use :attr:`quantity`)."""
